@@ -1,0 +1,20 @@
+/* app.h - what every request handler may use, built once by main(). */
+#ifndef REVOKD_APP_H
+#define REVOKD_APP_H
+
+#include <stdatomic.h>
+
+#include "revokd/admin_auth.h"
+#include "revokd/config.h"
+#include "revokd/jwt_verify.h"
+#include "revokd/store.h"
+
+struct app {
+    const struct config *cfg;
+    struct jwt_policy policy;
+    struct store *store;
+    struct admin_keys *admins; /* NULL: admin endpoints refuse every call */
+    atomic_bool shutting_down; /* set on SIGTERM: /readyz turns 503 */
+};
+
+#endif

@@ -1,0 +1,72 @@
+/* jwt_verify.h - decide whether a JWT is genuine and currently valid.
+ *
+ * Structure, signature and every claim are checked here, by us: the token's
+ * own alg is only compared with the key's pinned one. Revocation is not this
+ * module's business (see check.h). */
+#ifndef REVOKD_JWT_VERIFY_H
+#define REVOKD_JWT_VERIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "revokd/jwks.h"
+
+/* Why a token is refused: X(name, description). The names are the API's
+ * "reason" values; the order is fixed, JWT_OK is 0 and the rest are returned
+ * negated. */
+#define JWT_REASON_TABLE(X)                                                                      \
+    X(missing_token, "no bearer token was presented")                                            \
+    X(malformed, "the token is not a well-formed compact JWS")                                   \
+    X(unknown_key, "no configured key matches the token's kid")                                  \
+    X(algorithm_not_allowed, "the token's alg is not the one pinned to its key")                 \
+    X(invalid_signature, "the signature does not verify")                                        \
+    X(invalid_claims, "a required claim is missing or has the wrong type")                       \
+    X(invalid_issuer, "the token's iss is not the configured issuer")                            \
+    X(invalid_audience, "the token's aud does not contain the configured audience")              \
+    X(lifetime_exceeded, "exp - iat exceeds the configured maximum token lifetime")              \
+    X(expired, "the token has expired")                                                          \
+    X(not_yet_valid, "the token is not valid yet (nbf or iat in the future)")                    \
+    X(revoked, "the token has been revoked")
+
+#define JWT_REASON_ENUM(name, text) JWT_##name,
+enum jwt_reason { JWT_OK = 0, JWT_REASON_TABLE(JWT_REASON_ENUM) JWT_REASON_COUNT };
+#undef JWT_REASON_ENUM
+
+const char *jwt_reason_name(int reason);
+const char *jwt_reason_text(int reason);
+
+/* Longest jti, sub, iss or kid accepted, in bytes. */
+#define JWT_STR_MAX 256
+
+struct jwt_policy {
+    const struct jwks *keys;
+    const char *issuer;   /* NULL or "": any */
+    const char *audience; /* NULL or "": any */
+    int64_t leeway;
+    int64_t max_lifetime;
+    size_t max_token_bytes;
+};
+
+struct jwt_claims {
+    char jti[JWT_STR_MAX + 1]; /* the claim, or "sha256:" + digest of the signature */
+    char sub[JWT_STR_MAX + 1];
+    char iss[JWT_STR_MAX + 1];
+    bool has_sub, has_iss, jti_derived;
+    int64_t exp, iat, nbf;
+    bool has_nbf;
+};
+
+/* Checks token (len bytes, no NUL needed) against policy: form, key, alg,
+ * signature, claim types, iss, aud and lifetime. Time is not looked at; call
+ * jwt_check_times() for that. Returns 0 with *out filled, or -reason. */
+int jwt_verify(const struct jwt_policy *policy, const char *token, size_t len,
+               struct jwt_claims *out);
+
+/* Returns 0, -JWT_expired or -JWT_not_yet_valid for the claims at now. */
+int jwt_check_times(const struct jwt_policy *policy, const struct jwt_claims *c, int64_t now);
+
+/* The id of a token without jti: "sha256:" + base64url(SHA-256(signature)). */
+#define JWT_DERIVED_PREFIX "sha256:"
+
+#endif

@@ -1,0 +1,42 @@
+/* reply.h - the shapes of revokd's answers, built in one place so every
+ * error body is {"error", "error_description"} and every token failure
+ * carries the same fields and WWW-Authenticate header. */
+#ifndef REVOKD_REPLY_H
+#define REVOKD_REPLY_H
+
+#include <stddef.h>
+
+#include "revokd/jwt_verify.h"
+#include "revokd/router.h"
+
+/* Sets status and body (takes ownership of body). */
+void reply_json(struct reply *rep, int status, cJSON *body);
+
+/* {"error": code, "error_description": description}. */
+void reply_error(struct reply *rep, int status, const char *code, const char *description);
+
+/* 401 {"active": false, "reason", "error": "invalid_token", "error_description"}
+ * with WWW-Authenticate; jti and sub are added for reason revoked (c may be
+ * NULL). reason is a negative or positive JWT_* value. */
+void reply_token_failure(struct reply *rep, int reason, const struct jwt_claims *c);
+
+/* 503 for a store error code (-STORE_*). */
+void reply_store_error(struct reply *rep, int code);
+
+/* Adds a string field to the request's log line. */
+void reply_log(struct reply *rep, const char *name, const char *value);
+
+/* Parses the body as a JSON object. Returns it (caller frees with
+ * cJSON_Delete) or NULL after replying 400. An empty body gives NULL without
+ * a reply when allow_empty is set. */
+cJSON *reply_parse_body(struct request *req, struct reply *rep, int allow_empty);
+
+/* The token of "Authorization: Bearer <token>" (scheme case-insensitive).
+ * Returns 0 with *token and *len set, or -1 when absent or another scheme. */
+int request_bearer(const struct request *req, const char **token, size_t *len);
+
+/* A string member of obj: 1 when present and a string of 1..max bytes (*out
+ * set), 0 when absent, -1 when present but not such a string. */
+int json_string(const cJSON *obj, const char *name, size_t max, const char **out);
+
+#endif

@@ -1,0 +1,74 @@
+/* router.h - requests and replies as handlers see them, and the route table.
+ *
+ * Handlers never see libmicrohttpd: http_server.c turns a connection into a
+ * struct request, router_dispatch() picks the handler from the one route
+ * table, and the handler fills a struct reply that http_server.c sends. */
+#ifndef REVOKD_ROUTER_H
+#define REVOKD_ROUTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "revokd/app.h"
+
+/* Longest decoded path parameter ({sub}). */
+#define ROUTE_PARAM_MAX 1024
+
+struct request {
+    const char *method;
+    const char *path;          /* as received, percent-encoded, without the query */
+    const char *authorization; /* NULL when absent */
+    const char *content_type;  /* NULL when absent */
+    const char *body;          /* NUL-terminated; body_len excludes the NUL */
+    size_t body_len;
+    /* Raw (percent-encoded) query parameter, or NULL. */
+    const char *(*query)(void *ctx, const char *name);
+    void *query_ctx;
+    char param[ROUTE_PARAM_MAX + 1]; /* decoded {sub} of the matched route */
+    struct app *app;
+    int64_t now; /* unix seconds when the request arrived */
+};
+
+struct reply {
+    int status;
+    cJSON *body;                 /* owned; sent as the JSON body */
+    const char *allow;           /* 405: the Allow header */
+    char www_authenticate[192];  /* 401: the WWW-Authenticate header, or "" */
+    cJSON *log;                  /* owned; extra fields for the request log line */
+};
+
+typedef void (*route_handler)(struct request *req, struct reply *rep);
+
+/* Routes req: 404 for an unknown path, 405 with Allow for a known path and
+ * another method, 415 for a body that is not JSON, else the route's handler.
+ * rep must be zeroed. */
+void router_dispatch(struct request *req, struct reply *rep);
+
+/* Prints "METHOD /path" per route, the table's order. */
+void router_print_routes(FILE *out);
+
+/* Decodes %XX escapes of in (len bytes) into out (size bytes, NUL-terminated).
+ * Refuses bad escapes, %00 and overflow. Returns the length or -1. */
+long url_decode(const char *in, size_t len, char *out, size_t size);
+
+/* The routes' handlers, one file per group. */
+void route_check_get(struct request *req, struct reply *rep);
+void route_check_post(struct request *req, struct reply *rep);
+void route_revoke(struct request *req, struct reply *rep);
+void route_revoke_all(struct request *req, struct reply *rep);
+void route_admin_revoke(struct request *req, struct reply *rep);
+void route_admin_revoke_all(struct request *req, struct reply *rep);
+void route_healthz(struct request *req, struct reply *rep);
+void route_readyz(struct request *req, struct reply *rep);
+
+/* Shared by the holder's and the admin's revoke routes (route_revoke.c).
+ * revoke_jti_and_reply stores jti until exp + leeway (nothing when that is
+ * past) and answers; revoke_all_and_reply moves sub's cutoff to now. */
+void revoke_jti_and_reply(struct request *req, struct reply *rep, const char *iss, const char *jti,
+                          int64_t exp, const char *reason);
+void revoke_all_and_reply(struct request *req, struct reply *rep, const char *iss, const char *sub);
+
+#endif

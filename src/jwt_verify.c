@@ -1,0 +1,273 @@
+/* jwt_verify.c - parse a compact JWS strictly, verify it, check its claims.
+ *
+ * Order matters: the length is capped before anything is decoded, the header
+ * picks a key whose pinned algorithm must match, the signature is verified
+ * before the payload is parsed, and each claim's JSON type is checked here
+ * rather than coerced (libjwt reads a string exp as 0). */
+#include "revokd/jwt_verify.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+#include <openssl/sha.h>
+
+#include "revokd/b64url.h"
+
+/* 9999-12-31T23:59:59Z: any NumericDate beyond is nonsense. */
+#define NUMERICDATE_MAX 253402300799.0
+
+#define JWT_REASON_NAME(name, text) #name,
+#define JWT_REASON_TEXT(name, text) text,
+static const char *const reason_names[] = {"ok", JWT_REASON_TABLE(JWT_REASON_NAME)};
+static const char *const reason_texts[] = {"ok", JWT_REASON_TABLE(JWT_REASON_TEXT)};
+
+const char *jwt_reason_name(int reason)
+{
+    reason = abs(reason);
+    return reason < JWT_REASON_COUNT ? reason_names[reason] : "unknown";
+}
+
+const char *jwt_reason_text(int reason)
+{
+    reason = abs(reason);
+    return reason < JWT_REASON_COUNT ? reason_texts[reason] : "unknown";
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* RFC 7515 4: a JOSE header with duplicate member names must be rejected;
+ * the same goes for claims, since two parsers could pick different ones. */
+static int has_duplicates(const cJSON *obj)
+{
+    int n = cJSON_GetArraySize(obj), dup = 0;
+    const char **names = n > 1 ? malloc((size_t)n * sizeof(*names)) : NULL;
+    const cJSON *item;
+    int i = 0;
+
+    if (n <= 1)
+        return 0;
+    if (names == NULL)
+        return 1;
+    cJSON_ArrayForEach(item, obj) names[i++] = item->string;
+    qsort(names, (size_t)n, sizeof(*names), cmp_names);
+    for (i = 1; i < n && !dup; i++)
+        dup = strcmp(names[i - 1], names[i]) == 0;
+    free(names);
+    return dup;
+}
+
+/* Decodes one segment and parses it as a JSON object. Refuses embedded NULs
+ * (C strings would silently cut a claim short), trailing bytes and duplicate
+ * members. Returns the object (caller frees with cJSON_Delete) or NULL. */
+static cJSON *decode_object(const char *seg, size_t len, unsigned char *buf)
+{
+    long n = b64url_decode(seg, len, buf);
+    const char *end = NULL;
+
+    if (n <= 0)
+        return NULL;
+    buf[n] = '\0';
+    if (strlen((char *)buf) != (size_t)n || strcasestr((char *)buf, "\\u0000") != NULL)
+        return NULL;
+    cJSON *obj = cJSON_ParseWithOpts((char *)buf, &end, 1);
+    if (!cJSON_IsObject(obj) || has_duplicates(obj)) {
+        cJSON_Delete(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+/* 0 when member is absent (*present false), 1 when a valid string was copied,
+ * -1 when present but not a string of 1..JWT_STR_MAX bytes. */
+static int get_string(const cJSON *obj, const char *name, char *out, bool *present)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, name);
+    *present = m != NULL;
+    if (m == NULL)
+        return 0;
+    if (!cJSON_IsString(m))
+        return -1;
+    size_t len = strlen(m->valuestring);
+    if (len == 0 || len > JWT_STR_MAX)
+        return -1;
+    memcpy(out, m->valuestring, len + 1);
+    return 1;
+}
+
+/* Like get_string for a NumericDate: a JSON number within range. RFC 7519
+ * allows fractions; they are truncated, which can only shorten validity for
+ * exp by less than a second and is irrelevant at second resolution. */
+static int get_time(const cJSON *obj, const char *name, int64_t *out, bool *present)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, name);
+    *present = m != NULL;
+    if (m == NULL)
+        return 0;
+    if (!cJSON_IsNumber(m) || !isfinite(m->valuedouble) || m->valuedouble < 0 ||
+        m->valuedouble > NUMERICDATE_MAX)
+        return -1;
+    *out = (int64_t)m->valuedouble;
+    return 1;
+}
+
+static bool typ_ok(const cJSON *typ)
+{
+    static const char *const allowed[] = {"JWT", "application/jwt", "at+jwt", "application/at+jwt"};
+    if (typ == NULL)
+        return true;
+    if (!cJSON_IsString(typ))
+        return false;
+    for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+        if (strcasecmp(typ->valuestring, allowed[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Header to key: alg must be one we know, the key is found by kid, and the
+ * key's pinned algorithm must equal alg. */
+static int pick_key(const struct jwt_policy *p, const cJSON *hdr, const struct jwk **key)
+{
+    const cJSON *alg = cJSON_GetObjectItemCaseSensitive(hdr, "alg");
+    char kid[JWT_STR_MAX + 1];
+    bool has_kid;
+    int a;
+
+    if (!cJSON_IsString(alg) || !typ_ok(cJSON_GetObjectItemCaseSensitive(hdr, "typ")) ||
+        cJSON_GetObjectItemCaseSensitive(hdr, "crit") != NULL ||
+        get_string(hdr, "kid", kid, &has_kid) < 0)
+        return -JWT_malformed;
+    if ((a = jwt_alg_parse(alg->valuestring)) < 0)
+        return -JWT_algorithm_not_allowed; /* "none", "PS256", ... */
+    switch (jwks_select(p->keys, has_kid ? kid : NULL, a, key)) {
+    case 0:
+        return 0;
+    case -JWKS_EALG:
+        return -JWT_algorithm_not_allowed;
+    default:
+        return -JWT_unknown_key;
+    }
+}
+
+static bool audience_ok(const cJSON *aud, const char *want)
+{
+    const cJSON *item;
+
+    if (cJSON_IsString(aud))
+        return strcmp(aud->valuestring, want) == 0;
+    cJSON_ArrayForEach(item, aud) if (cJSON_IsString(item) && strcmp(item->valuestring, want) == 0)
+        return true;
+    return false;
+}
+
+static bool audience_well_typed(const cJSON *aud)
+{
+    const cJSON *item;
+
+    if (aud == NULL || cJSON_IsString(aud))
+        return true;
+    if (!cJSON_IsArray(aud))
+        return false;
+    cJSON_ArrayForEach(item, aud) if (!cJSON_IsString(item)) return false;
+    return true;
+}
+
+static int check_claims(const struct jwt_policy *p, const cJSON *pl, struct jwt_claims *c)
+{
+    const cJSON *aud = cJSON_GetObjectItemCaseSensitive(pl, "aud");
+    bool has_exp, has_iat, has_jti;
+    char jti[JWT_STR_MAX + 1];
+
+    if (get_string(pl, "jti", jti, &has_jti) < 0 || get_string(pl, "sub", c->sub, &c->has_sub) < 0 ||
+        get_string(pl, "iss", c->iss, &c->has_iss) < 0 || get_time(pl, "exp", &c->exp, &has_exp) < 0 ||
+        get_time(pl, "iat", &c->iat, &has_iat) < 0 || get_time(pl, "nbf", &c->nbf, &c->has_nbf) < 0 ||
+        !has_exp || !has_iat || c->exp < c->iat || !audience_well_typed(aud))
+        return -JWT_invalid_claims;
+    if (has_jti) {
+        memcpy(c->jti, jti, sizeof(jti));
+        c->jti_derived = false;
+    }
+    if (p->issuer != NULL && p->issuer[0] != '\0' &&
+        (!c->has_iss || strcmp(c->iss, p->issuer) != 0))
+        return -JWT_invalid_issuer;
+    if (p->audience != NULL && p->audience[0] != '\0' && !audience_ok(aud, p->audience))
+        return -JWT_invalid_audience;
+    /* A revoke-all record lives max_lifetime + leeway; a longer-lived token
+     * would outlive it and come back to life, so it is refused outright. */
+    if (c->exp - c->iat > p->max_lifetime)
+        return -JWT_lifetime_exceeded;
+    return 0;
+}
+
+int jwt_verify(const struct jwt_policy *p, const char *token, size_t len, struct jwt_claims *out)
+{
+    const char *dot1, *dot2;
+    unsigned char *buf = NULL, digest[SHA256_DIGEST_LENGTH];
+    cJSON *hdr = NULL, *payload = NULL;
+    const struct jwk *key = NULL;
+    long siglen;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (len == 0)
+        return -JWT_missing_token;
+    /* Bound everything that follows before decoding a byte. */
+    if (len > p->max_token_bytes)
+        return -JWT_malformed;
+    dot1 = memchr(token, '.', len);
+    dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
+    if (dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) != NULL ||
+        dot1 == token || dot2 == dot1 + 1 || dot2 + 1 == token + len)
+        return -JWT_malformed;
+
+    buf = malloc(len + 1); /* any segment decodes to fewer bytes than the token */
+    if (buf == NULL)
+        return -JWT_malformed;
+
+    rc = -JWT_malformed;
+    if ((hdr = decode_object(token, (size_t)(dot1 - token), buf)) == NULL)
+        goto out;
+    if ((rc = pick_key(p, hdr, &key)) < 0)
+        goto out;
+
+    rc = -JWT_malformed;
+    siglen = b64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - token), buf);
+    if (siglen <= 0)
+        goto out;
+    rc = -JWT_invalid_signature;
+    if (jwk_verify(key, (const unsigned char *)token, (size_t)(dot2 - token), buf,
+                   (size_t)siglen) < 0)
+        goto out;
+    /* Some providers omit jti: the signature then names the token. It is
+     * decoded strictly, so one token has exactly one such id. */
+    SHA256(buf, (size_t)siglen, digest);
+    memcpy(out->jti, JWT_DERIVED_PREFIX, sizeof(JWT_DERIVED_PREFIX) - 1);
+    b64url_encode(digest, sizeof(digest), out->jti + sizeof(JWT_DERIVED_PREFIX) - 1);
+    out->jti_derived = true;
+
+    rc = -JWT_malformed;
+    if ((payload = decode_object(dot1 + 1, (size_t)(dot2 - dot1 - 1), buf)) == NULL)
+        goto out;
+    rc = check_claims(p, payload, out);
+
+out:
+    cJSON_Delete(hdr);
+    cJSON_Delete(payload);
+    free(buf);
+    return rc;
+}
+
+int jwt_check_times(const struct jwt_policy *p, const struct jwt_claims *c, int64_t now)
+{
+    /* RFC 7519: reject at or after exp; leeway absorbs clock skew. */
+    if (now >= c->exp + p->leeway)
+        return -JWT_expired;
+    if ((c->has_nbf && c->nbf > now + p->leeway) || c->iat > now + p->leeway)
+        return -JWT_not_yet_valid;
+    return 0;
+}

@@ -1,0 +1,99 @@
+/* route_admin.c - the admin API: revoke a jti without the token, and revoke
+ * every token of a subject ("log out from all devices"). Both need an admin
+ * key; with none configured they refuse every call. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "revokd/reply.h"
+
+/* Returns 0 when the caller holds an admin key, else replies and returns -1. */
+static int authorize(struct request *req, struct reply *rep)
+{
+    const char *key;
+    size_t len;
+
+    if (req->app->admins == NULL) {
+        reply_error(rep, 403, "admin_disabled", "no admin keys are configured (REVOKD_ADMIN_KEYS_FILE)");
+        return -1;
+    }
+    if (request_bearer(req, &key, &len) < 0 || !admin_keys_check(req->app->admins, key, len)) {
+        reply_error(rep, 401, "unauthorized", "a valid admin key is required (Authorization: Bearer)");
+        snprintf(rep->www_authenticate, sizeof(rep->www_authenticate), "Bearer realm=\"revokd-admin\"");
+        return -1;
+    }
+    return 0;
+}
+
+/* The namespace to act in: the body's "iss", else the configured issuer.
+ * Returns NULL after replying 400 when "iss" is not a valid string. */
+static const char *namespace_of(struct request *req, struct reply *rep, const cJSON *body)
+{
+    const char *iss = req->app->cfg->issuer;
+    if (body != NULL && json_string(body, "iss", JWT_STR_MAX, &iss) < 0) {
+        reply_error(rep, 400, "invalid_request", "iss must be a string of 1 to 256 bytes");
+        return NULL;
+    }
+    return iss;
+}
+
+void route_admin_revoke(struct request *req, struct reply *rep)
+{
+    const char *jti = NULL, *reason = NULL, *iss;
+    const struct jwt_policy *p = &req->app->policy;
+    cJSON *body;
+
+    if (authorize(req, rep) < 0 || (body = reply_parse_body(req, rep, 0)) == NULL)
+        return;
+    const cJSON *exp = cJSON_GetObjectItemCaseSensitive(body, "exp");
+    if ((iss = namespace_of(req, rep, body)) == NULL)
+        goto out;
+    if (json_string(body, "jti", JWT_STR_MAX, &jti) != 1 ||
+        json_string(body, "reason", JWT_STR_MAX, &reason) < 0) {
+        reply_error(rep, 400, "invalid_request",
+                    "jti (and reason, if given) must be strings of 1 to 256 bytes");
+        goto out;
+    }
+    if (!cJSON_IsNumber(exp) || exp->valuedouble != floor(exp->valuedouble) || exp->valuedouble < 0) {
+        reply_error(rep, 400, "invalid_request", "exp must be the token's expiry, unix seconds");
+        goto out;
+    }
+    /* No token lives longer than max_lifetime, so a later exp is a mistake,
+     * and accepting it would let one call pin a record for years. */
+    if (exp->valuedouble > (double)(req->now + p->max_lifetime + p->leeway)) {
+        reply_error(rep, 400, "invalid_request", "exp is beyond now + REVOKD_MAX_TOKEN_LIFETIME");
+        goto out;
+    }
+    if (reason != NULL)
+        reply_log(rep, "revoke_reason", reason);
+    revoke_jti_and_reply(req, rep, iss, jti, (int64_t)exp->valuedouble, reason);
+out:
+    cJSON_Delete(body);
+}
+
+void route_admin_revoke_all(struct request *req, struct reply *rep)
+{
+    const char *reason = NULL, *iss;
+    cJSON *body = NULL;
+
+    if (authorize(req, rep) < 0)
+        return;
+    if (req->body_len > 0 && (body = reply_parse_body(req, rep, 1)) == NULL)
+        return;
+    if ((iss = namespace_of(req, rep, body)) == NULL)
+        goto out;
+    if (body != NULL && json_string(body, "reason", JWT_STR_MAX, &reason) < 0) {
+        reply_error(rep, 400, "invalid_request", "reason must be a string of 1 to 256 bytes");
+        goto out;
+    }
+    if (strlen(req->param) > JWT_STR_MAX) {
+        reply_error(rep, 400, "invalid_request", "the subject is longer than 256 bytes");
+        goto out;
+    }
+    if (reason != NULL)
+        reply_log(rep, "revoke_reason", reason);
+    revoke_all_and_reply(req, rep, iss, req->param);
+out:
+    cJSON_Delete(body);
+}
+

@@ -1,0 +1,139 @@
+/* route_check.c - GET/POST /v1/check: is this token (or this jti/subject)
+ * revoked? The forward-auth endpoint of gateways: 200 lets the request
+ * through, 401 refuses it, 503 means the answer is unknown. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "revokd/check.h"
+#include "revokd/reply.h"
+
+static void reply_active(struct reply *rep, const struct jwt_claims *c)
+{
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddTrueToObject(body, "active");
+    cJSON_AddStringToObject(body, "jti", c->jti);
+    if (c->has_sub)
+        cJSON_AddStringToObject(body, "sub", c->sub);
+    if (c->has_iss)
+        cJSON_AddStringToObject(body, "iss", c->iss);
+    cJSON_AddNumberToObject(body, "exp", (double)c->exp);
+    cJSON_AddNumberToObject(body, "iat", (double)c->iat);
+    reply_json(rep, 200, body);
+}
+
+static void check_and_reply(struct request *req, struct reply *rep, const char *token, size_t len)
+{
+    struct jwt_claims c;
+    int rc = check_token(req->app, token, len, req->now, &c);
+
+    if (c.jti[0] != '\0')
+        reply_log(rep, "jti", c.jti);
+    if (c.has_sub)
+        reply_log(rep, "sub", c.sub);
+    if (rc == 0)
+        reply_active(rep, &c);
+    else if (rc == -CHECK_ESTORE)
+        reply_store_error(rep, -STORE_EUNAVAILABLE);
+    else
+        reply_token_failure(rep, rc, &c);
+}
+
+/* One lookup-mode parameter, percent-decoded, 1..JWT_STR_MAX bytes.
+ * Returns 1 when present (out filled), 0 when absent, -1 when invalid. */
+static int query_param(struct request *req, const char *name, char *out)
+{
+    const char *raw = req->query(req->query_ctx, name);
+    if (raw == NULL)
+        return 0;
+    return url_decode(raw, strlen(raw), out, JWT_STR_MAX + 1) > 0 ? 1 : -1;
+}
+
+/* GET /v1/check?jti=&sub=&iat=&iss=: for gateways that verified the JWT
+ * themselves and only ask about revocation. */
+static void check_lookup(struct request *req, struct reply *rep)
+{
+    struct jwt_claims c = {0};
+    char iat[24];
+    int has_jti = query_param(req, "jti", c.jti), has_sub = query_param(req, "sub", c.sub);
+    int has_iat = query_param(req, "iat", iat), has_iss = query_param(req, "iss", c.iss);
+    bool revoked = false;
+
+    if (has_jti < 0 || has_sub < 0 || has_iat < 0 || has_iss < 0) {
+        reply_error(rep, 400, "invalid_request",
+                    "jti, sub, iat and iss must be 1 to 256 bytes, validly percent-encoded");
+        return;
+    }
+    if (has_sub && !has_iat) {
+        reply_error(rep, 400, "invalid_request", "iat is required with sub");
+        return;
+    }
+    if (has_iat) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(iat, &end, 10);
+        if (errno != 0 || *end != '\0' || end == iat || v < 0) {
+            reply_error(rep, 400, "invalid_request", "iat must be a non-negative integer");
+            return;
+        }
+        c.iat = v;
+    }
+    if (!has_iss)
+        snprintf(c.iss, sizeof(c.iss), "%s", req->app->cfg->issuer);
+    c.has_sub = has_sub;
+    if (has_jti)
+        reply_log(rep, "jti", c.jti);
+    if (has_sub)
+        reply_log(rep, "sub", c.sub);
+
+    /* Without a jti, the jti record looked up is one no token can have:
+     * "" is not a valid jti claim. */
+    if (store_is_revoked(req->app->store, c.iss, c.jti, has_sub ? c.sub : NULL, c.iat, &revoked) <
+        0) {
+        reply_store_error(rep, -STORE_EUNAVAILABLE);
+        return;
+    }
+    if (revoked) {
+        reply_token_failure(rep, -JWT_revoked, &c);
+        return;
+    }
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddTrueToObject(body, "active");
+    if (has_jti)
+        cJSON_AddStringToObject(body, "jti", c.jti);
+    if (has_sub)
+        cJSON_AddStringToObject(body, "sub", c.sub);
+    reply_json(rep, 200, body);
+}
+
+void route_check_get(struct request *req, struct reply *rep)
+{
+    const char *token;
+    size_t len;
+
+    if (req->query(req->query_ctx, "jti") != NULL || req->query(req->query_ctx, "sub") != NULL) {
+        check_lookup(req, rep);
+        return;
+    }
+    if (request_bearer(req, &token, &len) < 0) {
+        reply_token_failure(rep, -JWT_missing_token, NULL);
+        return;
+    }
+    check_and_reply(req, rep, token, len);
+}
+
+void route_check_post(struct request *req, struct reply *rep)
+{
+    const char *token = NULL;
+    cJSON *body = reply_parse_body(req, rep, 0);
+
+    if (body == NULL)
+        return;
+    /* The token's own bound (max_token_bytes) applies inside jwt_verify;
+     * here anything up to the body limit is accepted as a string. */
+    if (json_string(body, "token", req->app->cfg->max_body_bytes, &token) != 1)
+        reply_error(rep, 400, "invalid_request", "the body needs a \"token\" string");
+    else
+        check_and_reply(req, rep, token, strlen(token));
+    cJSON_Delete(body);
+}

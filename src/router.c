@@ -1,0 +1,129 @@
+/* router.c - the route table, the one list of revokd's endpoints. A test
+ * holds it against openapi.yaml (revokd --routes). */
+#include "revokd/router.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "revokd/reply.h"
+
+struct route {
+    const char *method;
+    const char *path; /* one "{...}" segment at most */
+    route_handler handler;
+    const char *allow; /* every method on this path, for 405 */
+};
+
+static const struct route routes[] = {
+    {"GET", "/v1/check", route_check_get, "GET, POST"},
+    {"POST", "/v1/check", route_check_post, "GET, POST"},
+    {"POST", "/v1/revoke", route_revoke, "POST"},
+    {"POST", "/v1/revoke-all", route_revoke_all, "POST"},
+    {"POST", "/v1/admin/revoke", route_admin_revoke, "POST"},
+    {"POST", "/v1/admin/subjects/{sub}/revoke-all", route_admin_revoke_all, "POST"},
+    {"GET", "/healthz", route_healthz, "GET"},
+    {"GET", "/readyz", route_readyz, "GET"},
+};
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+long url_decode(const char *in, size_t len, char *out, size_t size)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        if (c == '%') {
+            int h = i + 2 < len ? hexval(in[i + 1]) : -1;
+            int l = i + 2 < len ? hexval(in[i + 2]) : -1;
+            if (h < 0 || l < 0 || (h == 0 && l == 0))
+                return -1;
+            c = (char)(h << 4 | l);
+            i += 2;
+        }
+        if (o + 1 >= size)
+            return -1;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return (long)o;
+}
+
+/* Matches path against pattern; a "{...}" segment matches one non-empty
+ * segment, decoded into param. Returns 1 on a match, 0 otherwise, -1 when
+ * the segment matched but does not decode. */
+static int match(const char *pattern, const char *path, char *param, size_t size)
+{
+    const char *open = strchr(pattern, '{');
+
+    if (open == NULL)
+        return strcmp(pattern, path) == 0;
+    size_t head = (size_t)(open - pattern);
+    const char *tail = strchr(open, '}') + 1;
+    size_t pathlen = strlen(path), taillen = strlen(tail);
+
+    if (pathlen <= head + taillen || strncmp(pattern, path, head) != 0 ||
+        strcmp(path + pathlen - taillen, tail) != 0)
+        return 0;
+    const char *seg = path + head;
+    size_t seglen = pathlen - head - taillen;
+    if (memchr(seg, '/', seglen) != NULL)
+        return 0;
+    return url_decode(seg, seglen, param, size) > 0 ? 1 : -1;
+}
+
+/* A body is JSON when Content-Type is application/json, parameters allowed. */
+static int is_json(const char *type)
+{
+    size_t n = strlen("application/json");
+    return type != NULL && strncasecmp(type, "application/json", n) == 0 &&
+           (type[n] == '\0' || type[n] == ';' || type[n] == ' ');
+}
+
+void router_dispatch(struct request *req, struct reply *rep)
+{
+    const char *allow = NULL;
+
+    for (size_t i = 0; i < NROUTES; i++) {
+        int rc = match(routes[i].path, req->path, req->param, sizeof(req->param));
+        if (rc == 0)
+            continue;
+        if (rc < 0) {
+            reply_error(rep, 400, "invalid_request", "the path segment is not valid percent-encoding");
+            return;
+        }
+        if (strcmp(routes[i].method, req->method) != 0) {
+            allow = routes[i].allow; /* the path is known; maybe another method matches */
+            continue;
+        }
+        if (req->body_len > 0 && !is_json(req->content_type)) {
+            reply_error(rep, 415, "unsupported_media_type",
+                        "request bodies must be application/json");
+            return;
+        }
+        routes[i].handler(req, rep);
+        return;
+    }
+    if (allow != NULL) {
+        rep->allow = allow;
+        reply_error(rep, 405, "method_not_allowed", "this path does not take that method");
+    } else {
+        reply_error(rep, 404, "not_found", "no such endpoint");
+    }
+}
+
+void router_print_routes(FILE *out)
+{
+    for (size_t i = 0; i < NROUTES; i++)
+        fprintf(out, "%s %s\n", routes[i].method, routes[i].path);
+}

@@ -1,0 +1,209 @@
+"""Admin endpoints: key authentication (401 / 403 admin_disabled), POST /v1/admin/revoke and
+POST /v1/admin/subjects/{sub}/revoke-all with what they leave in Redis."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import key_name, now, revokd_key_name  # noqa: E402
+
+ISS = "https://issuer.admin.test"
+KEY1 = "admin-key-one-0123456789abcdef"
+KEY2 = "second-admin-key-ABCDEFGHIJKL"
+LEEWAY = harness.DEFAULT_LEEWAY
+MAX_LIFETIME = harness.DEFAULT_MAX_LIFETIME
+
+
+class AdminAuthTest(harness.RevokdTestCase):
+    revokd_env = {"REVOKD_ISSUER": ISS}
+    admin_keys = (KEY1, KEY2)
+
+    def assertUnauthorized(self, resp):
+        self.assertError(resp, 401, "unauthorized")
+        self.assertEqual(resp.header("WWW-Authenticate"), 'Bearer realm="revokd-admin"')
+
+    def calls(self, headers):
+        body = {"jti": "auth-jti", "exp": now() + 600}
+        return {
+            "revoke": lambda: self.revokd.request("POST", "/v1/admin/revoke", body, headers),
+            "revoke-all": lambda: self.revokd.request("POST", "/v1/admin/subjects/alice/revoke-all",
+                                                      None, headers),
+        }
+
+    def test_no_key(self):
+        for name, call in self.calls({}).items():
+            with self.subTest(endpoint=name):
+                self.assertUnauthorized(call())
+        self.assertEqual(self.redis.keys(), [])
+
+    def test_wrong_keys(self):
+        token = self.mint(sub="alice", iss=ISS)
+        wrong = [f"Bearer {KEY1[:-1]}", f"Bearer {KEY1}x", f"Bearer x{KEY1}", f"Bearer {KEY1.upper()}",
+                 f"Basic {KEY1}", KEY1, f"Bearer {token}", "Bearer", "Bearer ",
+                 "Bearer # admin keys for the integration tests", f"Bearer {KEY1} {KEY2}",
+                 f"Bearer {KEY1}\t"]
+        for value in wrong:
+            for name, call in self.calls({"Authorization": value}).items():
+                with self.subTest(endpoint=name, authorization=value[:30]):
+                    self.assertUnauthorized(call())
+        self.assertEqual(self.redis.keys(), [])
+
+    def test_each_configured_key_works(self):
+        for key in (KEY1, KEY2):
+            with self.subTest(key=key[:6]):
+                resp = self.revokd.admin_revoke(key, {"jti": f"by-{key[:6]}", "exp": now() + 600})
+                self.assertJsonResponse(resp, 200)
+                self.assertTrue(self.redis.exists(key_name("jti", ISS, f"by-{key[:6]}")))
+
+    def test_admin_disabled_without_keys(self):
+        daemon = self.start_revokd({"REVOKD_ISSUER": ISS})
+        for headers in ({}, {"Authorization": f"Bearer {KEY1}"}, {"Authorization": "Bearer whatever"}):
+            with self.subTest(headers=headers):
+                resp = daemon.request("POST", "/v1/admin/revoke", {"jti": "x", "exp": now() + 60}, headers)
+                self.assertError(resp, 403, "admin_disabled")
+                resp = daemon.request("POST", "/v1/admin/subjects/alice/revoke-all", None, headers)
+                self.assertError(resp, 403, "admin_disabled")
+        self.assertEqual(self.redis.keys(), [])
+
+
+class AdminRevokeTest(harness.RevokdTestCase):
+    revokd_env = {"REVOKD_ISSUER": ISS}
+    admin_keys = (KEY1,)
+
+    def revoke(self, body):
+        return self.revokd.admin_revoke(KEY1, body)
+
+    def test_revoke_jti(self):
+        exp = now() + 900
+        body = self.assertJsonResponse(self.revoke({"jti": "admin-jti-1", "exp": exp}), 200)
+        self.assertEqual(body, {"revoked": True, "jti": "admin-jti-1", "expires_at": exp + LEEWAY,
+                                "expired": False})
+        key = key_name("jti", ISS, "admin-jti-1")
+        self.assertEqual(key, revokd_key_name("jti", ISS, "admin-jti-1"))
+        self.assertEqual(self.redis.keys(), [key])
+        self.assertEqual(self.redis.get(key), "1")
+        self.assertEqual(self.redis.expiretime(key), exp + LEEWAY)
+
+        token = self.mint(sub="alice", iss=ISS, jti="admin-jti-1")
+        failure = self.assertTokenFailure(self.revokd.check(token), "revoked")
+        self.assertEqual(failure.get("jti"), "admin-jti-1")
+        self.assertEqual(failure.get("sub"), "alice")
+        other = self.mint(sub="alice", iss=ISS, jti="admin-jti-2")
+        self.assertActive(self.revokd.check(other), other)
+
+    def test_revoke_with_reason_stores_reason(self):
+        exp = now() + 600
+        resp = self.revoke({"jti": "admin-jti-reason", "exp": exp, "reason": "key compromised"})
+        self.assertJsonResponse(resp, 200)
+        key = key_name("jti", ISS, "admin-jti-reason")
+        self.assertEqual(self.redis.get(key), "key compromised")
+        self.assertEqual(self.redis.expiretime(key), exp + LEEWAY)
+
+    def test_revoke_in_other_issuer_namespace(self):
+        exp = now() + 600
+        self.assertJsonResponse(self.revoke({"jti": "ns-jti", "exp": exp, "iss": "https://other.test"}), 200)
+        key = key_name("jti", "https://other.test", "ns-jti")
+        self.assertEqual(self.redis.keys(), [key])
+        token = self.mint(sub="bob", iss=ISS, jti="ns-jti")
+        self.assertActive(self.revokd.check(token), token)
+
+    def test_revoke_is_idempotent(self):
+        exp = now() + 600
+        first = self.assertJsonResponse(self.revoke({"jti": "twice", "exp": exp}), 200)
+        second = self.assertJsonResponse(self.revoke({"jti": "twice", "exp": exp}), 200)
+        self.assertEqual(first, second)
+        self.assertEqual(self.redis.expiretime(key_name("jti", ISS, "twice")), exp + LEEWAY)
+
+    def test_revoke_past_exp_stores_nothing(self):
+        exp = now() - 100
+        body = self.assertJsonResponse(self.revoke({"jti": "old-jti", "exp": exp}), 200)
+        self.assertEqual(body, {"revoked": True, "jti": "old-jti", "expires_at": exp + LEEWAY, "expired": True})
+        self.assertEqual(self.redis.keys(), [])
+
+    def test_exp_bound(self):
+        t = now()
+        ok = self.assertJsonResponse(self.revoke({"jti": "far", "exp": t + MAX_LIFETIME + LEEWAY}), 200)
+        self.assertIs(ok["expired"], False)
+        resp = self.revoke({"jti": "too-far", "exp": now() + MAX_LIFETIME + LEEWAY + 120})
+        self.assertError(resp, 400, "invalid_request")
+        self.assertFalse(self.redis.exists(key_name("jti", ISS, "too-far")))
+
+    def test_bad_bodies(self):
+        t = now()
+        bodies = [
+            {}, {"exp": t + 60}, {"jti": "a"}, {"jti": 5, "exp": t + 60}, {"jti": "", "exp": t + 60},
+            {"jti": "j" * 257, "exp": t + 60}, {"jti": None, "exp": t + 60},
+            {"jti": "a", "exp": str(t + 60)}, {"jti": "a", "exp": None}, {"jti": "a", "exp": True},
+            {"jti": "a", "exp": t + 60.5}, {"jti": "a", "exp": t + 60, "reason": "r" * 257},
+            {"jti": "a", "exp": t + 60, "reason": 5}, {"jti": "a", "exp": t + 60, "iss": 5},
+            [], "jti", 5,
+        ]
+        for body in bodies:
+            with self.subTest(body=str(body)[:60]):
+                self.assertError(self.revoke(body), 400, "invalid_request")
+        self.assertError(self.revokd.request("POST", "/v1/admin/revoke", b"{",
+                                             {"Content-Type": "application/json",
+                                              "Authorization": f"Bearer {KEY1}"}), 400, "invalid_request")
+        self.assertError(self.revokd.request("POST", "/v1/admin/revoke", b'{"jti":"a","exp":1}',
+                                             {"Content-Type": "text/plain",
+                                              "Authorization": f"Bearer {KEY1}"}), 415, "unsupported_media_type")
+        self.assertEqual(self.redis.keys(), [])
+
+    def test_reason_at_limit(self):
+        exp = now() + 600
+        self.assertJsonResponse(self.revoke({"jti": "long-reason", "exp": exp, "reason": "r" * 256}), 200)
+        self.assertEqual(self.redis.get(key_name("jti", ISS, "long-reason")), "r" * 256)
+
+
+class AdminRevokeAllTest(harness.RevokdTestCase):
+    revokd_env = {"REVOKD_ISSUER": ISS}
+    admin_keys = (KEY1,)
+
+    def revoke_all(self, segment, body=None):
+        return self.revokd.admin_revoke_all(KEY1, segment, body, quoted=True)
+
+    def test_percent_decoded_subject(self):
+        for segment, sub in (("user%2F1", "user/1"), ("%C3%A9t%C3%A9", "\u00e9t\u00e9"),
+                             ("a%20b", "a b"), ("plain", "plain"), ("a%25b", "a%b")):
+            with self.subTest(segment=segment):
+                t0 = now()
+                body = self.assertJsonResponse(self.revoke_all(segment), 200)
+                self.assertEqual(body["sub"], sub)
+                self.assertGreaterEqual(body["cutoff"], t0)
+                key = key_name("sub", ISS, sub)
+                self.assertEqual(key, revokd_key_name("sub", ISS, sub))
+                self.assertEqual(self.redis.get(key), str(body["cutoff"]))
+                self.assertEqual(body["expires_at"] - body["cutoff"], MAX_LIFETIME + LEEWAY)
+                ttl = self.redis.ttl(key)
+                self.assertTrue(MAX_LIFETIME + LEEWAY - 10 < ttl <= MAX_LIFETIME + LEEWAY, ttl)
+
+        token = self.mint(sub="user/1", iss=ISS, iat=now() - 5)
+        self.assertTokenFailure(self.revokd.check(token), "revoked")
+
+    def test_body_with_iss_and_reason(self):
+        body = self.assertJsonResponse(self.revoke_all("alice", {"iss": "https://other.test",
+                                                                 "reason": "left company"}), 200)
+        key = key_name("sub", "https://other.test", "alice")
+        self.assertEqual(self.redis.keys(), [key])
+        self.assertEqual(self.redis.get(key), str(body["cutoff"]))
+
+    def test_bad_bodies(self):
+        for body in ({"iss": 5}, {"reason": "r" * 257}, {"reason": 5}, [], b"{"):
+            with self.subTest(body=str(body)[:40]):
+                if isinstance(body, bytes):
+                    resp = self.revokd.request("POST", "/v1/admin/subjects/alice/revoke-all", body,
+                                               {"Content-Type": "application/json",
+                                                "Authorization": f"Bearer {KEY1}"})
+                else:
+                    resp = self.revoke_all("alice", body)
+                self.assertError(resp, 400, "invalid_request")
+        self.assertEqual(self.redis.keys(), [])
+
+    def test_over_long_subject(self):
+        self.assertJsonResponse(self.revoke_all("s" * 256), 200)
+        self.assertError(self.revoke_all("s" * 257), 400, "invalid_request")
+
+
+if __name__ == "__main__":
+    harness.main()

@@ -1,0 +1,158 @@
+"""Generic HTTP behaviour: 404, 405 with Allow, 413, 415, 400 on malformed JSON, JSON content
+type and X-Request-Id on every response."""
+
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+ADMIN_KEY = "admin-key-http-errors-0123456789"
+MAX_BODY = 16384
+JSON = {"Content-Type": "application/json"}
+
+
+class HttpErrorsTest(harness.RevokdTestCase):
+    admin_keys = (ADMIN_KEY,)
+
+    def test_unknown_paths(self):
+        for method, path in (("GET", "/"), ("GET", "/nope"), ("GET", "/v1/checks"), ("GET", "/v1"),
+                             ("POST", "/v1/revoke/extra"), ("GET", "/v2/check"),
+                             ("POST", "/v1/admin/subjects/alice/revoke"), ("GET", "/healthz/x")):
+            with self.subTest(method=method, path=path):
+                resp = self.revokd.request(method, path, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+                self.assertError(resp, 404, "not_found")
+
+    def test_wrong_methods(self):
+        cases = [
+            ("DELETE", "/v1/check", {"GET", "POST"}),
+            ("PUT", "/v1/check", {"GET", "POST"}),
+            ("GET", "/v1/revoke", {"POST"}),
+            ("DELETE", "/v1/revoke", {"POST"}),
+            ("GET", "/v1/revoke-all", {"POST"}),
+            ("GET", "/v1/admin/revoke", {"POST"}),
+            ("GET", "/v1/admin/subjects/alice/revoke-all", {"POST"}),
+            ("POST", "/healthz", {"GET"}),
+            ("DELETE", "/readyz", {"GET"}),
+        ]
+        for method, path, allowed in cases:
+            with self.subTest(method=method, path=path):
+                resp = self.revokd.request(method, path)
+                self.assertError(resp, 405, "method_not_allowed")
+                allow = {m.strip().upper() for m in (resp.header("Allow") or "").split(",") if m.strip()}
+                self.assertTrue(allowed <= allow, f"Allow: {resp.header('Allow')!r}, want {allowed}")
+                self.assertNotIn(method, allow)
+
+    def test_body_too_large(self):
+        padding = "x" * (MAX_BODY + 1 - len('{"token":""}'))
+        body = ('{"token":"' + padding + '"}').encode()
+        self.assertEqual(len(body), MAX_BODY + 1)
+        for path, headers in (("/v1/check", JSON), ("/v1/revoke", JSON),
+                              ("/v1/admin/revoke", dict(JSON, Authorization=f"Bearer {ADMIN_KEY}"))):
+            with self.subTest(path=path):
+                resp = self.revokd.request("POST", path, body, headers)
+                self.assertError(resp, 413, "payload_too_large")
+
+    def test_body_at_limit_is_read(self):
+        padding = "x" * (MAX_BODY - len('{"token":""}'))
+        body = ('{"token":"' + padding + '"}').encode()
+        self.assertEqual(len(body), MAX_BODY)
+        # Read and parsed: the token inside is simply too long.
+        self.assertTokenFailure(self.revokd.request("POST", "/v1/check", body, JSON), "malformed")
+
+    def test_body_too_large_with_expect_continue(self):
+        length = 300 * 1024
+        head = (f"POST /v1/revoke HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n").encode()
+        resp, err = harness.raw_exchange(self.revokd.port, head)
+        self.assertIsNotNone(resp, f"no response ({err!r})")
+        if resp.status == 100:  # told to continue: send the body, then expect the 413
+            resp, err = harness.raw_exchange(self.revokd.port, head.replace(b"Expect: 100-continue\r\n", b"")
+                                             + b"{" + b" " * (length - 2) + b"}")
+            self.assertIsNotNone(resp, f"no response ({err!r})")
+        self.assertError(resp, 413, "payload_too_large")
+        self.assertTrue(self.revokd.alive())
+
+    def test_chunked_body_too_large(self):
+        chunk = b"x" * 4096
+        body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(8)) + b"0\r\n\r\n"
+        req = (b"POST /v1/check HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + body)
+        resp, err = harness.raw_exchange(self.revokd.port, req)
+        self.assertIsNotNone(resp, f"no response ({err!r})")
+        self.assertError(resp, 413, "payload_too_large")
+
+    def test_unsupported_media_type(self):
+        token = self.craft()
+        body = ('{"token":"' + token + '"}').encode()
+        for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+                      "application/jsonp", "application/xml"):
+            for path, extra in (("/v1/check", {}), ("/v1/revoke", {}),
+                                ("/v1/admin/revoke", {"Authorization": f"Bearer {ADMIN_KEY}"})):
+                with self.subTest(ctype=ctype, path=path):
+                    resp = self.revokd.request("POST", path, body, dict(extra, **{"Content-Type": ctype}))
+                    self.assertError(resp, 415, "unsupported_media_type")
+        self.assertEqual(self.redis.keys(), [])
+
+    def test_json_content_type_with_parameters(self):
+        token = self.craft()
+        body = ('{"token":"' + token + '"}').encode()
+        for ctype in ("application/json; charset=utf-8", "application/json;charset=UTF-8"):
+            with self.subTest(ctype=ctype):
+                resp = self.revokd.request("POST", "/v1/check", body, {"Content-Type": ctype})
+                self.assertActive(resp, token)
+
+    def test_malformed_json(self):
+        bodies = [b'{"token":', b"{token: 1}", b"{'token': 'a.b.c'}", b'{"token":"a.b.c"} x',
+                  b'{"token":"a.b.c",}', b"\xff\xfe{}", b"nul\x00l"]
+        for path, extra in (("/v1/check", {}), ("/v1/revoke", {}),
+                            ("/v1/admin/revoke", {"Authorization": f"Bearer {ADMIN_KEY}"})):
+            for body in bodies:
+                with self.subTest(path=path, body=body):
+                    resp = self.revokd.request("POST", path, body, dict(JSON, **extra))
+                    self.assertError(resp, 400, "invalid_request")
+
+    def test_every_response_is_json_with_request_id(self):
+        token = self.craft()
+        calls = [
+            lambda: self.revokd.healthz(),
+            lambda: self.revokd.readyz(),
+            lambda: self.revokd.check(token),
+            lambda: self.revokd.check("x"),
+            lambda: self.revokd.request("GET", "/nope"),
+            lambda: self.revokd.request("PATCH", "/v1/check"),
+            lambda: self.revokd.request("POST", "/v1/check", b"{", JSON),
+            lambda: self.revokd.admin_revoke(None, {"jti": "a", "exp": 1}),
+        ]
+        seen = set()
+        for call in calls:
+            resp = call()
+            self.assertJsonResponse(resp, resp.status)
+            rid = resp.header("X-Request-Id")
+            self.assertRegex(rid, r"^[A-Za-z0-9._-]{1,64}$")
+            seen.add(rid)
+        self.assertEqual(len(seen), len(calls), "generated request ids repeat")
+
+    def test_request_id_echo(self):
+        for rid in ("abc-123", "A.b_c-9", "x" * 64):
+            with self.subTest(rid=rid):
+                resp = self.revokd.request("GET", "/healthz", headers={"X-Request-Id": rid})
+                self.assertEqual(resp.header("X-Request-Id"), rid)
+        for rid in ("x" * 65, "bad id", "bad/id", "a;b", "\u00e9t\u00e9".encode().decode("latin-1"), "a\"b"):
+            with self.subTest(rid=rid):
+                resp = self.revokd.request("GET", "/v1/check", headers={"X-Request-Id": rid})
+                got = resp.header("X-Request-Id")
+                self.assertNotEqual(got, rid)
+                self.assertRegex(got, r"^[A-Za-z0-9._-]{1,64}$")
+
+    def test_server_survives_junk(self):
+        for data in (b"GARBAGE\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"\x00\x01\x02\r\n\r\n",
+                     b"GET /v1/check HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \r\n\r\n"):
+            harness.raw_exchange(self.revokd.port, data, timeout=5)
+        self.assertTrue(self.revokd.alive())
+        self.assertJsonResponse(self.revokd.healthz(), 200)
+
+
+if __name__ == "__main__":
+    harness.main()

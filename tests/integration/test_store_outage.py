@@ -1,0 +1,117 @@
+"""Redis going away: checks fail closed with 503 store_unavailable in bounded time, /readyz says
+not_ready, and both recover once redis-server is back on the same port."""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import now, token_id, wait_until  # noqa: E402
+
+ISS = "https://issuer.outage.test"
+ADMIN_KEY = "admin-key-outage-0123456789abcdef"
+REDIS_TIMEOUT_MS = 300
+BOUND = 5.0        # seconds any single request may take while Redis is down or hung
+RECOVERY = 20.0    # seconds to wait for recovery after Redis returns
+
+
+class StoreOutageTest(harness.RevokdTestCase):
+    revokd_env = {"REVOKD_ISSUER": ISS, "REVOKD_REDIS_TIMEOUT_MS": str(REDIS_TIMEOUT_MS)}
+    admin_keys = (ADMIN_KEY,)
+
+    def timed(self, call):
+        start = time.monotonic()
+        resp = call()
+        elapsed = time.monotonic() - start
+        self.assertLess(elapsed, BOUND, f"request took {elapsed:.2f}s with the store down")
+        return resp
+
+    def assertStoreUnavailable(self, call):
+        return self.assertError(self.timed(call), 503, "store_unavailable")
+
+    def assertNotReady(self):
+        body = self.assertError(self.timed(self.revokd.readyz), 503, "store_unavailable")
+        self.assertEqual(body.get("status"), "not_ready", body)
+
+    def assertEverythingUnavailable(self, token):
+        d = self.revokd
+        self.assertStoreUnavailable(lambda: d.check(token))
+        self.assertStoreUnavailable(lambda: d.check_post(token))
+        self.assertStoreUnavailable(lambda: d.lookup(jti="some-jti"))
+        self.assertStoreUnavailable(lambda: d.lookup(sub="alice", iat=1))
+        self.assertStoreUnavailable(lambda: d.revoke(token))
+        self.assertStoreUnavailable(lambda: d.revoke_all(token))
+        self.assertStoreUnavailable(lambda: d.admin_revoke(ADMIN_KEY, {"jti": "x", "exp": now() + 60}))
+        self.assertStoreUnavailable(lambda: d.admin_revoke_all(ADMIN_KEY, "alice"))
+        self.assertNotReady()
+        # Liveness does not depend on the store.
+        self.assertEqual(self.assertJsonResponse(self.timed(d.healthz), 200), {"status": "ok"})
+        self.assertTrue(d.alive())
+
+    def wait_recovered(self, token):
+        def ready():
+            r = self.revokd.readyz()
+            return r.status == 200 and r
+        resp = wait_until(ready, RECOVERY, interval=0.2, what="/readyz 200 after redis returned")
+        body = self.assertJsonResponse(resp, 200)
+        self.assertEqual(body, {"status": "ready",
+                                "store": {"role": "master", "address": self.redis.address()}})
+        wait_until(lambda: self.revokd.check(token).status == 200, RECOVERY, interval=0.2,
+                   what="check 200 after redis returned")
+        self.assertActive(self.revokd.check(token), token)
+
+    def test_ready_when_store_up(self):
+        body = self.assertJsonResponse(self.revokd.readyz(), 200)
+        self.assertEqual(body, {"status": "ready",
+                                "store": {"role": "master", "address": self.redis.address()}})
+
+    def test_redis_killed_then_restarted(self):
+        token = self.mint(sub="alice", iss=ISS, ttl=600)
+        self.assertActive(self.revokd.check(token), token)
+
+        self.redis.kill()
+        self.assertEverythingUnavailable(token)
+        # Still failing closed on a second round (no cached "ok").
+        self.assertStoreUnavailable(lambda: self.revokd.check(token))
+
+        self.redis.start(require_empty=False)
+        self.wait_recovered(token)
+        body = self.assertJsonResponse(self.revokd.revoke(token), 200)
+        self.assertTrue(self.redis.exists(harness.key_name("jti", ISS, token_id(token))))
+        self.assertEqual(body["jti"], token_id(token))
+        self.assertTokenFailure(self.revokd.check(token), "revoked")
+
+    def test_revoked_token_fails_closed_while_store_down(self):
+        token = self.mint(sub="bob", iss=ISS)
+        self.assertJsonResponse(self.revokd.revoke(token), 200)
+        self.redis.kill()
+        self.assertStoreUnavailable(lambda: self.revokd.check(token))
+        self.redis.start(require_empty=False)
+        wait_until(lambda: self.revokd.readyz().status == 200, RECOVERY, interval=0.2,
+                   what="/readyz 200 after redis returned")
+
+    def test_redis_hung_then_resumed(self):
+        token = self.mint(sub="carol", iss=ISS)
+        self.assertActive(self.revokd.check(token), token)
+        self.redis.pause()
+        try:
+            self.assertStoreUnavailable(lambda: self.revokd.check(token))
+            self.assertStoreUnavailable(lambda: self.revokd.revoke(token))
+            self.assertNotReady()
+            self.assertTrue(self.revokd.alive())
+        finally:
+            self.redis.resume()
+        self.wait_recovered(token)
+
+    def test_repeated_outages(self):
+        token = self.mint(sub="dave", iss=ISS)
+        for _ in range(2):
+            self.redis.kill()
+            self.assertStoreUnavailable(lambda: self.revokd.check(token))
+            self.redis.start(require_empty=False)
+            self.wait_recovered(token)
+
+
+if __name__ == "__main__":
+    harness.main()
