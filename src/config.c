@@ -163,7 +163,10 @@ void config_print_markdown(FILE *out)
     for (size_t i = 0; i < NROWS; i++) {
         env_name(&rows[i], env, sizeof(env));
         flag_name(&rows[i], flag, sizeof(flag));
-        fprintf(out, "| `%s` | `%s` | `%s` | %s", env, flag, rows[i].def, rows[i].help);
+        if (rows[i].def[0] != '\0')
+            fprintf(out, "| `%s` | `%s` | `%s` | %s", env, flag, rows[i].def, rows[i].help);
+        else
+            fprintf(out, "| `%s` | `%s` | (none) | %s", env, flag, rows[i].help);
         if (rows[i].type == ROW_INT)
             fprintf(out, " (%lld..%lld)", rows[i].min, rows[i].max);
         fprintf(out, " |\n");
