@@ -36,5 +36,6 @@ void route_readyz(struct request *req, struct reply *rep)
     cJSON *store = cJSON_AddObjectToObject(body, "store");
     cJSON_AddStringToObject(store, "role", st.role);
     cJSON_AddStringToObject(store, "address", st.address);
+    cJSON_AddBoolToObject(store, "accepts_revocations", st.accepts_revocations);
     reply_json(rep, 200, body);
 }

@@ -55,6 +55,11 @@ struct store {
     struct endpoint primary;
     bool primary_known;
     atomic_uint generation;
+    /* When a majority of Sentinels (or a +switch-master notice) last named
+     * the primary, in monotonic ms. Past the confirmation window the store
+     * fails closed: a node cut off from the Sentinels may be talking to a
+     * primary that has been replaced on the other side of a partition. */
+    _Atomic int64_t confirmed_ms;
 
     pthread_key_t tls;
     pthread_t watcher;
@@ -287,7 +292,13 @@ static void primary_set(struct store *s, const char *host, int port)
         s->primary_known = true;
         atomic_fetch_add(&s->generation, 1);
     }
+    atomic_store(&s->confirmed_ms, now_ms());
     pthread_mutex_unlock(&s->lock);
+}
+
+static bool confirmed(struct store *s)
+{
+    return now_ms() - atomic_load(&s->confirmed_ms) <= 2 * (int64_t)s->role_check_ms + s->timeout_ms;
 }
 
 static redisContext *connect_tcp(const struct endpoint *ep, int timeout_ms)
@@ -298,28 +309,40 @@ static redisContext *connect_tcp(const struct endpoint *ep, int timeout_ms)
     return ctx;
 }
 
-/* Asks each Sentinel in turn for the primary's address. */
-static int sentinel_discover(struct store *s, char *why, size_t whylen)
+/* Asks every Sentinel for the primary and adopts the address that a
+ * majority of them name. Returns 0 when a majority agreed, else -1. */
+static int sentinel_confirm(struct store *s)
 {
-    snprintf(why, whylen, "no Sentinel answered for \"%s\"", s->master);
+    struct endpoint seen[MAX_SENTINELS];
+    int votes[MAX_SENTINELS] = {0}, distinct = 0;
+
     for (int i = 0; i < s->nsentinels; i++) {
         redisContext *ctx = connect_tcp(&s->sentinels[i], s->timeout_ms);
         redisReply *r = NULL;
         if (ctx != NULL && ctx->err == 0)
             r = redisCommand(ctx, "SENTINEL get-master-addr-by-name %s", s->master);
         if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-            r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING) {
-            int port = atoi(r->element[1]->str);
-            if (port > 0 && port < 65536 && strlen(r->element[0]->str) < HOST_MAX) {
-                primary_set(s, r->element[0]->str, port);
-                freeReplyObject(r);
-                redisFree(ctx);
-                return 0;
-            }
+            r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
+            strlen(r->element[0]->str) < HOST_MAX) {
+            struct endpoint ep;
+            snprintf(ep.host, sizeof(ep.host), "%s", r->element[0]->str);
+            ep.port = atoi(r->element[1]->str);
+            int j = 0;
+            while (j < distinct && (strcmp(seen[j].host, ep.host) != 0 || seen[j].port != ep.port))
+                j++;
+            if (j == distinct)
+                seen[distinct++] = ep;
+            votes[j]++;
         }
         freeReplyObject(r);
         if (ctx != NULL)
             redisFree(ctx);
+    }
+    for (int j = 0; j < distinct; j++) {
+        if (votes[j] > s->nsentinels / 2 && seen[j].port > 0 && seen[j].port < 65536) {
+            primary_set(s, seen[j].host, seen[j].port);
+            return 0;
+        }
     }
     return -1;
 }
@@ -373,16 +396,16 @@ static int conn_open(struct store *s, struct conn *c)
     } else {
         if (sentinel_mode(s)) {
             pthread_mutex_lock(&s->lock);
-            bool known = s->primary_known;
+            bool known = s->primary_known && confirmed(s);
             ep = s->primary;
             gen = atomic_load(&s->generation);
             pthread_mutex_unlock(&s->lock);
+            /* Only the watcher thread asks the Sentinels; workers wait for
+             * its answer rather than each querying them. */
             if (!known) {
-                if (sentinel_discover(s, why, sizeof(why)) < 0) {
-                    snprintf(c->errstr, sizeof(c->errstr), "%s", why);
-                    return -1;
-                }
-                return conn_open(s, c); /* the primary is known now */
+                snprintf(c->errstr, sizeof(c->errstr),
+                         "no primary confirmed by a majority of Sentinels for \"%s\"", s->master);
+                goto fail;
             }
         } else {
             ep = s->direct;
@@ -439,6 +462,8 @@ static struct conn *conn_get(struct store *s, bool *fresh)
     if (c->ctx != NULL && sentinel_mode(s)) {
         if (c->generation != atomic_load(&s->generation)) {
             conn_fail(c, "the primary moved");
+        } else if (!confirmed(s)) {
+            conn_fail(c, "the Sentinels no longer confirm the primary");
         } else if (now_ms() - c->role_checked_ms >= s->role_check_ms) {
             if (role_is_master(c->ctx, why, sizeof(why))) {
                 c->role_checked_ms = now_ms();
@@ -691,6 +716,7 @@ int store_probe(struct store *s, struct store_status *st)
     int rc = -STORE_EUNAVAILABLE;
 
     snprintf(st->role, sizeof(st->role), "unknown");
+    st->accepts_revocations = false;
     snprintf(st->address, sizeof(st->address), "%s", "");
     snprintf(key, sizeof(key), "%sreadyz", s->prefix);
     ARG(&cmds[0], "ROLE");
@@ -712,12 +738,13 @@ int store_probe(struct store *s, struct store_status *st)
         r[0]->element[0]->type == REDIS_REPLY_STRING)
         snprintf(st->role, sizeof(st->role), "%s",
                  strcmp(r[0]->element[0]->str, "slave") == 0 ? "replica" : r[0]->element[0]->str);
+    st->accepts_revocations = r[1]->type != REDIS_REPLY_ERROR;
     if (strcmp(st->role, "master") != 0)
         set_errstr(s, "Redis is a %s, not a primary", st->role);
-    else if (r[1]->type == REDIS_REPLY_ERROR)
+    else if (!st->accepts_revocations && strncmp(r[1]->str, "NOREPLICAS", 10) != 0)
         set_errstr(s, "Redis refuses writes: %.100s", r[1]->str);
     else
-        rc = 0;
+        rc = 0; /* NOREPLICAS: see store.h */
     free_replies(r, 2);
     return rc;
 }
@@ -728,58 +755,90 @@ const char *store_errstr(struct store *s)
     return c != NULL && c->errstr[0] != '\0' ? c->errstr : "unknown store error";
 }
 
-/* ---- Sentinel notices ---- */
+/* ---- Sentinel watcher ---- */
 
-/* Listens on the Sentinels for +switch-master and moves the shared primary
- * at once, so workers stop using a demoted server before their next ROLE
- * check. Loss of the subscription only delays that; ROLE checks and READONLY
- * replies remain. */
+/* Subscribes to +switch-master on one Sentinel. Returns the context or NULL. */
+static redisContext *subscribe(struct store *s, const struct endpoint *sentinel)
+{
+    redisContext *ctx = connect_tcp(sentinel, s->timeout_ms);
+    redisReply *r = NULL;
+
+    if (ctx != NULL && ctx->err == 0) {
+        /* Reads time out so the loop can confirm the primary and notice
+         * shutdown. */
+        redisSetTimeout(ctx, tv_of(s->role_check_ms < 1000 ? s->role_check_ms : 1000));
+        r = redisCommand(ctx, "SUBSCRIBE +switch-master");
+    }
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        if (ctx != NULL)
+            redisFree(ctx);
+        return NULL;
+    }
+    freeReplyObject(r);
+    return ctx;
+}
+
+/* Handles one pub/sub message: ["message", "+switch-master",
+ * "name old-ip old-port new-ip new-port"]. */
+static void on_notice(struct store *s, const redisReply *m)
+{
+    char name[128], oldip[HOST_MAX], newip[HOST_MAX];
+    int oldport, newport;
+
+    if (m->type != REDIS_REPLY_ARRAY || m->elements != 3 || m->element[2]->type != REDIS_REPLY_STRING)
+        return;
+    if (sscanf(m->element[2]->str, "%127s %255s %d %255s %d", name, oldip, &oldport, newip,
+               &newport) == 5 &&
+        strcmp(name, s->master) == 0 && newport > 0 && newport < 65536) {
+        primary_set(s, newip, newport);
+        log_msg(LOG_WARN, "store_failover", "Sentinel moved the primary from %s:%d to %s:%d", oldip,
+                oldport, newip, newport);
+    }
+}
+
+/* The watcher: re-confirms the primary with a Sentinel majority every
+ * role_check_ms, and moves the shared primary the moment a +switch-master
+ * notice arrives, so workers leave a demoted server before their next ROLE
+ * check. */
 static void *watch_sentinels(void *arg)
 {
     struct store *s = arg;
-    int i = 0;
+    redisContext *sub = NULL;
+    int next = 0;
+    int64_t confirm_at = 0;
 
     while (!atomic_load(&s->stopping)) {
-        redisContext *ctx = connect_tcp(&s->sentinels[i], s->timeout_ms);
-        redisReply *r = NULL;
-        if (ctx != NULL && ctx->err == 0) {
-            /* Wake up every second to notice shutdown. */
-            redisSetTimeout(ctx, tv_of(1000));
-            r = redisCommand(ctx, "SUBSCRIBE +switch-master");
+        if (sub == NULL) {
+            sub = subscribe(s, &s->sentinels[next]);
+            next = (next + 1) % s->nsentinels;
         }
-        bool subscribed = r != NULL && r->type == REDIS_REPLY_ARRAY;
-        freeReplyObject(r);
-        while (subscribed && ctx->err == 0 && !atomic_load(&s->stopping)) {
-            void *msg = NULL;
-            if (redisGetReply(ctx, &msg) != REDIS_OK) {
-                if (ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                    ctx->err = 0; /* a read timeout, not a failure */
-                    continue;
-                }
-                break;
-            }
-            redisReply *m = msg;
-            /* ["message", "+switch-master", "name old-ip old-port new-ip new-port"] */
-            if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 &&
-                m->element[2]->type == REDIS_REPLY_STRING) {
-                char name[128], oldip[HOST_MAX], newip[HOST_MAX];
-                int oldport, newport;
-                if (sscanf(m->element[2]->str, "%127s %255s %d %255s %d", name, oldip, &oldport,
-                           newip, &newport) == 5 &&
-                    strcmp(name, s->master) == 0) {
-                    primary_set(s, newip, newport);
-                    log_msg(LOG_WARN, "store_failover", "Sentinel moved the primary to %s:%d",
-                            newip, newport);
-                }
-            }
-            freeReplyObject(m);
+        if (now_ms() >= confirm_at) {
+            if (sentinel_confirm(s) < 0)
+                log_msg(LOG_WARN, "store_unconfirmed",
+                        "no majority of Sentinels names a primary for \"%s\"", s->master);
+            confirm_at = now_ms() + s->role_check_ms;
         }
-        if (ctx != NULL)
-            redisFree(ctx);
-        i = (i + 1) % s->nsentinels;
-        if (!atomic_load(&s->stopping))
-            usleep(200 * 1000);
+        if (sub == NULL) {
+            usleep(100 * 1000);
+            continue;
+        }
+        void *msg = NULL;
+        if (redisGetReply(sub, &msg) == REDIS_OK) {
+            on_notice(s, msg);
+            freeReplyObject(msg);
+        } else if (sub->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* A read timeout, not a failure: hiredis marks the context as
+             * failed, but its buffers are intact. */
+            sub->err = 0;
+            sub->errstr[0] = '\0';
+        } else {
+            redisFree(sub);
+            sub = NULL;
+        }
     }
+    if (sub != NULL)
+        redisFree(sub);
     return NULL;
 }
 

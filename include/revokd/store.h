@@ -57,10 +57,15 @@ int store_revoke_all(struct store *s, const char *iss, const char *sub, int64_t 
 struct store_status {
     char role[16];     /* "master", "replica", "unknown" */
     char address[300]; /* host:port or the socket path */
+    bool accepts_revocations;
 };
 
 /* Readiness: Redis answers, is a primary, and accepts a write. Returns 0 or
- * -STORE_EUNAVAILABLE; st is filled as far as known either way. */
+ * -STORE_EUNAVAILABLE; st is filled as far as known either way.
+ * One exception: a primary that refuses the write only for want of replicas
+ * (NOREPLICAS) counts as ready with accepts_revocations false. Every node
+ * shares that primary, so draining this one would take checks down on all
+ * of them while helping none; revokes answer 503 not_replicated meanwhile. */
 int store_probe(struct store *s, struct store_status *st);
 
 /* The calling thread's last error, for logs. */

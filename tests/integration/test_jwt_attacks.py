@@ -103,25 +103,29 @@ class SignatureAttackTest(harness.RevokdTestCase):
         self.assertIs(body.get("active"), False, body)
         self.assertIn(body.get("reason"), ("invalid_signature", "malformed"), body)
 
-    def test_alg_none(self):
+    def assertAlgNoneRefused(self, header, reason):
         claims = std_claims()
-        cases = [
-            ({"alg": "none", "kid": "rsa-1"}, "algorithm_not_allowed"),
-            ({"alg": "None", "kid": "rsa-1", "typ": "JWT"}, "algorithm_not_allowed"),
-            ({"alg": "NONE", "kid": "hs-1"}, "algorithm_not_allowed"),
-            ({"alg": "none"}, "unknown_key"),
-            ({"alg": "none", "typ": "JWT"}, "unknown_key"),
-        ]
-        for header, reason in cases:
+        # With a junk signature the reason is exact ...
+        token = unsigned(header, claims, sig=b64url(b"junk-signature"))
+        self.assertTokenFailure(self.revokd.check(token), reason)
+        # ... and with none at all the token is refused either for that reason or as malformed.
+        token = unsigned(header, claims)
+        body = self.assertJsonResponse(self.revokd.check(token), 401)
+        self.assertIn(body.get("reason"), (reason, "malformed"), body)
+        self.assertIs(body.get("active"), False)
+
+    def test_alg_none_with_kid(self):
+        for header in ({"alg": "none", "kid": "rsa-1"}, {"alg": "None", "kid": "rsa-1", "typ": "JWT"},
+                       {"alg": "NONE", "kid": "hs-1"}, {"alg": "PS256", "kid": "rsa-1"}):
             with self.subTest(header=header):
-                # With a junk signature the reason is exact ...
-                token = unsigned(header, claims, sig=b64url(b"junk-signature"))
-                self.assertTokenFailure(self.revokd.check(token), reason)
-                # ... and with none at all the token is refused either for that reason or as malformed.
-                token = unsigned(header, claims)
-                body = self.assertJsonResponse(self.revokd.check(token), 401)
-                self.assertIn(body.get("reason"), (reason, "malformed"), body)
-                self.assertIs(body.get("active"), False)
+                self.assertAlgNoneRefused(header, "algorithm_not_allowed")
+
+    def test_alg_none_without_kid(self):
+        # Contract: a kid-less token goes to the kid-less key whose alg equals the header's;
+        # there is none for "none" (nor any kid-less key here), so the reason is unknown_key.
+        for header in ({"alg": "none"}, {"alg": "none", "typ": "JWT"}, {"alg": "PS256"}):
+            with self.subTest(header=header):
+                self.assertAlgNoneRefused(header, "unknown_key")
 
     def test_hs256_signed_with_rsa_public_pem(self):
         pem = self.keys["rsa"].public_pem()
@@ -159,12 +163,17 @@ class SignatureAttackTest(harness.RevokdTestCase):
                 self.assertTokenFailure(self.revokd.check(token), "algorithm_not_allowed")
 
     def test_unknown_kid(self):
-        for header in ({"alg": "RS256", "kid": "rsa-9"}, {"alg": "RS256", "kid": ""},
-                       {"alg": "RS256", "kid": "RSA-1"}, {"alg": "RS256"}, {"alg": "HS256"}):
+        for header in ({"alg": "RS256", "kid": "rsa-9"}, {"alg": "RS256", "kid": "RSA-1"},
+                       {"alg": "RS256", "kid": "rsa-1 "}, {"alg": "RS256"}, {"alg": "HS256"}):
             with self.subTest(header=header):
                 key = self.keys["hs"] if header["alg"] == "HS256" else self.keys["rsa"]
                 token = craft(header, std_claims(), key)
                 self.assertTokenFailure(self.revokd.check(token), "unknown_key")
+
+    def test_empty_kid_is_unknown_key(self):
+        # Contract: "kid optional string"; "" is a string that names no key.
+        token = craft({"alg": "RS256", "kid": ""}, std_claims(), self.keys["rsa"])
+        self.assertTokenFailure(self.revokd.check(token), "unknown_key")
 
     def test_lenient_base64_in_signature_is_malformed(self):
         for name in ("rsa", "ec256", "hs"):
@@ -179,15 +188,32 @@ class SignatureAttackTest(harness.RevokdTestCase):
                 self.assertTokenFailure(resp, "malformed")
 
     def test_non_base64url_characters_are_malformed(self):
-        good = self.craft()
+        # Header and payload segments are altered and then signed properly, so the signature
+        # verifies and only the segment's encoding is at fault.
+        key = self.keys["rsa"]
+        header = {"alg": "RS256", "kid": "rsa-1", "typ": "JWT"}
+        while len(compact_json(header)) % 3 == 0:  # leave padding bits in the last character
+            header["x"] = header.get("x", "") + "x"
+        claims = std_claims()
+        while len(compact_json(claims)) % 3 == 0:
+            claims["x"] = claims.get("x", "") + "x"
+        good = craft(header, claims, key)
         h, p, s = good.split(".")
+
+        def resign(h2, p2):
+            return f"{h2}.{p2}.{b64url(key.sign(f'{h2}.{p2}'.encode()))}"
+
+        self.assertActive(self.revokd.check(resign(h, p)))
         std_b64 = s.replace("-", "+").replace("_", "/")
         variants = {
             "plus/slash in signature": f"{h}.{p}.{std_b64 if std_b64 != s else '+' + s[1:]}",
-            "star in payload": f"{h}.{p[:5]}*{p[6:]}.{s}",
-            "padded header": f"{h}==.{p}.{s}" if len(h) % 4 else f"{h}====.{p}.{s}",
-            "space in payload": f"{h}.{p[:5]} {p[6:]}.{s}",
-            "impossible length": f"{h}.{p + 'A' * ((1 - len(p)) % 4)}.{s}",
+            "star in payload": resign(h, f"{p[:5]}*{p[6:]}"),
+            "space in payload": resign(h, f"{p[:5]} {p[6:]}"),
+            "padded header": resign(h + "=" * (-len(h) % 4 or 4), p),
+            "padded payload": resign(h, p + "=" * (-len(p) % 4 or 4)),
+            "impossible payload length": resign(h, p + "A" * ((1 - len(p)) % 4)),
+            "non-zero padding bits in payload": resign(h, flip_padding_bit(f"x.x.{p}").split(".")[2]),
+            "non-zero padding bits in header": resign(flip_padding_bit(f"x.x.{h}").split(".")[2], p),
         }
         for name, token in variants.items():
             with self.subTest(case=name):
@@ -231,6 +257,13 @@ class SignatureAttackTest(harness.RevokdTestCase):
                 self.assertActive(self.revokd.check(token), token)
         token = craft({"alg": "RS256", "kid": "rsa-1"}, std_claims(), self.keys["rsa"])
         self.assertActive(self.revokd.check(token), token)
+
+    def test_typ_other_spellings_are_malformed(self):
+        # Contract: typ, if present, must be JWT or at+jwt (case-insensitive); nothing else.
+        for typ in ("application/jwt", "application/at+jwt", "JWS", "JWT "):
+            with self.subTest(typ=typ):
+                token = craft({"alg": "RS256", "kid": "rsa-1", "typ": typ}, std_claims(), self.keys["rsa"])
+                self.assertTokenFailure(self.revokd.check(token), "malformed")
 
     def test_payload_not_an_object(self):
         for payload in (b"[]", b'[{"exp":1}]', b'"x"', b"7", b"null", b"not json", b'{"exp":'):

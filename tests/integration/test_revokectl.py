@@ -1,6 +1,7 @@
 """revokectl against a running revokd: what mint puts in a token, and each command's output and
 exit status (0 for 2xx, 1 for 4xx, 3 for 503 or a transport error)."""
 
+import json
 import os
 import sys
 
@@ -63,19 +64,19 @@ class CommandsTest(harness.RevokdTestCase):
         token = self.mint(sub="alice", iss=ISS)
         out = self.ctl("check", token)
         self.assertExit(out, 0)
-        self.assertIs(harness.json.loads(out.stdout)["active"], True)
+        self.assertIs(json.loads(out.stdout)["active"], True)
         out = self.ctl("revoke", token)
         self.assertExit(out, 0)
-        self.assertEqual(harness.json.loads(out.stdout)["jti"], token_id(token))
+        self.assertEqual(json.loads(out.stdout)["jti"], token_id(token))
         self.assertTrue(self.redis.exists(key_name("jti", ISS, token_id(token))))
         out = self.ctl("check", token)
         self.assertExit(out, 1)
-        self.assertEqual(harness.json.loads(out.stdout)["reason"], "revoked")
+        self.assertEqual(json.loads(out.stdout)["reason"], "revoked")
 
     def test_url_from_environment(self):
         out = self.ctl("health", url=False, env={"REVOKD_URL": f"http://127.0.0.1:{self.revokd.port}"})
         self.assertExit(out, 0)
-        self.assertEqual(harness.json.loads(out.stdout), {"status": "ok"})
+        self.assertEqual(json.loads(out.stdout), {"status": "ok"})
 
     def test_admin_commands(self):
         key_file = os.path.join(self.tmp, "ctl-admin-key")
@@ -91,7 +92,7 @@ class CommandsTest(harness.RevokdTestCase):
         self.assertEqual(self.redis.get(key_name("jti", ISS, "ctl-jti-2")), "lost laptop")
         out = self.ctl("revoke-all", "bob", env={"REVOKD_ADMIN_KEY": ADMIN_KEY})
         self.assertExit(out, 0)
-        cutoff = harness.json.loads(out.stdout)["cutoff"]
+        cutoff = json.loads(out.stdout)["cutoff"]
         self.assertEqual(self.redis.get(key_name("sub", ISS, "bob")), str(cutoff))
         out = self.ctl("revoke-jti", "ctl-jti-3", "--exp", str(exp), env={"REVOKD_ADMIN_KEY": "wrong-key-0123456789"})
         self.assertExit(out, 1)

@@ -1,0 +1,35 @@
+"""The README's configuration table is the one `revokd --config-markdown` prints,
+and `revokd --help` names every setting in it."""
+import os
+import re
+import subprocess
+import sys
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REVOKD = os.environ.get("REVOKD_BIN", os.path.join(ROOT, "build", "revokd"))
+
+
+class ReadmeConfig(unittest.TestCase):
+    def test_table_matches_binary(self):
+        readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+        m = re.search(r"<!-- config:begin -->\n(.*?)<!-- config:end -->", readme, re.S)
+        self.assertIsNotNone(m, "README lacks the config markers")
+        generated = subprocess.run([REVOKD, "--config-markdown"], capture_output=True, text=True,
+                                   check=True).stdout
+        self.assertEqual(m.group(1), generated,
+                         "README table is stale: regenerate with revokd --config-markdown")
+
+    def test_help_lists_every_setting(self):
+        generated = subprocess.run([REVOKD, "--config-markdown"], capture_output=True, text=True,
+                                   check=True).stdout
+        names = re.findall(r"`(REVOKD_[A-Z_]+)`", generated)
+        self.assertGreater(len(names), 20)
+        helptext = subprocess.run([REVOKD, "--help"], capture_output=True, text=True,
+                                  check=True).stdout
+        for name in names:
+            self.assertIn(name, helptext)
+
+
+if __name__ == "__main__":
+    sys.exit(unittest.main())
