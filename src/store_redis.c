@@ -514,7 +514,7 @@ static void free_replies(redisReply **r, int n)
  * is retried once on a new one; every command sent here is idempotent. A
  * READONLY reply means the server is no longer the primary. Returns 0 with
  * all replies, or -1 with none. */
-static int exec(struct store *s, struct cmd *cmds, int n, redisReply **replies)
+static int exec(struct store *s, struct cmd *cmds, int n, redisReply **replies, int wait_ms)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         bool fresh;
@@ -523,11 +523,17 @@ static int exec(struct store *s, struct cmd *cmds, int n, redisReply **replies)
 
         if (c == NULL)
             return -1;
+        /* WAIT blocks on the server for up to wait_ms: stretch the read
+         * timeout for this round trip only. */
+        if (wait_ms > 0)
+            redisSetTimeout(c->ctx, tv_of(s->timeout_ms + wait_ms));
         for (int i = 0; i < n; i++)
             redisAppendCommandArgv(c->ctx, cmds[i].argc, cmds[i].argv, cmds[i].len);
         for (; got < n; got++)
             if (redisGetReply(c->ctx, (void **)&replies[got]) != REDIS_OK)
                 break;
+        if (wait_ms > 0 && got == n)
+            redisSetTimeout(c->ctx, tv_of(s->timeout_ms));
         if (got == n) {
             bool readonly = false;
             for (int i = 0; i < n; i++)
@@ -591,7 +597,7 @@ int store_is_revoked(struct store *s, const char *iss, const char *jti, const ch
     arg(&cmd, jkey, store_key(jkey, s->prefix, STORE_KEY_JTI, iss, jti));
     if (sub != NULL)
         arg(&cmd, skey, store_key(skey, s->prefix, STORE_KEY_SUB, iss, sub));
-    if (exec(s, &cmd, 1, &r) < 0)
+    if (exec(s, &cmd, 1, &r, 0) < 0)
         return -STORE_EUNAVAILABLE;
     if (r->type == REDIS_REPLY_ERROR) {
         set_errstr(s, "%.120s", r->str);
@@ -634,7 +640,7 @@ static int write_durably(struct store *s, struct cmd *write, redisReply **result
         ARG(&cmds[1], ms);
         n = 2;
     }
-    if (exec(s, cmds, n, r) < 0)
+    if (exec(s, cmds, n, r, n == 2 ? s->replication_timeout_ms : 0) < 0)
         return -STORE_EUNAVAILABLE;
     if (r[0]->type == REDIS_REPLY_ERROR) {
         rc = reply_error(s, r[0]);
@@ -727,7 +733,7 @@ int store_probe(struct store *s, struct store_status *st)
     ARG(&cmds[1], "1");
     ARG(&cmds[1], "PX");
     ARG(&cmds[1], "10000");
-    if (exec(s, cmds, 2, r) < 0) {
+    if (exec(s, cmds, 2, r, 0) < 0) {
         struct conn *c = conn_of(s);
         if (c != NULL)
             snprintf(st->address, sizeof(st->address), "%s", c->address);

@@ -56,7 +56,7 @@ class AdminAuthTest(harness.RevokdTestCase):
                 self.assertTrue(self.redis.exists(key_name("jti", ISS, f"by-{key[:6]}")))
 
     def test_admin_disabled_without_keys(self):
-        daemon = self.start_revokd({"REVOKD_ISSUER": ISS})
+        daemon = self.start_revokd({"REVOKD_ISSUER": ISS, "REVOKD_ADMIN_KEYS_FILE": None})
         for headers in ({}, {"Authorization": f"Bearer {KEY1}"}, {"Authorization": "Bearer whatever"}):
             with self.subTest(headers=headers):
                 resp = daemon.request("POST", "/v1/admin/revoke", {"jti": "x", "exp": now() + 60}, headers)
@@ -71,7 +71,8 @@ class AdminRevokeTest(harness.RevokdTestCase):
     admin_keys = (KEY1,)
 
     def revoke(self, body):
-        return self.revokd.admin_revoke(KEY1, body)
+        return self.revokd.request("POST", "/v1/admin/revoke", harness.compact_json(body),
+                                   {"Content-Type": "application/json", "Authorization": f"Bearer {KEY1}"})
 
     def test_revoke_jti(self):
         exp = now() + 900
