@@ -231,20 +231,21 @@ static char *admin_key(const char *file)
     return key;
 }
 
-/* Builds {"token": token} or similar small bodies safely. */
-static char *body_with(const char *name, const char *value, const char *name2, const char *value2,
-                       const char *num_name, long long num)
+/* Adds name: value to o when value is not NULL. */
+static void add_string(cJSON *o, const char *name, const char *value)
 {
-    cJSON *o = cJSON_CreateObject();
-    if (name && value)
+    if (value != NULL)
         cJSON_AddStringToObject(o, name, value);
-    if (name2 && value2)
-        cJSON_AddStringToObject(o, name2, value2);
-    if (num_name)
-        cJSON_AddNumberToObject(o, num_name, (double)num);
-    char *s = cJSON_PrintUnformatted(o);
+}
+
+/* Prints o as the request body, deletes o, and calls. */
+static int call_json(const char *base, const char *path, const char *bearer, cJSON *o)
+{
+    char *body = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    return s;
+    int rc = call(base, "POST", path, bearer, body ? body : "{}");
+    free(body);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -278,9 +279,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "check") == 0 && i + 1 == argc) {
         rc = call(base, "GET", "/v1/check", argv[i], NULL);
     } else if (strcmp(cmd, "revoke") == 0 && i + 1 == argc) {
-        char *b = body_with("token", argv[i], NULL, NULL, NULL, 0);
-        rc = call(base, "POST", "/v1/revoke", NULL, b);
-        free(b);
+        cJSON *o = cJSON_CreateObject();
+        add_string(o, "token", argv[i]);
+        rc = call_json(base, "/v1/revoke", NULL, o);
     } else if (strcmp(cmd, "health") == 0 && i == argc) {
         rc = call(base, "GET", "/readyz", NULL, NULL);
     } else if ((strcmp(cmd, "revoke-jti") == 0 || strcmp(cmd, "revoke-all") == 0) && i < argc) {
@@ -302,22 +303,17 @@ int main(int argc, char **argv)
             curl_global_cleanup();
             return die_usage(key == NULL ? "an admin key is required" : "bad arguments");
         }
+        cJSON *o = cJSON_CreateObject();
+        add_string(o, "iss", iss);
+        add_string(o, "reason", reason);
         if (cmd[7] == 'j') {
-            char *b = body_with("jti", id, "reason", reason, "exp", exp);
-            cJSON *o = cJSON_Parse(b);
-            if (iss)
-                cJSON_AddStringToObject(o, "iss", iss);
-            free(b);
-            b = cJSON_PrintUnformatted(o);
-            cJSON_Delete(o);
-            rc = call(base, "POST", "/v1/admin/revoke", key, b);
-            free(b);
+            add_string(o, "jti", id);
+            cJSON_AddNumberToObject(o, "exp", (double)exp);
+            rc = call_json(base, "/v1/admin/revoke", key, o);
         } else {
             char *esc = curl_easy_escape(NULL, id, 0), path[2048];
             snprintf(path, sizeof(path), "/v1/admin/subjects/%s/revoke-all", esc ? esc : "");
-            char *b = body_with("reason", reason, "iss", iss, NULL, 0);
-            rc = call(base, "POST", path, key, b);
-            free(b);
+            rc = call_json(base, path, key, o);
             curl_free(esc);
         }
         free(key);
