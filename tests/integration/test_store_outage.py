@@ -14,6 +14,7 @@ ADMIN_KEY = "admin-key-outage-0123456789abcdef"
 REDIS_TIMEOUT_MS = 300
 BOUND = 5.0        # seconds any single request may take while Redis is down or hung
 RECOVERY = 20.0    # seconds to wait for recovery after Redis returns
+AFTER_RECOVERY = 20  # checks that must all succeed once recovery was seen
 
 
 class StoreOutageTest(harness.RevokdTestCase):
@@ -65,6 +66,10 @@ class StoreOutageTest(harness.RevokdTestCase):
         self.assertReady(resp)
         wait_until(lambda: self.revokd.check(token).status == 200, RECOVERY, interval=0.2,
                    what="check 200 after redis returned")
+        # Recovered means recovered for every request, whichever worker serves it.
+        statuses = [self.revokd.check(token).status for _ in range(AFTER_RECOVERY)]
+        self.assertEqual(statuses, [200] * AFTER_RECOVERY,
+                         "503s after redis had returned and a check had succeeded")
         self.assertActive(self.revokd.check(token), token)
 
     def test_ready_when_store_up(self):
