@@ -265,7 +265,7 @@ static struct conn *conn_of(struct store *s)
 
 static void conn_fail(struct conn *c, const char *what)
 {
-    snprintf(c->errstr, sizeof(c->errstr), "%s%s%s", what,
+    snprintf(c->errstr, sizeof(c->errstr), "%.60s%s%.90s", what,
              c->ctx && c->ctx->err ? ": " : "", c->ctx && c->ctx->err ? c->ctx->errstr : "");
     if (c->ctx != NULL)
         redisFree(c->ctx);

@@ -63,6 +63,12 @@ def revokectl_bin():
 
 
 def now():
+    """Unix seconds, read at least 50 ms into the second. revokd reads time(NULL), a clock that
+    may lag the precise one by a kernel tick; so every reading revokd takes after this call is
+    >= the value returned, and "the server's now is at least t" holds without a race."""
+    frac = time.time() % 1
+    if frac < 0.05:
+        time.sleep(0.05 - frac)
     return int(time.time())
 
 
@@ -689,19 +695,38 @@ class Revokd:
         self.port = None
         self.address = None
 
-    def start(self, timeout=START_TIMEOUT):
+    def start(self, timeout=START_TIMEOUT, wait_for_log=True):
+        """Start and wait until it serves: by its listening log line (which gives the port), or
+        with wait_for_log=False by polling /healthz on the port REVOKD_LISTEN names."""
         argv = [revokd_bin()]
         if "REVOKD_LISTEN" not in self.env and not any(a.startswith("--listen") for a in self.args):
             argv += ["--listen", f"{LOOPBACK}:0"]
         argv += self.args
         self.proc = _track(subprocess.Popen(argv, env=clean_env(self.env), stdin=subprocess.DEVNULL,
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-        for stream in (self.proc.stdout, self.proc.stderr):
-            threading.Thread(target=self._reader, args=(stream,), daemon=True).start()
-        listening = self.wait_for_event("listening", timeout)
-        self.port = listening["port"]
-        self.address = listening.get("address")
-        return self
+        self.readers = [threading.Thread(target=self._reader, args=(stream,), daemon=True)
+                        for stream in (self.proc.stdout, self.proc.stderr)]
+        for t in self.readers:
+            t.start()
+        if wait_for_log:
+            listening = self.wait_for_event("listening", timeout)
+            self.port = listening["port"]
+            self.address = listening.get("address")
+            return self
+        self.port = int(self.env["REVOKD_LISTEN"].rsplit(":", 1)[1])
+
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise StartError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_text()}")
+            try:
+                if self.healthz().status == 200:
+                    return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise StartError(f"{self.name} did not answer /healthz within {timeout}s:\n{self.log_text()}")
+            time.sleep(0.05)
 
     def _reader(self, stream):
         for raw in stream:
@@ -732,7 +757,15 @@ class Revokd:
                 self.cond.wait(min(left, 0.1))
 
     def stop(self, grace=STOP_GRACE):
-        return stop_process(self.proc, grace)
+        if self.proc is None:
+            return None
+        code = stop_process(self.proc, grace)
+        for t in getattr(self, "readers", ()):
+            t.join(STOP_GRACE)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+        return code
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -854,19 +887,36 @@ class RevokdTestCase(unittest.TestCase):
         env.update(overrides or {})
         return {k: v for k, v in env.items() if v is not None}
 
-    def start_revokd(self, env=None, args=(), defaults=True, name=None):
+    def start_revokd(self, env=None, args=(), defaults=True, name=None, wait_for_log=True):
         """A revokd for this test only (stopped at cleanup). env None-values drop a default."""
         full = self.base_env(env) if defaults else {k: v for k, v in (env or {}).items() if v is not None}
         d = Revokd(full, args, name=name or f"{self.id()} revokd")
         self._daemons.append((d, 0))
         self.addCleanup(d.stop)
-        d.start()
+        d.start(wait_for_log=wait_for_log)
         return d
 
     def setUp(self):
         if self.redis.proc.poll() is not None:  # a test that killed redis must not break the next
             self.redis.start(require_empty=False)
+            if self.revokd is not None:
+                self.wait_ready()
         self.redis.flushall()
+
+    def wait_ready(self, daemon=None, token=None, stable=10, timeout=20.0):
+        """Poll (bounded) until /readyz, and /v1/check with `token` if given, succeed `stable`
+        times in a row: after a store outage a worker may back off briefly before reconnecting,
+        but the service must settle."""
+        daemon = daemon or self.revokd
+
+        def settled():
+            for _ in range(stable):
+                if daemon.readyz().status != 200:
+                    return False
+                if token is not None and daemon.check(token).status != 200:
+                    return False
+            return True
+        wait_until(settled, timeout, interval=0.2, what=f"{daemon.name} to be ready")
 
     def run(self, result=None):
         result = result if result is not None else self.defaultTestResult()
@@ -876,6 +926,7 @@ class RevokdTestCase(unittest.TestCase):
         before = len(result.failures) + len(result.errors)
         out = super().run(result)
         if len(result.failures) + len(result.errors) > before:
+            time.sleep(0.3)  # request lines are written after the reply: let them arrive
             for d, mark in self._daemons:
                 sys.stderr.write(f"\n----- log of {d.name} during {self.id()} -----\n")
                 sys.stderr.write(d.log_text(mark) + "\n")

@@ -2,7 +2,6 @@
 type and X-Request-Id on every response."""
 
 import os
-import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -149,7 +148,7 @@ class HttpErrorsTest(harness.RevokdTestCase):
     def test_server_survives_junk(self):
         for data in (b"GARBAGE\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"\x00\x01\x02\r\n\r\n",
                      b"GET /v1/check HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \r\n\r\n"):
-            harness.raw_exchange(self.revokd.port, data, timeout=5)
+            harness.raw_exchange(self.revokd.port, data, timeout=1)
         self.assertTrue(self.revokd.alive())
         self.assertJsonResponse(self.revokd.healthz(), 200)
 

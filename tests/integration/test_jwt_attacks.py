@@ -43,6 +43,12 @@ def unsigned(header, payload, sig=""):
     return f"{b64url(h)}.{b64url(p)}.{sig}"
 
 
+def hmac_forge(header, claims, secret):
+    """An HS256 token whose MAC uses `secret` (e.g. a public key's PEM text)."""
+    signing_input = unsigned(header, claims)[:-1].encode()
+    return craft(header, claims, signature=hmac.new(secret, signing_input, hashlib.sha256).digest())
+
+
 def b64len(n):
     return (4 * n + 2) // 3
 
@@ -120,9 +126,9 @@ class SignatureAttackTest(harness.RevokdTestCase):
             with self.subTest(header=header):
                 self.assertAlgNoneRefused(header, "algorithm_not_allowed")
 
-    def test_alg_none_without_kid(self):
+    def test_alg_none_or_unsupported_without_kid(self):
         # Contract: a kid-less token goes to the kid-less key whose alg equals the header's;
-        # there is none for "none" (nor any kid-less key here), so the reason is unknown_key.
+        # there is none for "none" or "PS256" (nor any kid-less key here): unknown_key.
         for header in ({"alg": "none"}, {"alg": "none", "typ": "JWT"}, {"alg": "PS256"}):
             with self.subTest(header=header):
                 self.assertAlgNoneRefused(header, "unknown_key")
@@ -134,15 +140,10 @@ class SignatureAttackTest(harness.RevokdTestCase):
             for header in ({"alg": "HS256", "kid": "rsa-1", "typ": "JWT"},
                            {"alg": "HS256", "kid": "ec-256"}):
                 with self.subTest(header=header, newline=secret.endswith(b"\n")):
-                    token = craft(header, claims,
-                                  signature=hmac.new(secret, unsigned(header, claims)[:-1].encode(),
-                                                     hashlib.sha256).digest())
+                    token = hmac_forge(header, claims, secret)
                     self.assertTokenFailure(self.revokd.check(token), "algorithm_not_allowed")
             with self.subTest(header="no kid"):
-                header = {"alg": "HS256", "typ": "JWT"}
-                token = craft(header, claims,
-                              signature=hmac.new(secret, unsigned(header, claims)[:-1].encode(),
-                                                 hashlib.sha256).digest())
+                token = hmac_forge({"alg": "HS256", "typ": "JWT"}, claims, secret)
                 self.assertTokenFailure(self.revokd.check(token), "unknown_key")
 
     def test_header_alg_differs_from_pinned_alg(self):
@@ -326,10 +327,7 @@ class PemConfusionTest(harness.RevokdTestCase):
     class_daemon = False
 
     def forge(self, secret):
-        header = {"alg": "HS256", "typ": "JWT"}
-        claims = std_claims()
-        signing_input = unsigned(header, claims)[:-1].encode()
-        return craft(header, claims, signature=hmac.new(secret, signing_input, hashlib.sha256).digest())
+        return hmac_forge({"alg": "HS256", "typ": "JWT"}, std_claims(), secret)
 
     def test_hs256_with_public_pem_as_secret_and_no_hmac_key(self):
         rsa = self.keys["rsa"]
