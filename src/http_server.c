@@ -36,7 +36,9 @@ struct exchange {
     struct timespec start;
     char *body;
     size_t len;
-    bool responded; /* a reply was queued early (413) */
+    bool responded;  /* a reply was queued */
+    bool too_large;  /* the body outgrew the limit: discard it, answer 413 */
+    size_t discarded;
     char id[65];
 };
 
@@ -154,9 +156,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        if (*upload_data_size > max - ex->len) {
+        /* A chunked body announces no length: it is found too large only
+         * while it arrives, when libmicrohttpd cannot answer yet. Discard
+         * the rest and answer 413 at its end, up to a bound past which the
+         * sender is just wasting our time. */
+        if (ex->too_large || *upload_data_size > max - ex->len) {
+            ex->too_large = true;
+            ex->discarded += *upload_data_size;
             *upload_data_size = 0;
-            return too_large(conn, ex, method, url, max);
+            return ex->discarded > 16 * max ? MHD_NO : MHD_YES;
         }
         if (ex->body == NULL && (ex->body = malloc(max + 1)) == NULL)
             return MHD_NO;
@@ -165,6 +173,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+
+    if (ex->too_large)
+        return too_large(conn, ex, method, url, max);
 
     /* Last call: the whole request is here. */
     struct request req = {

@@ -78,6 +78,23 @@ static int info_mode(int argc, char **argv)
 static int load_keys(const struct config *cfg, struct jwks *keys, char *err, size_t errlen)
 {
     char why[384];
+    int alg;
+
+    /* Name the algorithm settings themselves when they are wrong, before
+     * any file is read. */
+    alg = jwt_alg_parse(cfg->jwt_hmac_alg);
+    if (alg < ALG_HS256) {
+        snprintf(err, errlen, "REVOKD_JWT_HMAC_ALG: \"%.16s\" is not HS256, HS384 or HS512",
+                 cfg->jwt_hmac_alg);
+        return -1;
+    }
+    alg = cfg->jwt_public_key_alg[0] ? jwt_alg_parse(cfg->jwt_public_key_alg) : ALG_RS256;
+    if (alg < 0 || alg >= ALG_HS256) {
+        snprintf(err, errlen,
+                 "REVOKD_JWT_PUBLIC_KEY_ALG: \"%.16s\" is not RS256, RS384, RS512, ES256 or ES384",
+                 cfg->jwt_public_key_alg);
+        return -1;
+    }
 
     if (cfg->jwks_file[0] != '\0' && jwks_load_file(keys, cfg->jwks_file, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "REVOKD_JWKS_FILE: %s", why);
@@ -184,7 +201,16 @@ int main(int argc, char **argv)
     }
 
     cJSON *f = cJSON_CreateObject();
+    char address[64];
+    const char *colon = strrchr(cfg.listen, ':');
+    int hostlen = colon ? (int)(colon - cfg.listen) : 0;
+    snprintf(address, sizeof(address), "%.*s", hostlen, cfg.listen);
+    if (address[0] == '[') { /* [::1] -> ::1 */
+        memmove(address, address + 1, strlen(address));
+        address[strcspn(address, "]")] = '\0';
+    }
     cJSON_AddStringToObject(f, "listen", cfg.listen);
+    cJSON_AddStringToObject(f, "address", address);
     cJSON_AddNumberToObject(f, "port", http_server_port(srv));
     cJSON_AddStringToObject(f, "store", cfg.sentinels[0] ? "sentinel" : "redis");
     cJSON_AddNumberToObject(f, "keys", (double)jwks_count(keys));

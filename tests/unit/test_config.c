@@ -1,0 +1,286 @@
+/* test_config.c - settings from defaults, REVOKD_* variables and --flags, and
+ * the one-line errors that name the setting. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "revokd/config.h"
+
+extern char **environ;
+
+static struct config cfg;
+static char err[256];
+
+/* Every test starts from an environment without REVOKD_* variables. */
+static int clean_env(void **state)
+{
+    (void)state;
+    char name[128];
+
+    for (;;) {
+        char **e = environ;
+        while (*e != NULL && strncmp(*e, "REVOKD_", 7) != 0)
+            e++;
+        if (*e == NULL)
+            break;
+        size_t n = strcspn(*e, "=");
+        if (n >= sizeof(name))
+            return -1;
+        memcpy(name, *e, n);
+        name[n] = '\0';
+        unsetenv(name);
+    }
+    memset(&cfg, 0, sizeof(cfg));
+    err[0] = '\0';
+    return 0;
+}
+
+static int free_cfg(void **state)
+{
+    config_free(&cfg);
+    return clean_env(state);
+}
+
+/* config_load over a NULL-terminated argument list (argv[0] added). */
+static int load(const char *arg, ...)
+{
+    char *argv[16] = {"revokd"};
+    int argc = 1;
+    va_list ap;
+
+    va_start(ap, arg);
+    for (const char *a = arg; a != NULL; a = va_arg(ap, const char *)) {
+        assert_true(argc < 15);
+        argv[argc++] = (char *)a;
+    }
+    va_end(ap);
+    config_free(&cfg); /* a test may load more than once */
+    return config_load(&cfg, argc, argv, err, sizeof(err));
+}
+
+static void expect_err(const char *part)
+{
+    if (strstr(err, part) == NULL)
+        print_error("error \"%s\" does not contain \"%s\"\n", err, part);
+    assert_non_null(strstr(err, part));
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    assert_int_equal(load(NULL), 0);
+    assert_string_equal(cfg.listen, "127.0.0.1:8080");
+    assert_string_equal(cfg.redis_url, "redis://127.0.0.1:6379/0");
+    assert_string_equal(cfg.sentinels, "");
+    assert_string_equal(cfg.sentinel_master, "revokd-primary");
+    assert_int_equal(cfg.redis_timeout_ms, 500);
+    assert_int_equal(cfg.min_replicas, 0);
+    assert_int_equal(cfg.replication_timeout_ms, 500);
+    assert_int_equal(cfg.role_check_ms, 1000);
+    assert_string_equal(cfg.jwks_file, "");
+    assert_string_equal(cfg.jwt_public_key_file, "");
+    assert_string_equal(cfg.jwt_public_key_alg, "");
+    assert_string_equal(cfg.jwt_hmac_secret_file, "");
+    assert_string_equal(cfg.jwt_hmac_alg, "HS256");
+    assert_string_equal(cfg.issuer, "");
+    assert_string_equal(cfg.audience, "");
+    assert_int_equal(cfg.leeway, 30);
+    assert_int_equal(cfg.max_token_lifetime, 2592000);
+    assert_string_equal(cfg.admin_keys_file, "");
+    assert_string_equal(cfg.key_prefix, "revokd:");
+    assert_int_equal(cfg.threads, 0);
+    assert_int_equal(cfg.max_connections, 1000);
+    assert_int_equal(cfg.connection_timeout, 30);
+    assert_int_equal(cfg.max_body_bytes, 16384);
+    assert_int_equal(cfg.max_token_bytes, 8192);
+    assert_int_equal(cfg.shutdown_grace_ms, 0);
+    assert_string_equal(cfg.log_level, "info");
+}
+
+static void test_env_overrides_default(void **state)
+{
+    (void)state;
+    setenv("REVOKD_LEEWAY", "60", 1);
+    setenv("REVOKD_ISSUER", "https://issuer.example", 1);
+    setenv("REVOKD_MAX_TOKEN_BYTES", "65536", 1);
+    setenv("REVOKD_KEY_PREFIX", "", 1); /* set but empty is a value */
+    setenv("REVOKD_NOT_A_SETTING", "x", 1);
+    setenv("revokd_leeway", "7", 1); /* names are exact */
+    assert_int_equal(load(NULL), 0);
+    assert_int_equal(cfg.leeway, 60);
+    assert_string_equal(cfg.issuer, "https://issuer.example");
+    assert_int_equal(cfg.max_token_bytes, 65536);
+    assert_string_equal(cfg.key_prefix, "");
+    /* Untouched rows keep their defaults. */
+    assert_string_equal(cfg.listen, "127.0.0.1:8080");
+    assert_int_equal(cfg.max_token_lifetime, 2592000);
+    unsetenv("revokd_leeway");
+}
+
+static void test_flag_overrides_env(void **state)
+{
+    (void)state;
+    setenv("REVOKD_LEEWAY", "60", 1);
+    setenv("REVOKD_AUDIENCE", "from-env", 1);
+    assert_int_equal(load("--leeway=90", "--audience", "from-flag", "--max-token-bytes", "1024",
+                          "--listen=[::1]:0", "--issuer=", NULL),
+                     0);
+    assert_int_equal(cfg.leeway, 90);
+    assert_string_equal(cfg.audience, "from-flag");
+    assert_int_equal(cfg.max_token_bytes, 1024);
+    assert_string_equal(cfg.listen, "[::1]:0");
+    assert_string_equal(cfg.issuer, "");
+    /* The last of repeated flags wins; a value may contain '='. */
+    assert_int_equal(load("--leeway", "1", "--leeway=2", "--redis-url=redis://h/1?a=b", NULL), 0);
+    assert_int_equal(cfg.leeway, 2);
+    assert_string_equal(cfg.redis_url, "redis://h/1?a=b");
+    /* "--name value" takes the next argument as it is, even a flag. */
+    assert_int_equal(load("--issuer", "--leeway=5", NULL), 0);
+    assert_string_equal(cfg.issuer, "--leeway=5");
+    assert_int_equal(cfg.leeway, 60);
+}
+
+static void test_unknown_flag(void **state)
+{
+    (void)state;
+    assert_int_equal(load("--nope=1", NULL), -1);
+    expect_err("unknown argument \"--nope=1\"");
+    assert_int_equal(load("--leeway=1", "--nope", "x", NULL), -1);
+    expect_err("unknown argument \"--nope\"");
+    /* The flag spells '_' as '-'; a positional argument is no flag. */
+    assert_int_equal(load("--max_token_bytes=1024", NULL), -1);
+    expect_err("unknown argument");
+    assert_int_equal(load("leeway=5", NULL), -1);
+    expect_err("unknown argument \"leeway=5\"");
+    assert_int_equal(load("-leeway", "5", NULL), -1);
+    expect_err("unknown argument");
+    assert_int_equal(load("--LEEWAY=5", NULL), -1);
+    expect_err("unknown argument");
+    assert_int_equal(load("--", NULL), -1);
+    expect_err("unknown argument");
+    /* A prefix of a flag is not the flag. */
+    assert_int_equal(load("--lee=5", NULL), -1);
+    assert_int_equal(load("--leewayx=5", NULL), -1);
+}
+
+static void test_missing_value(void **state)
+{
+    (void)state;
+    assert_int_equal(load("--issuer", NULL), -1);
+    expect_err("--issuer needs a value");
+    assert_int_equal(load("--leeway=3", "--leeway", NULL), -1);
+    expect_err("--leeway needs a value");
+}
+
+static void test_bad_integer(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"abc", "12x", "", "1.5", "0x10", "99999999999999999999", "3 "};
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        setenv("REVOKD_LEEWAY", bad[i], 1);
+        assert_int_equal(load(NULL), -1);
+        expect_err("REVOKD_LEEWAY: not an integer in [0, 3600]");
+    }
+    unsetenv("REVOKD_LEEWAY");
+    /* Through a flag, the message still names the variable. */
+    assert_int_equal(load("--threads=many", NULL), -1);
+    expect_err("REVOKD_THREADS");
+    expect_err("\"many\"");
+    assert_int_equal(load("--max-body-bytes", "16k", NULL), -1);
+    expect_err("REVOKD_MAX_BODY_BYTES");
+}
+
+static void test_out_of_range(void **state)
+{
+    (void)state;
+    assert_int_equal(load("--leeway=3600", NULL), 0);
+    assert_int_equal(cfg.leeway, 3600);
+    assert_int_equal(load("--leeway=3601", NULL), -1);
+    expect_err("REVOKD_LEEWAY: not an integer in [0, 3600]: \"3601\"");
+    assert_int_equal(load("--leeway=-1", NULL), -1);
+    expect_err("REVOKD_LEEWAY");
+
+    assert_int_equal(load("--max-token-lifetime=60", NULL), 0);
+    assert_int_equal(cfg.max_token_lifetime, 60);
+    assert_int_equal(load("--max-token-lifetime=59", NULL), -1);
+    expect_err("REVOKD_MAX_TOKEN_LIFETIME: not an integer in [60, 315360000]");
+    assert_int_equal(load("--max-token-lifetime=315360001", NULL), -1);
+
+    setenv("REVOKD_MAX_TOKEN_BYTES", "255", 1);
+    assert_int_equal(load(NULL), -1);
+    expect_err("REVOKD_MAX_TOKEN_BYTES: not an integer in [256, 65536]");
+    /* A flag cannot rescue a bad variable: the environment is read first. */
+    assert_int_equal(load("--max-token-bytes=300", NULL), -1);
+    expect_err("REVOKD_MAX_TOKEN_BYTES");
+    setenv("REVOKD_MAX_TOKEN_BYTES", "256", 1);
+    assert_int_equal(load(NULL), 0);
+    assert_int_equal(cfg.max_token_bytes, 256);
+
+    assert_int_equal(load("--min-replicas=17", NULL), -1);
+    expect_err("REVOKD_MIN_REPLICAS: not an integer in [0, 16]");
+    assert_int_equal(load("--redis-timeout-ms=9", NULL), -1);
+    expect_err("REVOKD_REDIS_TIMEOUT_MS");
+}
+
+static void test_free_is_idempotent(void **state)
+{
+    (void)state;
+    assert_int_equal(load("--issuer=x", NULL), 0);
+    config_free(&cfg);
+    assert_null(cfg.issuer);
+    assert_null(cfg.listen);
+    config_free(&cfg);
+}
+
+static char *capture(void (*print)(FILE *))
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    assert_non_null(f);
+    print(f);
+    assert_int_equal(fclose(f), 0);
+    return text;
+}
+
+static void test_help_and_markdown(void **state)
+{
+    (void)state;
+    char *help = capture(config_print_help);
+    char *md = capture(config_print_markdown);
+
+    assert_non_null(strstr(help, "REVOKD_LEEWAY, --leeway"));
+    assert_non_null(strstr(help, "range 0..3600"));
+    assert_non_null(strstr(help, "REVOKD_MAX_TOKEN_BYTES, --max-token-bytes"));
+    assert_non_null(strstr(md, "| `REVOKD_LEEWAY` | `--leeway` | `30` |"));
+    assert_non_null(strstr(md, "| `REVOKD_LOG_LEVEL` | `--log-level` | `info` |"));
+    free(help);
+    free(md);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, clean_env, free_cfg)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_defaults),
+        T(test_env_overrides_default),
+        T(test_flag_overrides_env),
+        T(test_unknown_flag),
+        T(test_missing_value),
+        T(test_bad_integer),
+        T(test_out_of_range),
+        T(test_free_is_idempotent),
+        T(test_help_and_markdown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
