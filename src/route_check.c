@@ -39,14 +39,15 @@ static void check_and_reply(struct request *req, struct reply *rep, const char *
         reply_token_failure(rep, rc, &c);
 }
 
-/* One lookup-mode parameter, percent-decoded, 1..JWT_STR_MAX bytes.
- * Returns 1 when present (out filled), 0 when absent, -1 when invalid. */
-static int query_param(struct request *req, const char *name, char *out)
+/* One lookup-mode parameter, percent-decoded into out (size bytes, at most
+ * JWT_STR_MAX + 1). Returns 1 when present (out filled), 0 when absent, -1
+ * when empty, too long or badly encoded. */
+static int query_param(struct request *req, const char *name, char *out, size_t size)
 {
     const char *raw = req->query(req->query_ctx, name);
     if (raw == NULL)
         return 0;
-    return url_decode(raw, strlen(raw), out, JWT_STR_MAX + 1) > 0 ? 1 : -1;
+    return url_decode(raw, strlen(raw), out, size) > 0 ? 1 : -1;
 }
 
 /* GET /v1/check?jti=&sub=&iat=&iss=: for gateways that verified the JWT
@@ -55,13 +56,16 @@ static void check_lookup(struct request *req, struct reply *rep)
 {
     struct jwt_claims c = {0};
     char iat[24];
-    int has_jti = query_param(req, "jti", c.jti), has_sub = query_param(req, "sub", c.sub);
-    int has_iat = query_param(req, "iat", iat), has_iss = query_param(req, "iss", c.iss);
+    int has_jti = query_param(req, "jti", c.jti, sizeof(c.jti));
+    int has_sub = query_param(req, "sub", c.sub, sizeof(c.sub));
+    int has_iat = query_param(req, "iat", iat, sizeof(iat));
+    int has_iss = query_param(req, "iss", c.iss, sizeof(c.iss));
     bool revoked = false;
 
     if (has_jti < 0 || has_sub < 0 || has_iat < 0 || has_iss < 0) {
         reply_error(rep, 400, "invalid_request",
-                    "jti, sub, iat and iss must be 1 to 256 bytes, validly percent-encoded");
+                    "jti, sub and iss must be 1 to 256 bytes and iat at most 23 digits, validly "
+                    "percent-encoded");
         return;
     }
     if (has_sub && !has_iat) {

@@ -158,6 +158,11 @@ static void test_refuses_length_one_mod_four(void **state)
     assert_int_equal(decode_str("Q", out), -1);
     assert_int_equal(decode_str("QUJDR", out), -1);
     assert_int_equal(decode_str("QUJDRUZHS", out), -1);
+    /* Refused for the length itself, even when the lone character's bits
+     * are all zero and would decode to nothing. */
+    assert_int_equal(decode_str("A", out), -1);
+    assert_int_equal(decode_str("QUJDA", out), -1);
+    assert_int_equal(decode_str("AAAAA", out), -1);
     /* The other remainders are fine. */
     assert_int_equal(decode_str("", out), 0);
     assert_int_equal(decode_str("QUJDRQ", out), 4);

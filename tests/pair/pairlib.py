@@ -1,0 +1,442 @@
+"""Helpers for the high-availability tests: one replicated pair (deploy/local-pair) per test.
+
+Each test gets its own pair in a fresh temporary state dir on a free base port range (base..base+22
+all free on 127.0.0.1, bases picked at random from 20000-39900 in steps of 100), started with
+`local-pair start --detach` and always stopped with `local-pair stop`. A failing test prints the
+log of every process of the pair. HTTP, tokens and Redis access come from
+tests/integration/harness.py (imported, not copied). Everything is on 127.0.0.1 and every wait
+is bounded.
+"""
+
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+
+import harness  # noqa: E402  (tests/integration/harness.py)
+from harness import LOOPBACK, Resp, RespError, http_request, wait_until  # noqa: E402,F401
+
+LOCAL_PAIR = os.path.join(REPO, "deploy", "local-pair")
+SPAN = 23                  # the pair uses base .. base+22
+BASE_RANGE = range(20000, 40000, 100)
+START_ATTEMPTS = 3         # a port range taken between the probe and the start: try another
+START_TIMEOUT = 120        # seconds for the whole `local-pair start`
+STOP_TIMEOUT = 60          # seconds for `local-pair stop`
+RESTART_TIMEOUT = 60       # seconds for `local-pair restart NAME`
+LOG_TAIL = 12000           # characters of each log printed when a test fails
+
+REDIS_NODES = ("redis-primary", "redis-replica")
+REVOKD_NODES = ("revokd-a", "revokd-b")
+ALL = ("redis-primary", "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3",
+       "revokd-a", "revokd-b", "haproxy")
+
+
+def ports_free(base):
+    """True when nothing is bound to any of base..base+SPAN-1 on 127.0.0.1."""
+    for port in range(base, base + SPAN):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((LOOPBACK, port))
+            except OSError:
+                return False
+    return True
+
+
+def pick_base(exclude=()):
+    """A random base port whose whole range is free right now."""
+    bases = [b for b in BASE_RANGE if b not in exclude]
+    random.shuffle(bases)
+    for base in bases[:50]:
+        if ports_free(base):
+            return base
+    raise RuntimeError("no free port range of %d ports found in %d-%d" %
+                       (SPAN, BASE_RANGE.start, BASE_RANGE.stop))
+
+
+def parse_env_file(path):
+    """pair.env: `export NAME='value'` lines (single-quoted by local-pair's sq)."""
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("export ") or "=" not in line:
+                continue
+            name, _, value = line[len("export "):].partition("=")
+            if len(value) >= 2 and value[0] == value[-1] == "'":
+                value = value[1:-1].replace("'\\''", "'")
+            out[name] = value
+    return out
+
+
+def host_port(address):
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
+class Pair:
+    """One deploy/local-pair instance in its own state dir."""
+
+    def __init__(self, label="pair"):
+        self.tmp = tempfile.mkdtemp(prefix=f"revokd-{label}-")
+        self.dir = os.path.join(self.tmp, "state")
+        self.base = None
+        self.env = {}
+        self.started = False
+        self.start_output = ""
+
+    # -- running local-pair ---------------------------------------------------------------
+    def _env(self):
+        env = harness.clean_env({
+            "REVOKD_BIN": harness.revokd_bin(),
+            "REVOKECTL_BIN": harness.revokectl_bin(),
+            "REVOKD_PAIR_DIR": self.dir,
+            "REVOKD_PAIR_READY_TIMEOUT": "30",
+            "REVOKD_PAIR_STOP_TIMEOUT": "5",
+        })
+        if self.base is not None:
+            env["REVOKD_PAIR_BASE_PORT"] = str(self.base)
+        return env
+
+    def run(self, *args, timeout=60, check=True):
+        proc = subprocess.run([LOCAL_PAIR, *args], env=self._env(), stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"local-pair {' '.join(args)} exited with {proc.returncode}:\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def start(self):
+        tried = []
+        for attempt in range(START_ATTEMPTS):
+            self.base = pick_base(tried)
+            tried.append(self.base)
+            t0 = time.monotonic()
+            proc = self.run("start", "--detach", timeout=START_TIMEOUT, check=False)
+            self.start_output = proc.stdout + proc.stderr
+            if proc.returncode == 0:
+                self.started = True
+                self.env = parse_env_file(os.path.join(self.dir, "pair.env"))
+                print(f"pair started on base port {self.base} in {time.monotonic() - t0:.1f} s "
+                      f"(state {self.dir})", flush=True)
+                return self
+            self.stop()
+            if "already in use" not in self.start_output or attempt == START_ATTEMPTS - 1:
+                raise AssertionError(f"local-pair start failed ({proc.returncode}):\n"
+                                     f"{self.start_output}\n{self.logs()}")
+        raise AssertionError("unreachable")
+
+    def stop(self):
+        """Stop everything (a frozen process is thawed first so it can take SIGTERM)."""
+        if not os.path.isdir(os.path.join(self.dir, "pids")):
+            return
+        for name in ALL:
+            pid = self.pid(name)
+            if pid is not None and proc_state(pid) == "T":
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+        self.run("stop", timeout=STOP_TIMEOUT, check=False)
+
+    def cleanup(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def restart(self, name):
+        out = self.run("restart", name, timeout=RESTART_TIMEOUT)
+        return out.stdout.strip()
+
+    def status(self):
+        return self.run("status", timeout=30, check=False).stdout
+
+    # -- processes ------------------------------------------------------------------------
+    def pid(self, name):
+        """The pid local-pair recorded for NAME, if that process still runs (start time
+        checked, so a recycled pid is never returned)."""
+        try:
+            with open(os.path.join(self.dir, "pids", name + ".pid"), encoding="ascii") as f:
+                pid, start = f.read().split()
+            pid = int(pid)
+        except (OSError, ValueError):
+            return None
+        if proc_start_time(pid) != start or proc_state(pid) in (None, "Z"):
+            return None
+        return pid
+
+    def signal(self, name, sig):
+        pid = self.pid(name)
+        if pid is None:
+            raise AssertionError(f"{name} is not running")
+        os.kill(pid, sig)
+        return pid
+
+    def wait_gone(self, name, pid, timeout):
+        wait_until(lambda: proc_start_time(pid) is None or proc_state(pid) == "Z"
+                   or self.pid(name) != pid, timeout, what=f"{name} (pid {pid}) to exit")
+
+    # -- addresses ------------------------------------------------------------------------
+    def address(self, name):
+        key = {"haproxy": "REVOKD_PAIR_HAPROXY", "revokd-a": "REVOKD_PAIR_REVOKD_A",
+               "revokd-b": "REVOKD_PAIR_REVOKD_B", "redis-primary": "REVOKD_PAIR_REDIS_PRIMARY",
+               "redis-replica": "REVOKD_PAIR_REDIS_REPLICA"}[name]
+        return host_port(self.env[key])
+
+    def port(self, name):
+        host, port = self.address(name)
+        assert host == LOOPBACK, f"{name} is not on loopback: {host}"
+        return port
+
+    def sentinel_ports(self):
+        return [host_port(a)[1] for a in self.env["REVOKD_PAIR_SENTINELS"].split(",")]
+
+    @property
+    def private_key(self):
+        return self.env["REVOKD_PAIR_JWT_PRIVATE_KEY"]
+
+    # -- Redis ----------------------------------------------------------------------------
+    def redis(self, name, *args, timeout=2.0):
+        with Resp(self.port(name), timeout=timeout) as r:
+            return r.command(*args)
+
+    def role(self, name):
+        """'master', 'slave' or None (no answer)."""
+        try:
+            return self.redis(name, "ROLE")[0]
+        except (OSError, ConnectionError, RespError):
+            return None
+
+    def current_primary(self):
+        """The Redis node a majority of Sentinels names (the name, or None)."""
+        votes = {}
+        for port in self.sentinel_ports():
+            try:
+                with Resp(port, timeout=1.0) as r:
+                    host, p = r.command("SENTINEL", "get-master-addr-by-name",
+                                        self.env["REVOKD_PAIR_SENTINEL_MASTER"])
+            except (OSError, ConnectionError, RespError, TypeError, ValueError):
+                continue
+            votes[int(p)] = votes.get(int(p), 0) + 1
+        for name in REDIS_NODES:
+            if votes.get(self.port(name), 0) >= 2:
+                return name
+        return None
+
+    def connected_replicas(self, name):
+        info = self.redis(name, "INFO", "replication")
+        for line in info.splitlines():
+            if line.startswith("connected_slaves:"):
+                return int(line.split(":", 1)[1])
+        return None
+
+    # -- configuration --------------------------------------------------------------------
+    def sentinel_setting(self, setting, n=1):
+        """A per-primary Sentinel setting (e.g. down-after-milliseconds) from the generated
+        conf/sentinel-N.conf, as an int."""
+        path = os.path.join(self.dir, "conf", f"sentinel-{n}.conf")
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                words = line.split()
+                if len(words) == 4 and words[0] == "sentinel" and words[1] == setting \
+                        and words[2] == self.env["REVOKD_PAIR_SENTINEL_MASTER"]:
+                    return int(words[3])
+        raise AssertionError(f"{path} has no 'sentinel {setting}' line")
+
+    def revokd_setting(self, name, default):
+        """A revokd setting as the nodes run it (the saved settings, else revokd's default)."""
+        with open(os.path.join(self.dir, "revokd-settings"), "rb") as f:
+            for item in f.read().split(b"\0"):
+                k, _, v = item.decode().partition("=")
+                if k == name:
+                    return v
+        return default
+
+    # -- logs -----------------------------------------------------------------------------
+    def log_path(self, name):
+        return os.path.join(self.dir, "logs", name + ".log")
+
+    def log_text(self, name):
+        try:
+            with open(self.log_path(name), encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def logs(self):
+        parts = []
+        logdir = os.path.join(self.dir, "logs")
+        names = sorted(os.listdir(logdir)) if os.path.isdir(logdir) else []
+        for fn in names:
+            text = self.log_text(fn[:-4]) if fn.endswith(".log") else ""
+            if len(text) > LOG_TAIL:
+                text = f"[... {len(text) - LOG_TAIL} characters left out ...]\n" + text[-LOG_TAIL:]
+            parts.append(f"----- {os.path.join(logdir, fn)} -----\n{text}")
+        return "\n".join(parts) + "\n----- end of pair logs -----\n"
+
+    def request_ids(self, name):
+        """request_id of every request line node NAME logged."""
+        ids = set()
+        for line in self.log_text(name).splitlines():
+            obj = harness._json_or_none(line)
+            if isinstance(obj, dict) and obj.get("event") == "request" and obj.get("request_id"):
+                ids.add(obj["request_id"])
+        return ids
+
+
+def proc_start_time(pid):
+    """Field 22 of /proc/PID/stat, as local-pair records it; None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat.rsplit(") ", 1)[1].split()[19]
+
+
+def proc_state(pid):
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(") ", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP against the pair
+
+
+class Call:
+    """One request and its answer, with monotonic send/receive times (seconds)."""
+
+    __slots__ = ("kind", "token", "rid", "t0", "t1", "status", "body", "error", "node")
+
+    def __init__(self, kind, token, rid, t0, t1, status, body, error, node=None):
+        self.kind, self.token, self.rid = kind, token, rid
+        self.t0, self.t1, self.status, self.body, self.error = t0, t1, status, body, error
+        self.node = node
+
+    @property
+    def reason(self):
+        return self.body.get("reason") if isinstance(self.body, dict) else None
+
+    @property
+    def code(self):
+        return self.body.get("error") if isinstance(self.body, dict) else None
+
+    def __repr__(self):
+        body = self.body if self.body is not None else self.error
+        return f"<{self.kind} {self.rid} {self.status} {body!r} at {self.t0:.3f}-{self.t1:.3f}>"
+
+
+_rid_lock = threading.Lock()
+_rid_count = [0]
+
+
+def request_id(prefix):
+    with _rid_lock:
+        _rid_count[0] += 1
+        return f"{prefix}-{os.getpid()}-{_rid_count[0]}"
+
+
+def call(port, kind, token=None, timeout=5.0, rid_prefix="pt", node=None):
+    """kind 'check' (GET /v1/check with the bearer token), 'revoke' (POST /v1/revoke) or
+    'readyz'. Never raises for transport errors: status is None and error says why."""
+    rid = request_id(rid_prefix)
+    headers = {"X-Request-Id": rid}
+    if kind == "check":
+        method, path, body = "GET", "/v1/check", None
+        headers["Authorization"] = f"Bearer {token}"
+    elif kind == "revoke":
+        method, path, body = "POST", "/v1/revoke", {"token": token}
+    elif kind == "readyz":
+        method, path, body = "GET", "/readyz", None
+    else:
+        raise ValueError(kind)
+    t0 = time.monotonic()
+    try:
+        r = http_request(port, method, path, body, headers, timeout=timeout)
+        t1 = time.monotonic()
+        try:
+            parsed = r.json()
+        except ValueError:
+            parsed = {"raw": r.body[:200].decode("utf-8", "replace")}
+        return Call(kind, token, rid, t0, t1, r.status, parsed, None, node)
+    except (OSError, http_client_errors()) as e:
+        return Call(kind, token, rid, t0, time.monotonic(), None, None, repr(e), node)
+
+
+def http_client_errors():
+    import http.client
+    return http.client.HTTPException
+
+
+class PairTestCase(unittest.TestCase):
+    """Starts a pair before each test, always stops it, prints its logs when the test fails."""
+
+    def setUp(self):
+        harness.revokd_bin()
+        harness.revokectl_bin()
+        for prog in ("redis-server", "redis-cli", "haproxy", "curl", "openssl", "setsid"):
+            if shutil.which(prog) is None:
+                self.skipTest(f"{prog} not on PATH")
+        self.pair = Pair(self.id().rsplit(".", 1)[-1])
+        self.addCleanup(self.pair.stop)
+        self.pair.start()
+        self.haproxy = self.pair.port("haproxy")
+        self.key = harness.Key("RSA", "RS256", None, priv_path=self.pair.private_key)
+
+    def run(self, result=None):
+        result = result if result is not None else self.defaultTestResult()
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        pair = getattr(self, "pair", None)
+        if pair is not None:
+            if len(result.failures) + len(result.errors) > before:
+                sys.stderr.write(f"\n----- logs of the pair of {self.id()} -----\n")
+                sys.stderr.write(pair.logs())
+                sys.stderr.flush()
+            pair.cleanup()
+        return out
+
+    def mint(self, **kw):
+        return harness.mint(self.key, **kw)
+
+    def key_name(self, token):
+        """The Redis key of a token's revocation, as `revokd --key-name jti ISS JTI` prints it."""
+        _, claims, _ = harness.jwt_parts(token)
+        return harness.revokd_key_name("jti", claims.get("iss", ""), harness.token_id(token))
+
+    def check_on(self, node, token):
+        return call(self.pair.port(node), "check", token, node=node)
+
+    def revoke_on(self, node, token):
+        return call(self.pair.port(node), "revoke", token, node=node)
+
+    def assertRevokedOnBothNodes(self, token, context=""):
+        for node in harness_nodes():
+            c = self.check_on(node, token)
+            self.assertEqual((c.status, c.reason), (401, "revoked"),
+                             f"{context}: {node} answered {c!r} for a revoked token")
+
+    def assertActiveOnBothNodes(self, token, context=""):
+        for node in harness_nodes():
+            c = self.check_on(node, token)
+            self.assertEqual((c.status, (c.body or {}).get("active")), (200, True),
+                             f"{context}: {node} answered {c!r} for an unrevoked token")
+
+
+def harness_nodes():
+    return REVOKD_NODES
+
+
+def main():
+    unittest.main(verbosity=2)
