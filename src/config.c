@@ -64,6 +64,9 @@ static int set_value(struct config *cfg, const struct row *r, const char *value,
     char *end;
     errno = 0;
     long long v = strtoll(value, &end, 10);
+    /* strtoll would also take " 30" and "+30"; a setting is digits only. */
+    if (!isdigit((unsigned char)value[0]) && !(value[0] == '-' && isdigit((unsigned char)value[1])))
+        end = (char *)value;
     if (errno != 0 || end == value || *end != '\0' || v < r->min || v > r->max) {
         env_name(r, env, sizeof(env));
         snprintf(err, errlen, "%s: not an integer in [%lld, %lld]: \"%.64s\"", env, r->min,

@@ -759,12 +759,17 @@ class Revokd:
     def stop(self, grace=STOP_GRACE):
         if self.proc is None:
             return None
+        was_running = self.proc.poll() is None
         code = stop_process(self.proc, grace)
         for t in getattr(self, "readers", ()):
             t.join(STOP_GRACE)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+        # A running revokd must stop cleanly on SIGTERM: exit 0, no hang, and under
+        # ASan no leak or error report (those change the exit status).
+        if was_running and code != 0:
+            raise AssertionError(f"{self.name} exited with {code} on SIGTERM:\n{self.log_text()}")
         return code
 
     def alive(self):
