@@ -91,6 +91,11 @@ void route_revoke_all(struct request *req, struct reply *rep)
     struct jwt_claims c;
     int rc;
 
+    /* No body is needed; one that is sent must still be well-formed JSON. */
+    cJSON *body = reply_parse_body(req, rep, 1);
+    cJSON_Delete(body);
+    if (rep->status != 0)
+        return;
     if (request_bearer(req, &token, &len) < 0) {
         reply_token_failure(rep, -JWT_missing_token, NULL);
         return;

@@ -98,15 +98,17 @@ void router_dispatch(struct request *req, struct reply *rep)
         int rc = match(routes[i].path, req->path, req->param, sizeof(req->param));
         if (rc == 0)
             continue;
-        if (rc < 0) {
-            reply_error(rep, 400, "invalid_request", "the path segment is not valid percent-encoding");
-            return;
-        }
         if (strcmp(routes[i].method, req->method) != 0) {
             allow = routes[i].allow; /* the path is known; maybe another method matches */
             continue;
         }
-        if (req->body_len > 0 && !is_json(req->content_type)) {
+        if (rc < 0) {
+            reply_error(rep, 400, "invalid_request", "the path segment is not valid percent-encoding");
+            return;
+        }
+        /* GET bodies are ignored (and bounded by http_server.c); only a POST
+         * body is read, so only its type matters. */
+        if (req->body_len > 0 && strcmp(req->method, "POST") == 0 && !is_json(req->content_type)) {
             reply_error(rep, 415, "unsupported_media_type",
                         "request bodies must be application/json");
             return;

@@ -422,20 +422,16 @@ class PairTestCase(unittest.TestCase):
         return call(self.pair.port(node), "revoke", token, node=node)
 
     def assertRevokedOnBothNodes(self, token, context=""):
-        for node in harness_nodes():
+        for node in REVOKD_NODES:
             c = self.check_on(node, token)
             self.assertEqual((c.status, c.reason), (401, "revoked"),
                              f"{context}: {node} answered {c!r} for a revoked token")
 
     def assertActiveOnBothNodes(self, token, context=""):
-        for node in harness_nodes():
+        for node in REVOKD_NODES:
             c = self.check_on(node, token)
             self.assertEqual((c.status, (c.body or {}).get("active")), (200, True),
                              f"{context}: {node} answered {c!r} for an unrevoked token")
-
-
-def harness_nodes():
-    return REVOKD_NODES
 
 
 def main():

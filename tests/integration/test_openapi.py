@@ -1,0 +1,898 @@
+"""Contract test: revokd and openapi.yaml describe the same service.
+
+* `revokd --routes` lists exactly the operations (method, path) of openapi.yaml.
+* A table of requests, sent to real revokd processes (full configuration; one without admin keys;
+  one that needs a replica it does not have; one draining after SIGTERM; and the main one while
+  Redis is stopped), produces every status openapi.yaml documents for every operation. Each
+  response must have a documented status, Content-Type application/json, a body that validates
+  against the documented schema, and every required documented header (X-Request-Id,
+  WWW-Authenticate on 401, Allow on 405) with a value valid under the header's schema. At the end
+  every documented (operation, status) pair must have been produced at least once.
+* An unknown path answers 404 with a body valid under components/schemas/Error, error not_found.
+* The document's own examples validate against their schemas.
+
+The JSON Schema validator below is a deliberately small subset (what this document uses). It
+refuses a keyword it does not implement instead of ignoring it, so a schema change cannot make
+the test pass vacuously.
+"""
+
+import json
+import os
+import re
+import signal
+import sys
+import time
+import unittest
+import urllib.parse
+
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import now, std_claims, token_id  # noqa: E402
+
+SPEC_PATH = os.path.join(harness.REPO, "openapi.yaml")
+ISS = "https://issuer.openapi.test"
+AUD = "api.openapi.test"
+ADMIN_KEY = "admin-key-openapi-0123456789abcdef"
+MAX_BODY = 16384             # REVOKD_MAX_BODY_BYTES default
+LEEWAY = harness.DEFAULT_LEEWAY
+REDIS_TIMEOUT_MS = 300
+REPLICATION_TIMEOUT_MS = 100
+SHUTDOWN_GRACE_MS = 1500
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+JSON_CT = {"Content-Type": "application/json"}
+
+
+# ---------------------------------------------------------------------------------------------
+# A small JSON Schema (2020-12 subset) validator
+
+class UnsupportedSchema(Exception):
+    """The schema uses something this validator does not implement."""
+
+
+def _canon(value):
+    """A hashable form in which JSON equality is Python equality (True != 1, 1 == 1.0)."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if value is None:
+        return ("null",)
+    if isinstance(value, (int, float)):
+        return ("num", value)
+    if isinstance(value, str):
+        return ("str", value)
+    if isinstance(value, list):
+        return ("arr", tuple(_canon(v) for v in value))
+    if isinstance(value, dict):
+        return ("obj", tuple(sorted((k, _canon(v)) for k, v in value.items())))
+    raise UnsupportedSchema(f"not a JSON value: {value!r}")
+
+
+def _is_type(value, name):
+    if name == "null":
+        return value is None
+    if name == "boolean":
+        return isinstance(value, bool)
+    if name == "integer":
+        return (isinstance(value, int) and not isinstance(value, bool)) or \
+               (isinstance(value, float) and value.is_integer())
+    if name == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if name == "string":
+        return isinstance(value, str)
+    if name == "array":
+        return isinstance(value, list)
+    if name == "object":
+        return isinstance(value, dict)
+    raise UnsupportedSchema(f"unknown type {name!r}")
+
+
+class SchemaValidator:
+    # Keywords that assert nothing.
+    ANNOTATIONS = frozenset({"description", "title", "examples", "example", "format", "default",
+                             "deprecated", "readOnly", "writeOnly", "$comment"})
+
+    def __init__(self, document):
+        self.document = document
+
+    def resolve(self, ref):
+        """The node a local reference (#/a/b/c) points at."""
+        if not ref.startswith("#/"):
+            raise UnsupportedSchema(f"only local references are supported: {ref!r}")
+        node = self.document
+        for part in ref[2:].split("/"):
+            part = urllib.parse.unquote(part).replace("~1", "/").replace("~0", "~")
+            if not isinstance(node, dict) or part not in node:
+                raise UnsupportedSchema(f"unresolvable $ref {ref!r}")
+            node = node[part]
+        return node
+
+    def deref(self, node):
+        """Follows $ref chains of non-schema objects (responses, headers, parameters)."""
+        seen = set()
+        while isinstance(node, dict) and "$ref" in node:
+            ref = node["$ref"]
+            if ref in seen:
+                raise UnsupportedSchema(f"$ref cycle at {ref!r}")
+            seen.add(ref)
+            node = self.resolve(ref)
+        return node
+
+    def errors(self, instance, schema, where="$"):
+        """Every way `instance` fails `schema`, as "location: problem" strings."""
+        if schema is True:
+            return []
+        if schema is False:
+            return [f"{where}: no value is allowed here"]
+        if not isinstance(schema, dict):
+            raise UnsupportedSchema(f"{where}: schema is not an object: {schema!r}")
+        out = []
+        for key, arg in schema.items():
+            if key in self.ANNOTATIONS:
+                continue
+            handler = getattr(self, "_kw_" + key.lstrip("$"), None)
+            if handler is None:
+                raise UnsupportedSchema(f"{where}: keyword {key!r} is not implemented")
+            out += handler(instance, arg, schema, where)
+        return out
+
+    def valid(self, instance, schema):
+        return not self.errors(instance, schema)
+
+    # Keywords --------------------------------------------------------------------------------
+    def _kw_ref(self, inst, ref, schema, where):
+        return self.errors(inst, self.resolve(ref), where)
+
+    def _kw_type(self, inst, types, schema, where):
+        names = types if isinstance(types, list) else [types]
+        if any(_is_type(inst, t) for t in names):
+            return []
+        return [f"{where}: {json.dumps(inst)[:80]} is not of type {'/'.join(names)}"]
+
+    def _kw_const(self, inst, value, schema, where):
+        if _canon(inst) == _canon(value):
+            return []
+        return [f"{where}: {json.dumps(inst)[:80]} is not the constant {json.dumps(value)}"]
+
+    def _kw_enum(self, inst, values, schema, where):
+        if any(_canon(inst) == _canon(v) for v in values):
+            return []
+        return [f"{where}: {json.dumps(inst)[:80]} is not one of {json.dumps(values)}"]
+
+    def _kw_required(self, inst, names, schema, where):
+        if not isinstance(inst, dict):
+            return []
+        return [f"{where}: required member {n!r} is missing" for n in names if n not in inst]
+
+    def _kw_properties(self, inst, props, schema, where):
+        if not isinstance(inst, dict):
+            return []
+        out = []
+        for name, sub in props.items():
+            if name in inst:
+                out += self.errors(inst[name], sub, f"{where}.{name}")
+        return out
+
+    def _kw_additionalProperties(self, inst, sub, schema, where):
+        if not isinstance(inst, dict):
+            return []
+        if "patternProperties" in schema:
+            raise UnsupportedSchema(f"{where}: patternProperties is not implemented")
+        known = schema.get("properties", {})
+        out = []
+        for name, value in inst.items():
+            if name in known:
+                continue
+            if sub is False:
+                out.append(f"{where}: member {name!r} is not allowed (additionalProperties: false)")
+            else:
+                out += self.errors(value, sub, f"{where}.{name}")
+        return out
+
+    def _kw_minProperties(self, inst, n, schema, where):
+        if isinstance(inst, dict) and len(inst) < n:
+            return [f"{where}: {len(inst)} members, fewer than minProperties {n}"]
+        return []
+
+    def _kw_maxProperties(self, inst, n, schema, where):
+        if isinstance(inst, dict) and len(inst) > n:
+            return [f"{where}: {len(inst)} members, more than maxProperties {n}"]
+        return []
+
+    def _kw_items(self, inst, sub, schema, where):
+        if not isinstance(inst, list):
+            return []
+        if isinstance(sub, list):
+            raise UnsupportedSchema(f"{where}: array-form items is not 2020-12")
+        out = []
+        for i, value in enumerate(inst):
+            out += self.errors(value, sub, f"{where}[{i}]")
+        return out
+
+    def _kw_minItems(self, inst, n, schema, where):
+        if isinstance(inst, list) and len(inst) < n:
+            return [f"{where}: {len(inst)} items, fewer than minItems {n}"]
+        return []
+
+    def _kw_maxItems(self, inst, n, schema, where):
+        if isinstance(inst, list) and len(inst) > n:
+            return [f"{where}: {len(inst)} items, more than maxItems {n}"]
+        return []
+
+    def _kw_allOf(self, inst, subs, schema, where):
+        out = []
+        for i, sub in enumerate(subs):
+            out += [f"{e} (allOf[{i}])" for e in self.errors(inst, sub, where)]
+        return out
+
+    def _kw_anyOf(self, inst, subs, schema, where):
+        found = [self.errors(inst, sub, where) for sub in subs]
+        if any(not e for e in found):
+            return []
+        detail = "; ".join(f"[{i}] " + ", ".join(e) for i, e in enumerate(found))
+        return [f"{where}: matches none of anyOf ({detail})"]
+
+    def _kw_oneOf(self, inst, subs, schema, where):
+        found = [self.errors(inst, sub, where) for sub in subs]
+        matched = [i for i, e in enumerate(found) if not e]
+        if len(matched) == 1:
+            return []
+        if not matched:
+            detail = "; ".join(f"[{i}] " + ", ".join(e) for i, e in enumerate(found))
+            return [f"{where}: matches none of oneOf ({detail})"]
+        return [f"{where}: matches more than one of oneOf (branches {matched})"]
+
+    def _kw_not(self, inst, sub, schema, where):
+        return [f"{where}: matches a schema under 'not'"] if not self.errors(inst, sub, where) else []
+
+    def _kw_minLength(self, inst, n, schema, where):
+        if isinstance(inst, str) and len(inst) < n:
+            return [f"{where}: length {len(inst)} is below minLength {n}"]
+        return []
+
+    def _kw_maxLength(self, inst, n, schema, where):
+        if isinstance(inst, str) and len(inst) > n:
+            return [f"{where}: length {len(inst)} is above maxLength {n}"]
+        return []
+
+    def _kw_pattern(self, inst, pattern, schema, where):
+        if isinstance(inst, str) and re.search(pattern, inst) is None:
+            return [f"{where}: {inst[:80]!r} does not match pattern {pattern!r}"]
+        return []
+
+    def _number_kw(op, text):
+        def check(self, inst, bound, schema, where):
+            if _is_type(inst, "number") and not op(inst, bound):
+                return [f"{where}: {inst} is not {text} {bound}"]
+            return []
+        return check
+
+    _kw_minimum = _number_kw(lambda v, b: v >= b, ">=")
+    _kw_maximum = _number_kw(lambda v, b: v <= b, "<=")
+    _kw_exclusiveMinimum = _number_kw(lambda v, b: v > b, ">")
+    _kw_exclusiveMaximum = _number_kw(lambda v, b: v < b, "<")
+    del _number_kw
+
+
+# ---------------------------------------------------------------------------------------------
+# The document
+
+class Spec:
+    def __init__(self, path=SPEC_PATH):
+        with open(path, encoding="utf-8") as f:
+            self.doc = yaml.safe_load(f)
+        self.v = SchemaValidator(self.doc)
+        self.ops = {}        # (METHOD, template) -> operation object
+        self.templates = {}  # template -> compiled regex of the path
+        for template, item in self.doc["paths"].items():
+            parts = re.split(r"(\{[^/{}]+\})", template)
+            rx = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+            self.templates[template] = re.compile(rx + r"\Z")
+            for m in HTTP_METHODS:
+                if m in item:
+                    self.ops[(m.upper(), template)] = item[m]
+
+    def template_for(self, path):
+        matches = [t for t, rx in self.templates.items() if rx.match(path)]
+        return matches[0] if matches else None
+
+    def methods_of(self, template):
+        return {m for (m, t) in self.ops if t == template}
+
+    def responses(self, op):
+        return {str(code): self.v.deref(r) for code, r in self.ops[op].get("responses", {}).items()}
+
+    def documented_pairs(self):
+        return {(op, code) for op in self.ops for code in self.responses(op)}
+
+    def label(self, op):
+        return f"{op[0]} {op[1]} ({self.ops[op].get('operationId', '?')})"
+
+
+SPEC = Spec()
+
+
+def _request_id_ok(value):
+    return re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value or "") is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+
+class ValidatorSelfTest(unittest.TestCase):
+    """The validator catches what the contract relies on it to catch."""
+
+    def test_subset(self):
+        v = SPEC.v
+        err = {"$ref": "#/components/schemas/Error"}
+        self.assertTrue(v.valid({"error": "not_found", "error_description": "x"}, err))
+        self.assertFalse(v.valid({"error": "not_found"}, err))                       # required
+        self.assertFalse(v.valid({"error": "nope", "error_description": "x"}, err))  # enum
+        self.assertFalse(v.valid({"error": "not_found", "error_description": "x", "x": 1}, err))
+        self.assertFalse(v.valid({"error": "not_found", "error_description": 5}, err))
+        bad_request = {"$ref": "#/components/schemas/InvalidRequestError"}
+        self.assertTrue(v.valid({"error": "invalid_request", "error_description": ""}, bad_request))
+        self.assertFalse(v.valid({"error": "not_found", "error_description": ""}, bad_request))
+        tf = {"$ref": "#/components/schemas/TokenFailure"}
+        base = {"active": False, "reason": "revoked", "error": "invalid_token", "error_description": "d"}
+        self.assertTrue(v.valid(base, tf))
+        self.assertFalse(v.valid(dict(base, active=0), tf))          # const false is not 0
+        self.assertFalse(v.valid(dict(base, jti=""), tf))            # minLength via $ref
+        self.assertFalse(v.valid(dict(base, jti="j" * 257), tf))     # maxLength
+        self.assertTrue(v.valid(dict(base, jti="j" * 256), tf))
+        check200 = SPEC.responses(("GET", "/v1/check"))["200"]["content"]["application/json"]["schema"]
+        self.assertTrue(v.valid({"active": True, "jti": "j", "exp": 2, "iat": 1}, check200))
+        self.assertTrue(v.valid({"active": True, "sub": "s"}, check200))
+        self.assertFalse(v.valid({"active": True}, check200))                 # minProperties
+        self.assertFalse(v.valid({"active": True, "jti": "j", "exp": 2.5, "iat": 1}, check200))
+        self.assertFalse(v.valid({"active": True, "jti": "j", "exp": True, "iat": 1}, check200))
+        self.assertFalse(v.valid({"active": True, "jti": "j", "sub": "s", "exp": 1}, check200))
+        both = {"oneOf": [{"type": "object"}, {"required": ["a"]}]}
+        self.assertFalse(v.valid({"a": 1}, both))                              # oneOf: two match
+        self.assertTrue(v.valid({"a": 1}, {"anyOf": [{"type": "object"}, {"required": ["a"]}]}))
+        self.assertTrue(v.valid(None, {"type": ["string", "null"]}))
+        self.assertFalse(v.valid(3, {"type": ["string", "null"]}))
+        self.assertFalse(v.valid(-1, {"type": "integer", "minimum": 0}))
+        self.assertFalse(v.valid(11, {"maximum": 10}))
+        self.assertFalse(v.valid([1, "x"], {"items": {"type": "integer"}}))
+        www = v.deref(SPEC.doc["components"]["headers"]["WWW-Authenticate-Token"])["schema"]
+        self.assertTrue(v.valid('Bearer error="invalid_token", error_description="x"', www))
+        self.assertFalse(v.valid('Bearer realm="x"', www))
+        with self.assertRaises(UnsupportedSchema):
+            v.errors("x", {"if": {"type": "string"}})
+
+
+class DocumentTest(unittest.TestCase):
+
+    def test_examples_validate_against_their_schemas(self):
+        """Every example in the document is valid under the schema it illustrates."""
+        v, problems, count = SPEC.v, [], 0
+
+        def check(where, value, schema):
+            nonlocal count
+            count += 1
+            problems.extend(f"{where}: {e}" for e in v.errors(value, schema))
+
+        def media_examples(where, media):
+            schema = media.get("schema")
+            if schema is None:
+                return
+            if "example" in media:
+                check(f"{where} example", media["example"], schema)
+            for name, ex in media.get("examples", {}).items():
+                ex = v.deref(ex)
+                if "value" in ex:
+                    check(f"{where} examples.{name}", ex["value"], schema)
+
+        for name, schema in SPEC.doc["components"]["schemas"].items():
+            for i, ex in enumerate(schema.get("examples", [])):
+                check(f"components/schemas/{name} examples[{i}]", ex, {"$ref": f"#/components/schemas/{name}"})
+        for name, header in SPEC.doc["components"]["headers"].items():
+            if "example" in header:
+                check(f"components/headers/{name} example", header["example"], header["schema"])
+            for ex_name, ex in header.get("examples", {}).items():
+                check(f"components/headers/{name} examples.{ex_name}", ex["value"], header["schema"])
+        for name, param in SPEC.doc["components"]["parameters"].items():
+            if "example" in param:
+                check(f"components/parameters/{name} example", param["example"], param["schema"])
+        for name, resp in SPEC.doc["components"]["responses"].items():
+            for ctype, media in resp.get("content", {}).items():
+                media_examples(f"components/responses/{name}", media)
+        for op, operation in SPEC.ops.items():
+            label = SPEC.label(op)
+            body = v.deref(operation.get("requestBody", {}))
+            for ctype, media in body.get("content", {}).items():
+                media_examples(f"{label} requestBody", media)
+            for code, resp in operation.get("responses", {}).items():
+                if "$ref" in resp:
+                    continue  # checked once under components/responses
+                for ctype, media in resp.get("content", {}).items():
+                    media_examples(f"{label} {code}", media)
+        self.assertGreater(count, 20)
+        if problems:
+            self.fail(f"{len(problems)} example(s) do not validate:\n  " + "\n  ".join(problems))
+
+
+class OpenApiContractTest(harness.RevokdTestCase):
+    revokd_env = {"REVOKD_ISSUER": ISS, "REVOKD_AUDIENCE": AUD,
+                  "REVOKD_REDIS_TIMEOUT_MS": str(REDIS_TIMEOUT_MS)}
+    admin_keys = (ADMIN_KEY,)
+
+    def setUp(self):
+        super().setUp()
+        self.problems = []
+        self.produced = set()   # ((METHOD, template), status)
+        self.counter = 0
+
+    def assertNoProblems(self):
+        if self.problems:
+            self.fail(f"{len(self.problems)} contract violation(s):\n  " + "\n  ".join(self.problems))
+
+    # The core check --------------------------------------------------------------------------
+    def conform(self, what, method, url, resp):
+        """Holds one response to the document; records problems and the pairs it produced."""
+        v = SPEC.v
+        path = urllib.parse.urlsplit(url).path
+        template = SPEC.template_for(path)
+        status = str(resp.status)
+        where = f"{what} [{method} {url[:90]} -> {status}]"
+        if template is None:
+            self.problems.append(f"{where}: path is not in openapi.yaml")
+            return
+        if (method, template) in SPEC.ops:
+            ops = [(method, template)]
+        elif resp.status == 405:
+            ops = sorted(op for op in SPEC.ops if op[1] == template)  # 405 is documented per operation
+        else:
+            self.problems.append(f"{where}: {template} has no {method} operation, yet the answer is "
+                                 f"{status}, not 405")
+            return
+        try:
+            body = json.loads(resp.body)
+        except ValueError:
+            body = None
+            self.problems.append(f"{where}: body is not JSON: {resp.body[:200]!r}")
+        ctype = resp.header("Content-Type")
+        if (ctype or "").split(";")[0].strip().lower() != "application/json":
+            self.problems.append(f"{where}: Content-Type is {ctype!r}, not application/json")
+        for op in ops:
+            responses = SPEC.responses(op)
+            if status not in responses:
+                self.problems.append(f"{where}: status {status} is not documented for {SPEC.label(op)} "
+                                     f"(documented: {', '.join(sorted(responses))}); body {resp.body[:200]!r}")
+                continue
+            self.produced.add((op, status))
+            doc = responses[status]
+            media = doc.get("content", {}).get("application/json")
+            if media is None:
+                self.problems.append(f"{where}: {SPEC.label(op)} {status} documents no application/json body")
+            elif body is not None and "schema" in media:
+                for e in v.errors(body, media["schema"]):
+                    self.problems.append(f"{where}: {SPEC.label(op)} {status} body: {e}; body {body}")
+            for name, header in doc.get("headers", {}).items():
+                header = v.deref(header)
+                value = resp.header(name)
+                if value is None:
+                    if header.get("required"):
+                        self.problems.append(f"{where}: {SPEC.label(op)} {status}: required header "
+                                             f"{name} is missing")
+                    continue
+                for e in v.errors(value, header.get("schema", True), f"header {name}"):
+                    self.problems.append(f"{where}: {SPEC.label(op)} {status}: {e}")
+        if resp.status == 405:
+            allow = {m.strip().upper() for m in (resp.header("Allow") or "").split(",") if m.strip()}
+            if allow != SPEC.methods_of(template):
+                self.problems.append(f"{where}: Allow {resp.header('Allow')!r} differs from the methods "
+                                     f"openapi.yaml lists for {template}: {sorted(SPEC.methods_of(template))}")
+
+    def call(self, what, method, url, body=None, headers=None, expect=None, code=None, want=None,
+             daemon=None, request_id=True):
+        """Sends one request and holds the answer to the document.
+
+        expect: the status this request is meant to produce; code: the `error` (or, for a token
+        failure, `reason`) it is meant to carry; want: members the body must have (a mismatch is a
+        problem too, but the contract checks run on whatever came back)."""
+        daemon = daemon or self.revokd
+        headers = dict(headers or {})
+        rid = None
+        if request_id is True:
+            self.counter += 1
+            rid = headers["X-Request-Id"] = f"oa-{self.counter}"
+        elif request_id is not None:
+            headers["X-Request-Id"] = request_id
+        try:
+            resp = daemon.request(method, url, body, headers)
+        except OSError as e:
+            self.problems.append(f"{what} [{method} {url[:90]}]: no answer ({e!r})")
+            return None, None
+        self.conform(what, method, url, resp)
+        where = f"{what} [{method} {url[:90]} -> {resp.status}]"
+        got_rid = resp.header("X-Request-Id")
+        if rid is not None and got_rid != rid:
+            self.problems.append(f"{where}: sane X-Request-Id {rid!r} was not echoed (got {got_rid!r})")
+        if request_id not in (True, None) and not _request_id_ok(request_id) and got_rid == request_id:
+            self.problems.append(f"{where}: insane X-Request-Id {request_id!r} was echoed")
+        if got_rid is not None and not _request_id_ok(got_rid):
+            self.problems.append(f"{where}: X-Request-Id {got_rid!r} is not [A-Za-z0-9._-]{{1,64}}")
+        try:
+            parsed = resp.json()
+        except ValueError:
+            parsed = None
+        if expect is not None and resp.status != expect:
+            self.problems.append(f"{where}: meant to produce {expect}, got {resp.status} {resp.body[:200]!r}")
+        elif code is not None and isinstance(parsed, dict):
+            got = parsed.get("reason", parsed.get("error"))
+            if got != code:
+                self.problems.append(f"{where}: meant to produce {code!r}, got {got!r}")
+        for k, value in (want or {}).items():
+            if not isinstance(parsed, dict) or parsed.get(k) != value:
+                self.problems.append(f"{where}: body member {k!r} should be {value!r}; body {parsed}")
+        return resp, parsed
+
+    # Tokens ----------------------------------------------------------------------------------
+    def tok(self, key="rsa", **kw):
+        kw.setdefault("iss", ISS)
+        kw.setdefault("aud", AUD)
+        kw.setdefault("ttl", 600)
+        return self.mint(self.keys[key], **kw)
+
+    def crafted(self, key=None, header=None, **claims):
+        claims.setdefault("iss", ISS)
+        claims.setdefault("aud", AUD)
+        return self.craft(header=header, payload=std_claims(**claims), key=key)
+
+    # Tests -----------------------------------------------------------------------------------
+    def test_routes_match_document(self):
+        out = harness.run_revokd(["--routes"])
+        self.assertEqual(out.returncode, 0, out.stderr)
+        routes = set()
+        for line in out.stdout.splitlines():
+            if line.strip():
+                method, _, path = line.strip().partition(" ")
+                routes.add((method, path.strip()))
+        documented = set(SPEC.ops)
+        self.assertEqual(routes, documented,
+                         f"only in revokd --routes: {sorted(routes - documented)}; "
+                         f"only in openapi.yaml: {sorted(documented - routes)}")
+
+    def test_unknown_path_is_404_error(self):
+        err = {"$ref": "#/components/schemas/Error"}
+        for method, path, body in (("GET", "/", None), ("GET", "/nope", None), ("GET", "/v1/checks", None),
+                                   ("POST", "/v1/revoke/extra", {"token": "x"}), ("GET", "/v2/check", None),
+                                   ("POST", "/v1/admin/subjects/alice/revoke", None),
+                                   ("GET", "/healthz/", None)):
+            with self.subTest(method=method, path=path):
+                self.assertIsNone(SPEC.template_for(path))
+                resp = self.revokd.request(method, path, body, {"X-Request-Id": "oa-404"})
+                self.assertEqual(resp.status, 404, resp)
+                ctype = resp.header("Content-Type") or ""
+                self.assertEqual(ctype.split(";")[0].strip().lower(), "application/json", ctype)
+                self.assertEqual(resp.header("X-Request-Id"), "oa-404")
+                body = resp.json()
+                self.assertEqual(SPEC.v.errors(body, err), [])
+                self.assertEqual(body["error"], "not_found", body)
+
+    def test_generic_errors_stay_within_documented_statuses(self):
+        """The generic 400/413/415 answers on paths and methods whose operations do not list them."""
+        call = self.call
+        call("GET /v1/check with a text/plain body", "GET", "/v1/check", "hello", {"Content-Type": "text/plain"})
+        call("GET /healthz with a text/plain body", "GET", "/healthz", "hello", {"Content-Type": "text/plain"})
+        call("GET /readyz with an oversized body", "GET", "/readyz", b"{" + b" " * MAX_BODY + b"}", JSON_CT)
+        call("GET admin revoke-all path with bad percent-encoding", "GET", "/v1/admin/subjects/%zz/revoke-all")
+        self.assertNoProblems()
+
+    def test_schema_valid_requests_are_not_refused(self):
+        """Bodies valid under the documented request schemas are not answered 400."""
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        t = now()
+        cases = (
+            ("/v1/admin/revoke", "AdminRevokeRequest", {"jti": "j" * 256, "exp": t + 60, "iss": "i" * 256,
+                                                        "reason": "r" * 256}),
+            ("/v1/admin/subjects/s1/revoke-all", "AdminRevokeAllRequest", {"reason": "r" * 256, "iss": "i" * 256}),
+            ("/v1/admin/subjects/s3/revoke-all", "AdminRevokeAllRequest", {}),
+        )
+        for path, schema, body in cases:
+            errors = SPEC.v.errors(body, {"$ref": f"#/components/schemas/{schema}"})
+            self.assertEqual(errors, [], f"test bug: {body} is not a valid {schema}")
+            self.call(f"valid {schema} {json.dumps(body)[:60]}", "POST", path, body, admin, expect=200)
+        self.assertNoProblems()
+
+    def test_every_documented_status(self):
+        try:
+            self.main_daemon_requests()
+            self.admin_disabled_requests()
+            self.not_replicated_requests()
+            self.store_down_requests()
+            self.shutting_down_requests()
+        finally:
+            if self.redis.proc.poll() is not None:
+                self.redis.start(require_empty=False)
+                self.wait_ready()
+            self.redis.command("CONFIG", "SET", "min-replicas-to-write", "0")
+        missing = sorted(SPEC.documented_pairs() - self.produced)
+        report = list(self.problems)
+        report += [f"never produced: {SPEC.label(op)} {status}" for op, status in missing]
+        if report:
+            self.fail(f"{len(self.problems)} contract violation(s), {len(missing)} documented "
+                      "(operation, status) pair(s) never produced:\n  " + "\n  ".join(report))
+
+    # Phases ----------------------------------------------------------------------------------
+    def main_daemon_requests(self):
+        call, t = self.call, now()
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        big = b'{"token":"' + b"x" * (MAX_BODY + 1) + b'"}'
+        bad_sig = self.craft(header={"alg": "RS256", "kid": "rsa-1", "typ": "JWT"},
+                             payload=std_claims(iss=ISS, aud=AUD), key=self.keys["rsa2"], alg="RS256")
+        expired = self.crafted(iat=t - 1000, exp=t - 100)
+        unknown_kid = self.crafted(header={"alg": "RS256", "kid": "no-such-kid", "typ": "JWT"},
+                                   key=self.keys["rsa"])
+
+        # GET /v1/check, bearer mode.
+        rsa = self.tok(sub="alice")
+        call("bearer RSA token", "GET", "/v1/check", headers={"Authorization": f"Bearer {rsa}"},
+             expect=200, want={"active": True, "jti": token_id(rsa), "sub": "alice", "iss": ISS})
+        hs = self.tok("hs", sub="hs-user")
+        call("bearer HS256 token", "GET", "/v1/check", headers={"Authorization": f"Bearer {hs}"},
+             expect=200, want={"jti": token_id(hs)})
+        nojti = self.tok(sub="nojti-user", no_jti=True)
+        call("bearer token without jti", "GET", "/v1/check", headers={"Authorization": f"Bearer {nojti}"},
+             expect=200, want={"jti": token_id(nojti)})
+        call("no Authorization", "GET", "/v1/check", expect=401, code="missing_token")
+        call("Basic scheme", "GET", "/v1/check", headers={"Authorization": "Basic dXNlcjpwYXNz"},
+             expect=401, code="missing_token")
+        call("wrong signature", "GET", "/v1/check", headers={"Authorization": f"Bearer {bad_sig}"},
+             expect=401, code="invalid_signature")
+        call("expired", "GET", "/v1/check", headers={"Authorization": f"Bearer {expired}"},
+             expect=401, code="expired")
+        call("wrong audience", "GET", "/v1/check",
+             headers={"Authorization": f"Bearer {self.crafted(aud='other')}"}, expect=401,
+             code="invalid_audience")
+        call("wrong issuer", "GET", "/v1/check",
+             headers={"Authorization": f"Bearer {self.crafted(iss='https://other.test')}"}, expect=401,
+             code="invalid_issuer")
+        call("malformed", "GET", "/v1/check", headers={"Authorization": "Bearer a.b"}, expect=401,
+             code="malformed")
+        # GET /v1/check, lookup mode.
+        call("lookup jti", "GET", "/v1/check?jti=never-revoked", expect=200,
+             want={"active": True, "jti": "never-revoked"})
+        call("lookup jti+sub+iat", "GET", f"/v1/check?jti=j1&sub=nobody&iat={t}&iss=x", expect=200,
+             want={"jti": "j1", "sub": "nobody"})
+        call("lookup sub without iat", "GET", "/v1/check?sub=alice", expect=400, code="invalid_request")
+        call("lookup negative iat", "GET", "/v1/check?sub=alice&iat=-1", expect=400, code="invalid_request")
+        call("lookup non-integer iat", "GET", "/v1/check?sub=alice&iat=12x", expect=400,
+             code="invalid_request")
+        call("lookup empty jti", "GET", "/v1/check?jti=", expect=400, code="invalid_request")
+        call("lookup 257-byte jti", "GET", "/v1/check?jti=" + "j" * 257, expect=400, code="invalid_request")
+        call("lookup empty iss", "GET", "/v1/check?jti=x&iss=", expect=400, code="invalid_request")
+        # 405 on /v1/check counts for both of its operations.
+        call("DELETE /v1/check", "DELETE", "/v1/check", expect=405, code="method_not_allowed")
+        call("PUT /v1/check", "PUT", "/v1/check", {"token": rsa}, expect=405, code="method_not_allowed")
+
+        # POST /v1/check.
+        call("body token", "POST", "/v1/check", {"token": rsa}, expect=200, want={"jti": token_id(rsa)})
+        call("body token, charset", "POST", "/v1/check", json.dumps({"token": hs}),
+             {"Content-Type": "application/json; charset=utf-8"}, expect=200)
+        for label, raw in (("not JSON", b"{"), ("array", b"[]"), ("token number", b'{"token":5}'),
+                           ("no token", b"{}")):
+            call(f"check body {label}", "POST", "/v1/check", raw, JSON_CT, expect=400, code="invalid_request")
+        call("body token malformed", "POST", "/v1/check", {"token": "x.y.z"}, expect=401, code="malformed")
+        call("body token unknown kid", "POST", "/v1/check", {"token": unknown_kid}, expect=401,
+             code="unknown_key")
+        call("check body too large", "POST", "/v1/check", big, JSON_CT, expect=413, code="payload_too_large")
+        call("check text/plain", "POST", "/v1/check", json.dumps({"token": rsa}), {"Content-Type": "text/plain"},
+             expect=415, code="unsupported_media_type")
+
+        # POST /v1/revoke.
+        victim = self.tok(sub="victim")
+        _, claims, _ = harness.jwt_parts(victim)
+        call("revoke", "POST", "/v1/revoke", {"token": victim}, expect=200,
+             want={"revoked": True, "jti": token_id(victim), "expired": False,
+                   "expires_at": claims["exp"] + LEEWAY})
+        call("revoke again", "POST", "/v1/revoke", {"token": victim}, expect=200, want={"expired": False})
+        call("revoke expired", "POST", "/v1/revoke", {"token": expired}, expect=200, want={"expired": True})
+        nojti2 = self.tok(sub="nojti-2", no_jti=True)
+        call("revoke token without jti", "POST", "/v1/revoke", {"token": nojti2}, expect=200,
+             want={"jti": token_id(nojti2)})
+        for label, raw in (("not JSON", b"{"), ("token null", b'{"token":null}')):
+            call(f"revoke body {label}", "POST", "/v1/revoke", raw, JSON_CT, expect=400, code="invalid_request")
+        call("revoke bad signature", "POST", "/v1/revoke", {"token": bad_sig}, expect=401,
+             code="invalid_signature")
+        call("revoke wrong audience", "POST", "/v1/revoke", {"token": self.crafted(aud="other")},
+             expect=401, code="invalid_audience")
+        call("GET /v1/revoke", "GET", "/v1/revoke", expect=405, code="method_not_allowed")
+        call("revoke too large", "POST", "/v1/revoke", big, JSON_CT, expect=413, code="payload_too_large")
+        call("revoke form body", "POST", "/v1/revoke", "token=x",
+             {"Content-Type": "application/x-www-form-urlencoded"}, expect=415, code="unsupported_media_type")
+        # The revocations are visible through both modes of GET /v1/check.
+        call("bearer revoked", "GET", "/v1/check", headers={"Authorization": f"Bearer {victim}"},
+             expect=401, code="revoked", want={"jti": token_id(victim), "sub": "victim"})
+        call("lookup revoked jti", "GET", "/v1/check?jti=" + urllib.parse.quote(token_id(victim)),
+             expect=401, code="revoked", want={"jti": token_id(victim)})
+        call("body revoked", "POST", "/v1/check", {"token": nojti2}, expect=401, code="revoked",
+             want={"jti": token_id(nojti2)})
+
+        # POST /v1/revoke-all.
+        bob = self.tok(sub="bob")
+        _, bob_claims, _ = harness.jwt_parts(bob)
+        call("revoke-all", "POST", "/v1/revoke-all", headers={"Authorization": f"Bearer {bob}"}, expect=200,
+             want={"revoked_all": True, "sub": "bob"})
+        call("revoke-all with revoked token", "POST", "/v1/revoke-all",
+             headers={"Authorization": f"Bearer {bob}"}, expect=401, code="revoked")
+        call("lookup sub cutoff", "GET", f"/v1/check?sub=bob&iat={bob_claims['iat']}", expect=401,
+             code="revoked", want={"sub": "bob"})
+        call("revoke-all without token", "POST", "/v1/revoke-all", expect=401, code="missing_token")
+        call("revoke-all token without sub", "POST", "/v1/revoke-all",
+             headers={"Authorization": f"Bearer {self.crafted(sub=None)}"}, expect=401, code="invalid_claims")
+        carol = self.tok(sub="carol")
+        call("revoke-all with a body that is not JSON", "POST", "/v1/revoke-all", b"{",
+             {"Authorization": f"Bearer {carol}", **JSON_CT}, expect=400, code="invalid_request")
+        call("GET /v1/revoke-all", "GET", "/v1/revoke-all", expect=405, code="method_not_allowed")
+        call("revoke-all too large", "POST", "/v1/revoke-all", big, JSON_CT, expect=413,
+             code="payload_too_large")
+        call("revoke-all text/plain", "POST", "/v1/revoke-all", "x",
+             {"Authorization": f"Bearer {self.tok(sub='dave')}", "Content-Type": "text/plain"},
+             expect=415, code="unsupported_media_type")
+
+        # POST /v1/admin/revoke.
+        call("admin revoke", "POST", "/v1/admin/revoke", {"jti": "adm-1", "exp": t + 600}, admin, expect=200,
+             want={"revoked": True, "jti": "adm-1", "expired": False, "expires_at": t + 600 + LEEWAY})
+        call("admin revoke, past exp", "POST", "/v1/admin/revoke",
+             {"jti": "adm-2", "exp": t - 1000, "iss": ISS, "reason": "device lost"}, admin, expect=200,
+             want={"expired": True})
+        call("lookup admin-revoked jti", "GET", "/v1/check?jti=adm-1", expect=401, code="revoked",
+             want={"jti": "adm-1"})
+        for label, body in (("not JSON", b"{"), ("array", b"[]"), ("no jti", {"exp": t + 60}),
+                            ("empty jti", {"jti": "", "exp": t + 60}), ("exp string", {"jti": "x", "exp": "soon"}),
+                            ("no exp", {"jti": "x"}), ("exp too far", {"jti": "x", "exp": t + 10 ** 9}),
+                            ("reason number", {"jti": "x", "exp": t + 60, "reason": 5}),
+                            ("iss too long", {"jti": "x", "exp": t + 60, "iss": "i" * 257})):
+            raw = body if isinstance(body, bytes) else json.dumps(body)
+            call(f"admin revoke {label}", "POST", "/v1/admin/revoke", raw, {**admin, **JSON_CT}, expect=400,
+                 code="invalid_request")
+        for label, headers in (("no key", {}), ("wrong key", {"Authorization": "Bearer " + "w" * 32}),
+                               ("Basic", {"Authorization": f"Basic {ADMIN_KEY}"})):
+            call(f"admin revoke {label}", "POST", "/v1/admin/revoke", {"jti": "x", "exp": t + 60}, headers,
+                 expect=401, code="unauthorized")
+        call("GET /v1/admin/revoke", "GET", "/v1/admin/revoke", headers=admin, expect=405,
+             code="method_not_allowed")
+        call("admin revoke too large", "POST", "/v1/admin/revoke", big, {**admin, **JSON_CT}, expect=413,
+             code="payload_too_large")
+        call("admin revoke text/plain", "POST", "/v1/admin/revoke", '{"jti":"x","exp":1}',
+             {**admin, "Content-Type": "text/plain"}, expect=415, code="unsupported_media_type")
+
+        # POST /v1/admin/subjects/{sub}/revoke-all.
+        ra = "/v1/admin/subjects/{}/revoke-all"
+        call("admin revoke-all, no body", "POST", ra.format("erin"), headers=admin, expect=200,
+             want={"revoked_all": True, "sub": "erin"})
+        call("admin revoke-all, body", "POST", ra.format("frank"), {"reason": "compromised", "iss": ISS},
+             admin, expect=200, want={"sub": "frank"})
+        call("admin revoke-all, encoded sub", "POST", ra.format("a%2Fb"), headers=admin, expect=200,
+             want={"sub": "a/b"})
+        for label, body in (("not JSON", b"{"), ("array", b"[]"), ("reason number", b'{"reason":5}'),
+                            ("empty iss", b'{"iss":""}')):
+            call(f"admin revoke-all {label}", "POST", ra.format("gina"), body, {**admin, **JSON_CT},
+                 expect=400, code="invalid_request")
+        call("admin revoke-all 257-byte sub", "POST", ra.format("s" * 257), headers=admin, expect=400,
+             code="invalid_request")
+        call("admin revoke-all sub %00", "POST", ra.format("%00"), headers=admin, expect=400,
+             code="invalid_request")
+        call("admin revoke-all no key", "POST", ra.format("gina"), expect=401, code="unauthorized")
+        call("admin revoke-all wrong key", "POST", ra.format("gina"),
+             headers={"Authorization": "Bearer " + "w" * 32}, expect=401, code="unauthorized")
+        call("GET admin revoke-all", "GET", ra.format("gina"), headers=admin, expect=405,
+             code="method_not_allowed")
+        call("admin revoke-all too large", "POST", ra.format("gina"), big, {**admin, **JSON_CT},
+             expect=413, code="payload_too_large")
+        call("admin revoke-all text/plain", "POST", ra.format("gina"), "reason=x",
+             {**admin, "Content-Type": "text/plain"}, expect=415, code="unsupported_media_type")
+
+        # Health.
+        call("healthz", "GET", "/healthz", expect=200, want={"status": "ok"})
+        call("healthz, no request id", "GET", "/healthz", expect=200, request_id=None)
+        call("healthz, insane request id", "GET", "/healthz", expect=200, request_id="bad id!")
+        call("healthz, 65-char request id", "GET", "/healthz", expect=200, request_id="r" * 65)
+        call("POST /healthz", "POST", "/healthz", {"x": 1}, expect=405, code="method_not_allowed")
+        # Bodies are bounded for every method, GET included.
+        oversized = b"{" + b" " * MAX_BODY + b"}"
+        for path in ("/healthz", "/readyz", "/v1/check"):
+            call(f"GET {path} with an oversized body", "GET", path, oversized, JSON_CT, expect=413,
+                 code="payload_too_large")
+        call("DELETE /readyz", "DELETE", "/readyz", expect=405, code="method_not_allowed")
+        _, body = call("readyz", "GET", "/readyz", expect=200, want={"status": "ready"})
+        if isinstance(body, dict) and isinstance(body.get("store"), dict):
+            store = body["store"]
+            if (store.get("role"), store.get("address"), store.get("accepts_revocations")) != \
+                    ("master", self.redis.address(), True):
+                self.problems.append(f"readyz: store should be master at {self.redis.address()} "
+                                     f"accepting revocations: {store}")
+
+    def admin_disabled_requests(self):
+        """A second revokd without admin keys: both admin operations answer 403."""
+        d = self.start_revokd({"REVOKD_ISSUER": ISS, "REVOKD_AUDIENCE": AUD, "REVOKD_ADMIN_KEYS_FILE": None},
+                              name="revokd without admin keys")
+        for headers in ({}, {"Authorization": f"Bearer {ADMIN_KEY}"}):
+            self.call("admin revoke, admin disabled", "POST", "/v1/admin/revoke", {"jti": "x", "exp": now() + 60},
+                      headers, expect=403, code="admin_disabled", daemon=d)
+            self.call("admin revoke-all, admin disabled", "POST", "/v1/admin/subjects/zed/revoke-all",
+                      headers=headers, expect=403, code="admin_disabled", daemon=d)
+
+    def not_replicated_requests(self):
+        """Writes that no replica confirms: WAIT times out (REVOKD_MIN_REPLICAS=1), and Redis itself
+        refusing writes for lack of replicas (min-replicas-to-write, NOREPLICAS)."""
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+        def writes(d, label):
+            # Fresh ids and subjects per round: a write WAIT did not confirm may still have been
+            # applied, and an unchanged cutoff is no write at all.
+            tag = label.split()[0].lower()
+            self.call(f"revoke, {label}", "POST", "/v1/revoke", {"token": self.tok(sub=f"{tag}-1")},
+                      expect=503, code="not_replicated", daemon=d)
+            self.call(f"revoke-all, {label}", "POST", "/v1/revoke-all",
+                      headers={"Authorization": f"Bearer {self.tok(sub=f'{tag}-2')}"}, expect=503,
+                      code="not_replicated", daemon=d)
+            self.call(f"admin revoke, {label}", "POST", "/v1/admin/revoke",
+                      {"jti": f"{tag}-3", "exp": now() + 60}, admin, expect=503, code="not_replicated",
+                      daemon=d)
+            self.call(f"admin revoke-all, {label}", "POST", f"/v1/admin/subjects/{tag}-4/revoke-all",
+                      headers=admin, expect=503, code="not_replicated", daemon=d)
+
+        d = self.start_revokd({"REVOKD_ISSUER": ISS, "REVOKD_AUDIENCE": AUD, "REVOKD_MIN_REPLICAS": "1",
+                               "REVOKD_REPLICATION_TIMEOUT_MS": str(REPLICATION_TIMEOUT_MS)},
+                              name="revokd needing a replica")
+        writes(d, "WAIT without replica")
+        self.call("readyz, WAIT without replica", "GET", "/readyz", expect=200, daemon=d)
+
+        self.redis.command("CONFIG", "SET", "min-replicas-to-write", "1")
+        try:
+            writes(self.revokd, "NOREPLICAS")
+            self.call("readyz, NOREPLICAS", "GET", "/readyz", expect=200,
+                      want={"store": {"role": "master", "address": self.redis.address(),
+                                      "accepts_revocations": False}})
+        finally:
+            self.redis.command("CONFIG", "SET", "min-replicas-to-write", "0")
+
+    def store_down_requests(self):
+        """Redis stopped: everything that needs it answers 503 store_unavailable; liveness stays 200."""
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        token = self.tok(sub="outage")
+        self.redis.stop()
+        try:
+            su = {"expect": 503, "code": "store_unavailable"}
+            self.call("bearer check, store down", "GET", "/v1/check", headers={"Authorization": f"Bearer {token}"}, **su)
+            self.call("lookup, store down", "GET", "/v1/check?jti=x", **su)
+            self.call("body check, store down", "POST", "/v1/check", {"token": token}, **su)
+            self.call("revoke, store down", "POST", "/v1/revoke", {"token": token}, **su)
+            self.call("revoke-all, store down", "POST", "/v1/revoke-all",
+                      headers={"Authorization": f"Bearer {token}"}, **su)
+            self.call("admin revoke, store down", "POST", "/v1/admin/revoke", {"jti": "x", "exp": now() + 60},
+                      admin, **su)
+            self.call("admin revoke-all, store down", "POST", "/v1/admin/subjects/outage/revoke-all",
+                      headers=admin, **su)
+            self.call("readyz, store down", "GET", "/readyz", want={"status": "not_ready"}, **su)
+            self.call("healthz, store down", "GET", "/healthz", expect=200)
+        finally:
+            self.redis.start(require_empty=False)
+        self.wait_ready(stable=3)
+
+    def shutting_down_requests(self):
+        """SIGTERM with a grace period: /readyz answers 503 shutting_down while the node still serves."""
+        d = self.start_revokd({"REVOKD_ISSUER": ISS, "REVOKD_AUDIENCE": AUD,
+                               "REVOKD_SHUTDOWN_GRACE_MS": str(SHUTDOWN_GRACE_MS)}, name="draining revokd")
+        token = self.tok(sub="draining")
+        d.proc.send_signal(signal.SIGTERM)
+        d.wait_for_event("shutdown", 5.0)
+        start = time.monotonic()
+        self.call("readyz, shutting down", "GET", "/readyz", expect=503, code="shutting_down",
+                  want={"status": "not_ready"}, daemon=d)
+        self.call("healthz, shutting down", "GET", "/healthz", expect=200, daemon=d)
+        self.call("check, shutting down", "GET", "/v1/check", headers={"Authorization": f"Bearer {token}"},
+                  expect=200, daemon=d)
+        if time.monotonic() - start > SHUTDOWN_GRACE_MS / 1000:
+            self.problems.append("the draining checks outlasted the grace period; they prove nothing")
+        code = d.proc.wait(SHUTDOWN_GRACE_MS / 1000 + 5)
+        if code != 0:
+            self.problems.append(f"the draining revokd exited with {code} after SIGTERM")
+
+
+if __name__ == "__main__":
+    harness.main()
