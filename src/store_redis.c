@@ -514,7 +514,7 @@ static void free_replies(redisReply **r, int n)
  * is retried once on a new one; every command sent here is idempotent. A
  * READONLY reply means the server is no longer the primary. Returns 0 with
  * all replies, or -1 with none. */
-static int exec(struct store *s, struct cmd *cmds, int n, redisReply **replies, int wait_ms)
+static int exec(struct store *s, struct cmd *cmds, int n, redisReply **replies)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         bool fresh;
@@ -523,17 +523,11 @@ static int exec(struct store *s, struct cmd *cmds, int n, redisReply **replies, 
 
         if (c == NULL)
             return -1;
-        /* WAIT blocks on the server for up to wait_ms: stretch the read
-         * timeout for this round trip only. */
-        if (wait_ms > 0)
-            redisSetTimeout(c->ctx, tv_of(s->timeout_ms + wait_ms));
         for (int i = 0; i < n; i++)
             redisAppendCommandArgv(c->ctx, cmds[i].argc, cmds[i].argv, cmds[i].len);
         for (; got < n; got++)
             if (redisGetReply(c->ctx, (void **)&replies[got]) != REDIS_OK)
                 break;
-        if (wait_ms > 0 && got == n)
-            redisSetTimeout(c->ctx, tv_of(s->timeout_ms));
         if (got == n) {
             bool readonly = false;
             for (int i = 0; i < n; i++)
@@ -597,7 +591,7 @@ int store_is_revoked(struct store *s, const char *iss, const char *jti, const ch
     arg(&cmd, jkey, store_key(jkey, s->prefix, STORE_KEY_JTI, iss, jti));
     if (sub != NULL)
         arg(&cmd, skey, store_key(skey, s->prefix, STORE_KEY_SUB, iss, sub));
-    if (exec(s, &cmd, 1, &r, 0) < 0)
+    if (exec(s, &cmd, 1, &r) < 0)
         return -STORE_EUNAVAILABLE;
     if (r->type == REDIS_REPLY_ERROR) {
         set_errstr(s, "%.120s", r->str);
@@ -623,37 +617,47 @@ out:
     return rc;
 }
 
-/* Appends WAIT to a write when replicas are required, runs both in one round
- * trip, and judges the answers. */
+/* Runs a write and, when replicas are required, WAIT on the same connection
+ * (WAIT counts only this connection's writes, so it must never move to
+ * another one). WAIT is sent only after the write succeeded: pipelined
+ * behind a refused write (NOREPLICAS) it would still hold this worker, and
+ * the checks queued behind it, for the whole replication timeout. */
 static int write_durably(struct store *s, struct cmd *write, redisReply **result)
 {
-    struct cmd cmds[2] = {*write, {0}};
-    redisReply *r[2] = {NULL, NULL};
+    redisReply *r = NULL;
     char want[16], ms[16];
-    int n = 1, rc;
 
+    if (exec(s, write, 1, &r) < 0)
+        return -STORE_EUNAVAILABLE;
+    if (r->type == REDIS_REPLY_ERROR) {
+        int rc = reply_error(s, r);
+        freeReplyObject(r);
+        return rc;
+    }
     if (s->min_replicas > 0) {
+        struct conn *c = conn_of(s);
         snprintf(want, sizeof(want), "%d", s->min_replicas);
         snprintf(ms, sizeof(ms), "%d", s->replication_timeout_ms);
-        ARG(&cmds[1], "WAIT");
-        ARG(&cmds[1], want);
-        ARG(&cmds[1], ms);
-        n = 2;
+        redisSetTimeout(c->ctx, tv_of(s->timeout_ms + s->replication_timeout_ms));
+        redisReply *w = redisCommand(c->ctx, "WAIT %s %s", want, ms);
+        if (w == NULL) {
+            conn_fail(c, "WAIT");
+        } else {
+            redisSetTimeout(c->ctx, tv_of(s->timeout_ms));
+        }
+        bool enough = w != NULL && w->type == REDIS_REPLY_INTEGER && w->integer >= s->min_replicas;
+        freeReplyObject(w);
+        if (!enough) {
+            /* The write is applied on the primary; only its durability is
+             * unknown. The caller retries (revocations are idempotent). */
+            set_errstr(s, "WAIT: fewer than %d replicas confirmed the write in %d ms",
+                       s->min_replicas, s->replication_timeout_ms);
+            freeReplyObject(r);
+            return -STORE_ENOTREPLICATED;
+        }
     }
-    if (exec(s, cmds, n, r, n == 2 ? s->replication_timeout_ms : 0) < 0)
-        return -STORE_EUNAVAILABLE;
-    if (r[0]->type == REDIS_REPLY_ERROR) {
-        rc = reply_error(s, r[0]);
-    } else if (n == 2 && (r[1]->type != REDIS_REPLY_INTEGER || r[1]->integer < s->min_replicas)) {
-        set_errstr(s, "%s", "WAIT timed out before enough replicas confirmed the write");
-        rc = -STORE_ENOTREPLICATED;
-    } else {
-        *result = r[0];
-        r[0] = NULL;
-        rc = 0;
-    }
-    free_replies(r, n);
-    return rc;
+    *result = r;
+    return 0;
 }
 
 int store_revoke_jti(struct store *s, const char *iss, const char *jti, int64_t expires_at,
@@ -733,7 +737,7 @@ int store_probe(struct store *s, struct store_status *st)
     ARG(&cmds[1], "1");
     ARG(&cmds[1], "PX");
     ARG(&cmds[1], "10000");
-    if (exec(s, cmds, 2, r, 0) < 0) {
+    if (exec(s, cmds, 2, r) < 0) {
         struct conn *c = conn_of(s);
         if (c != NULL)
             snprintf(st->address, sizeof(st->address), "%s", c->address);

@@ -8,6 +8,8 @@ tests/integration/harness.py (imported, not copied). Everything is on 127.0.0.1 
 is bounded.
 """
 
+import atexit
+import http.client
 import os
 import random
 import shutil
@@ -40,6 +42,45 @@ REDIS_NODES = ("redis-primary", "redis-replica")
 REVOKD_NODES = ("revokd-a", "revokd-b")
 ALL = ("redis-primary", "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3",
        "revokd-a", "revokd-b", "haproxy")
+
+
+_live_pairs = set()   # pairs started and not yet stopped by this process
+
+
+def _kill_live_pairs_now():
+    """SIGKILL every process of every pair still running (after SIGCONT, for a frozen one)."""
+    for pair in list(_live_pairs):
+        for name in ALL:
+            pid = pair.pid(name)
+            if pid is not None:
+                for sig in (signal.SIGCONT, signal.SIGKILL):
+                    try:
+                        os.kill(pid, sig)
+                    except ProcessLookupError:
+                        pass
+
+
+def _on_terminate(signum, frame):
+    # meson (timeout) or a user stopped the test: the pair lives in its own sessions and would
+    # outlive us, so kill it at once, then die of the same signal.
+    _kill_live_pairs_now()
+    for pair in list(_live_pairs):
+        pair.cleanup()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+@atexit.register
+def _stop_live_pairs():
+    for pair in list(_live_pairs):
+        try:
+            pair.stop()
+        except Exception:  # best effort at interpreter exit; fall back to SIGKILL
+            _kill_live_pairs_now()
+
+
+for _sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(_sig, _on_terminate)
 
 
 def ports_free(base):
@@ -122,6 +163,7 @@ class Pair:
             self.base = pick_base(tried)
             tried.append(self.base)
             t0 = time.monotonic()
+            _live_pairs.add(self)
             proc = self.run("start", "--detach", timeout=START_TIMEOUT, check=False)
             self.start_output = proc.stdout + proc.stderr
             if proc.returncode == 0:
@@ -147,7 +189,11 @@ class Pair:
                     os.kill(pid, signal.SIGCONT)
                 except ProcessLookupError:
                     pass
-        self.run("stop", timeout=STOP_TIMEOUT, check=False)
+        proc = self.run("stop", timeout=STOP_TIMEOUT, check=False)
+        if proc.returncode == 0:
+            _live_pairs.discard(self)
+        else:
+            sys.stderr.write(f"local-pair stop failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
 
     def cleanup(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -370,13 +416,8 @@ def call(port, kind, token=None, timeout=5.0, rid_prefix="pt", node=None):
         except ValueError:
             parsed = {"raw": r.body[:200].decode("utf-8", "replace")}
         return Call(kind, token, rid, t0, t1, r.status, parsed, None, node)
-    except (OSError, http_client_errors()) as e:
+    except (OSError, http.client.HTTPException) as e:
         return Call(kind, token, rid, t0, time.monotonic(), None, None, repr(e), node)
-
-
-def http_client_errors():
-    import http.client
-    return http.client.HTTPException
 
 
 class PairTestCase(unittest.TestCase):
