@@ -7,6 +7,7 @@
 
 #include "revokd/check.h"
 #include "revokd/reply.h"
+#include "revokd/url.h"
 
 static void reply_active(struct reply *rep, const struct jwt_claims *c)
 {

@@ -24,6 +24,7 @@
 
 #include "revokd/log.h"
 #include "revokd/store_key.h"
+#include "revokd/url.h"
 
 #define MAX_SENTINELS 8
 #define HOST_MAX 256
@@ -157,13 +158,22 @@ static int parse_url(struct store *s, const char *url)
         return -1;
     const char *rest = url + 8, *at = strrchr(rest, '@');
     if (at != NULL) {
+        /* Credentials are percent-encoded in a URL ("p%40ss" is "p@ss"). */
         const char *colon = memchr(rest, ':', (size_t)(at - rest));
-        if (colon == NULL)
+        size_t ulen = colon ? (size_t)(colon - rest) : 0, plen = colon ? (size_t)(at - colon - 1) : 0;
+        if (colon == NULL || (s->username = malloc(ulen + 1)) == NULL ||
+            (s->password = malloc(plen + 1)) == NULL ||
+            url_decode(rest, ulen, s->username, ulen + 1) < 0 ||
+            url_decode(colon + 1, plen, s->password, plen + 1) < 0)
             return -1;
-        if (colon > rest && (s->username = strndup(rest, (size_t)(colon - rest))) == NULL)
-            return -1;
-        if ((s->password = strndup(colon + 1, (size_t)(at - colon - 1))) == NULL)
-            return -1;
+        if (s->username[0] == '\0') {
+            free(s->username);
+            s->username = NULL;
+        }
+        if (s->password[0] == '\0') {
+            free(s->password);
+            s->password = NULL;
+        }
         rest = at + 1;
     }
     const char *slash = strchr(rest, '/');

@@ -50,10 +50,6 @@ void router_dispatch(struct request *req, struct reply *rep);
 /* Prints "METHOD /path" per route, the table's order. */
 void router_print_routes(FILE *out);
 
-/* Decodes %XX escapes of in (len bytes) into out (size bytes, NUL-terminated).
- * Refuses bad escapes, %00 and overflow. Returns the length or -1. */
-long url_decode(const char *in, size_t len, char *out, size_t size);
-
 /* The routes' handlers, one file per group. */
 void route_check_get(struct request *req, struct reply *rep);
 void route_check_post(struct request *req, struct reply *rep);

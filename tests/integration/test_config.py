@@ -204,6 +204,20 @@ class ConfigStartTest(harness.RevokdTestCase):
         self.assertEqual(secured.keys("*:j:*", db=0), [])
         self.assertTokenFailure(daemon.check(token), "revoked")
 
+    def test_redis_password_is_percent_decoded(self):
+        # A password with URL-reserved characters travels percent-encoded in the URL.
+        secured = harness.RedisServer(self.tmp, password="p@ss:w/rd!#1").start()
+        self.addCleanup(secured.stop)
+        self.assertIn("%40", secured.url())
+        daemon = self.start_revokd({"REVOKD_REDIS_URL": secured.url(db=0)})
+        self.assertJsonResponse(daemon.readyz(), 200)
+        token = self.mint(sub="dora")
+        self.assertJsonResponse(daemon.revoke(token), 200)
+        self.assertTrue(secured.exists(key_name("jti", "", token_id(token))))
+        # The same password sent undecoded is refused by Redis: not ready.
+        raw = self.start_revokd({"REVOKD_REDIS_URL": f"redis://:p%2540ss@{secured.address()}/0"})
+        self.assertEqual(raw.readyz().status, 503)
+
     def test_redis_unix_socket(self):
         unix = harness.RedisServer(self.tmp, unix_socket=True).start()
         self.addCleanup(unix.stop)

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "revokd/router.h"
+#include "revokd/url.h"
 
 /* ---- url_decode --------------------------------------------------------- */
 
