@@ -7,12 +7,11 @@
 #include <cmocka.h>
 
 #include <limits.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "revokd/admin_auth.h"
+
+#include "unit_util.h"
 
 #define KEY1 "k1-0123456789abcdef"
 #define KEY2 "second-key-with-32-bytes-of-text"
@@ -26,30 +25,25 @@ static struct {
 static int group_setup(void **state)
 {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
-
-    snprintf(fx.dir, sizeof(fx.dir), "%s/revokd-unit-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(fx.dir) == NULL)
+    if (unit_tmpdir_create(fx.dir, sizeof(fx.dir)) != 0)
         return -1;
-    snprintf(fx.path, sizeof(fx.path), "%s/admin-keys", fx.dir);
+    unit_path_in(fx.path, sizeof(fx.path), fx.dir, "admin-keys");
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    unlink(fx.path);
-    rmdir(fx.dir);
+    static const char *const files[] = {"admin-keys"};
+
+    unit_tmpdir_remove(fx.dir, files, sizeof(files) / sizeof(files[0]));
     return 0;
 }
 
 /* Writes text as the keys file and loads it. */
 static struct admin_keys *load_text(const char *text)
 {
-    FILE *f = fopen(fx.path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
-    assert_int_equal(fclose(f), 0);
+    unit_write_file(fx.path, text, strlen(text));
     fx.err[0] = '\0';
     return admin_keys_load(fx.path, fx.err, sizeof(fx.err));
 }
@@ -61,9 +55,7 @@ static bool check(const struct admin_keys *keys, const char *s)
 
 static void expect_err(const char *part)
 {
-    if (strstr(fx.err, part) == NULL)
-        print_error("error \"%s\" does not contain \"%s\"\n", fx.err, part);
-    assert_non_null(strstr(fx.err, part));
+    unit_expect_contains(fx.err, part);
 }
 
 static void test_load_with_comments_and_blanks(void **state)
@@ -156,7 +148,7 @@ static void test_missing_file(void **state)
     (void)state;
     char path[PATH_MAX + 32];
 
-    snprintf(path, sizeof(path), "%s/does-not-exist", fx.dir);
+    unit_path_in(path, sizeof(path), fx.dir, "does-not-exist");
     fx.err[0] = '\0';
     assert_null(admin_keys_load(path, fx.err, sizeof(fx.err)));
     expect_err("cannot open");

@@ -7,11 +7,12 @@
 
 #include <cmocka.h>
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "revokd/config.h"
+
+#include "unit_util.h"
 
 extern char **environ;
 
@@ -67,9 +68,7 @@ static int load(const char *arg, ...)
 
 static void expect_err(const char *part)
 {
-    if (strstr(err, part) == NULL)
-        print_error("error \"%s\" does not contain \"%s\"\n", err, part);
-    assert_non_null(strstr(err, part));
+    unit_expect_contains(err, part);
 }
 
 static void test_defaults(void **state)
@@ -240,23 +239,11 @@ static void test_free_is_idempotent(void **state)
     config_free(&cfg);
 }
 
-static char *capture(void (*print)(FILE *))
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-
-    assert_non_null(f);
-    print(f);
-    assert_int_equal(fclose(f), 0);
-    return text;
-}
-
 static void test_help_and_markdown(void **state)
 {
     (void)state;
-    char *help = capture(config_print_help);
-    char *md = capture(config_print_markdown);
+    char *help = unit_capture(config_print_help);
+    char *md = unit_capture(config_print_markdown);
 
     assert_non_null(strstr(help, "REVOKD_LEEWAY, --leeway"));
     assert_non_null(strstr(help, "range 0..3600"));

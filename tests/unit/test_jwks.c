@@ -10,19 +10,18 @@
 
 #include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
-#include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
 #include "revokd/jwks.h"
+
+#include "unit_util.h"
 
 static struct {
     char dir[PATH_MAX];
@@ -34,99 +33,20 @@ static const char msg[] = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEifQ";
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static char *b64(const void *data, size_t len)
+static cJSON *oct_jwk(const char *kid, const char *alg, size_t len)
 {
-    char *out = malloc(len / 3 * 4 + 8);
-    assert_non_null(out);
-    int n = EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-    size_t m = (size_t)n;
-    while (m > 0 && out[m - 1] == '=')
-        m--;
-    out[m] = '\0';
-    for (size_t i = 0; i < m; i++)
-        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-    return out;
-}
+    unsigned char secret[128];
 
-static void add_b64(cJSON *o, const char *name, const void *data, size_t len)
-{
-    char *s = b64(data, len);
-    cJSON_AddStringToObject(o, name, s);
-    free(s);
-}
-
-static void add_bn(cJSON *o, const char *name, EVP_PKEY *k, const char *param, size_t pad)
-{
-    BIGNUM *bn = NULL;
-    unsigned char buf[1024];
-
-    assert_int_equal(EVP_PKEY_get_bn_param(k, param, &bn), 1);
-    int n = pad ? BN_bn2binpad(bn, buf, (int)pad) : BN_bn2bin(bn, buf);
-    assert_true(n > 0);
-    add_b64(o, name, buf, (size_t)n);
-    BN_free(bn);
-}
-
-static void path_in_dir(char *out, size_t size, const char *name)
-{
-    int n = snprintf(out, size, "%s/%s", fx.dir, name);
-    assert_true(n > 0 && (size_t)n < size);
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
+    for (size_t i = 0; i < len; i++)
+        secret[i] = (unsigned char)(i + 1);
+    return unit_jwk_oct(kid, alg, secret, len);
 }
 
 /* Writes text to name in the temporary dir; path receives the full name. */
 static void put(char *path, size_t size, const char *name, const char *text)
 {
-    path_in_dir(path, size, name);
-    write_file(path, text, strlen(text));
-}
-
-static cJSON *rsa_jwk(EVP_PKEY *k, const char *kid, const char *alg)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "kty", "RSA");
-    if (kid)
-        cJSON_AddStringToObject(o, "kid", kid);
-    if (alg)
-        cJSON_AddStringToObject(o, "alg", alg);
-    add_bn(o, "n", k, OSSL_PKEY_PARAM_RSA_N, 0);
-    add_bn(o, "e", k, OSSL_PKEY_PARAM_RSA_E, 0);
-    return o;
-}
-
-static cJSON *ec_jwk(EVP_PKEY *k, const char *kid, const char *crv, size_t size)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "kty", "EC");
-    if (kid)
-        cJSON_AddStringToObject(o, "kid", kid);
-    cJSON_AddStringToObject(o, "crv", crv);
-    add_bn(o, "x", k, OSSL_PKEY_PARAM_EC_PUB_X, size);
-    add_bn(o, "y", k, OSSL_PKEY_PARAM_EC_PUB_Y, size);
-    return o;
-}
-
-static cJSON *oct_jwk(const char *kid, const char *alg, size_t len)
-{
-    unsigned char secret[128];
-    cJSON *o = cJSON_CreateObject();
-
-    for (size_t i = 0; i < len; i++)
-        secret[i] = (unsigned char)(i + 1);
-    cJSON_AddStringToObject(o, "kty", "oct");
-    if (kid)
-        cJSON_AddStringToObject(o, "kid", kid);
-    if (alg)
-        cJSON_AddStringToObject(o, "alg", alg);
-    add_b64(o, "k", secret, len);
-    return o;
+    unit_path_in(path, size, fx.dir, name);
+    unit_write_file(path, text, strlen(text));
 }
 
 /* Loads {"keys": [k0, k1, ...]} (NULL-terminated list, consumed) into set;
@@ -134,55 +54,31 @@ static cJSON *oct_jwk(const char *kid, const char *alg, size_t len)
 static int load_keys(struct jwks *set, cJSON *k0, ...)
 {
     char path[PATH_MAX + 32];
-    cJSON *doc = cJSON_CreateObject(), *keys = cJSON_AddArrayToObject(doc, "keys");
     va_list ap;
 
+    unit_path_in(path, sizeof(path), fx.dir, "jwks.json");
     va_start(ap, k0);
-    for (cJSON *k = k0; k != NULL; k = va_arg(ap, cJSON *))
-        cJSON_AddItemToArray(keys, k);
+    unit_write_jwksv(path, k0, ap);
     va_end(ap);
-    char *text = cJSON_PrintUnformatted(doc);
-    cJSON_Delete(doc);
-    put(path, sizeof(path), "jwks.json", text);
-    cJSON_free(text);
     fx.err[0] = '\0';
     return jwks_load_file(set, path, fx.err, sizeof(fx.err));
 }
 
 static void expect_err(const char *part)
 {
-    if (strstr(fx.err, part) == NULL)
-        print_error("error \"%s\" does not contain \"%s\"\n", fx.err, part);
-    assert_non_null(strstr(fx.err, part));
+    unit_expect_contains(fx.err, part);
 }
 
+/* A signature of msg: PKCS #1 v1.5 for RSA, DER for ECDSA. */
 static size_t sign_pkey(EVP_PKEY *key, const EVP_MD *md, unsigned char *sig, size_t size)
 {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    size_t n = size;
-
-    assert_non_null(ctx);
-    assert_int_equal(EVP_DigestSignInit(ctx, NULL, md, NULL, key), 1);
-    assert_int_equal(EVP_DigestSign(ctx, sig, &n, (const unsigned char *)msg, strlen(msg)), 1);
-    EVP_MD_CTX_free(ctx);
-    return n;
+    return unit_sign(key, md, msg, strlen(msg), sig, size);
 }
 
 /* An ECDSA signature of msg as JWS carries it: r || s. */
 static size_t sign_ec(EVP_PKEY *key, const EVP_MD *md, size_t half, unsigned char *out)
 {
-    unsigned char der[256];
-    size_t n = sign_pkey(key, md, der, sizeof(der));
-    const unsigned char *p = der;
-    const BIGNUM *r = NULL, *s = NULL;
-    ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)n);
-
-    assert_non_null(es);
-    ECDSA_SIG_get0(es, &r, &s);
-    BN_bn2binpad(r, out, (int)half);
-    BN_bn2binpad(s, out + half, (int)half);
-    ECDSA_SIG_free(es);
-    return 2 * half;
+    return unit_sign_ecdsa_jws(key, md, msg, strlen(msg), half, out);
 }
 
 static int verify_msg(const struct jwk *k, const unsigned char *sig, size_t len)
@@ -192,7 +88,7 @@ static int verify_msg(const struct jwk *k, const unsigned char *sig, size_t len)
 
 static void write_pem_public(const char *name, EVP_PKEY *k, char *path, size_t size)
 {
-    path_in_dir(path, size, name);
+    unit_path_in(path, size, fx.dir, name);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     assert_int_equal(PEM_write_PUBKEY(f, k), 1);
@@ -208,10 +104,7 @@ static const char *const files[] = {"jwks.json", "jwks2.json", "rsa.pem", "rsa10
 static int group_setup(void **state)
 {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
-
-    snprintf(fx.dir, sizeof(fx.dir), "%s/revokd-unit-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(fx.dir) == NULL)
+    if (unit_tmpdir_create(fx.dir, sizeof(fx.dir)) != 0)
         return -1;
     fx.rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     fx.rsa1024 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
@@ -223,13 +116,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    char path[PATH_MAX + 32];
-
-    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        path_in_dir(path, sizeof(path), files[i]);
-        unlink(path);
-    }
-    rmdir(fx.dir);
+    unit_tmpdir_remove(fx.dir, files, sizeof(files) / sizeof(files[0]));
     EVP_PKEY_free(fx.rsa);
     EVP_PKEY_free(fx.rsa1024);
     EVP_PKEY_free(fx.ec256);
@@ -264,12 +151,12 @@ static void test_rsa_needs_alg(void **state)
     struct jwks *set = jwks_new();
     const struct jwk *k = NULL;
 
-    assert_int_equal(load_keys(set, rsa_jwk(fx.rsa, "r1", NULL), NULL), -1);
+    assert_int_equal(load_keys(set, unit_jwk_rsa(fx.rsa, "r1", NULL), NULL), -1);
     expect_err("RSA key needs alg");
     expect_err("key 0");
     assert_int_equal(jwks_count(set), 0);
 
-    assert_int_equal(load_keys(set, rsa_jwk(fx.rsa, "r1", "RS256"), NULL), 0);
+    assert_int_equal(load_keys(set, unit_jwk_rsa(fx.rsa, "r1", "RS256"), NULL), 0);
     assert_int_equal(jwks_count(set), 1);
     assert_int_equal(jwks_select(set, "r1", ALG_RS256, &k), 0);
     assert_non_null(k);
@@ -285,7 +172,7 @@ static void test_rsa_verifies_with_pinned_alg(void **state)
     const struct jwk *k = NULL;
     unsigned char sig[512];
 
-    assert_int_equal(load_keys(set, rsa_jwk(fx.rsa, "r384", "RS384"), NULL), 0);
+    assert_int_equal(load_keys(set, unit_jwk_rsa(fx.rsa, "r384", "RS384"), NULL), 0);
     assert_int_equal(jwks_select(set, "r384", ALG_RS384, &k), 0);
     size_t n = sign_pkey(fx.rsa, EVP_sha384(), sig, sizeof(sig));
     assert_int_equal(n, 256);
@@ -301,7 +188,7 @@ static void test_rsa_1024_refused(void **state)
     (void)state;
     struct jwks *set = jwks_new();
 
-    assert_int_equal(load_keys(set, rsa_jwk(fx.rsa1024, "small", "RS256"), NULL), -1);
+    assert_int_equal(load_keys(set, unit_jwk_rsa(fx.rsa1024, "small", "RS256"), NULL), -1);
     expect_err("1024 bits");
     expect_err("2048");
     assert_int_equal(jwks_count(set), 0);
@@ -314,26 +201,26 @@ static void test_rsa_bad_members(void **state)
     struct jwks *set = jwks_new();
     cJSON *k;
 
-    k = rsa_jwk(fx.rsa, "r", "RS256");
+    k = unit_jwk_rsa(fx.rsa, "r", "RS256");
     cJSON_DeleteItemFromObject(k, "e");
     assert_int_equal(load_keys(set, k, NULL), -1);
     expect_err("n and e");
 
-    k = rsa_jwk(fx.rsa, "r", "RS256");
+    k = unit_jwk_rsa(fx.rsa, "r", "RS256");
     cJSON_ReplaceItemInObject(k, "n", cJSON_CreateNumber(3));
     assert_int_equal(load_keys(set, k, NULL), -1);
     expect_err("n and e");
 
     /* base64url, strictly: standard padding is not accepted. */
-    k = rsa_jwk(fx.rsa, "r", "RS256");
+    k = unit_jwk_rsa(fx.rsa, "r", "RS256");
     cJSON_ReplaceItemInObject(k, "e", cJSON_CreateString("AQAB=="));
     assert_int_equal(load_keys(set, k, NULL), -1);
 
     /* kty and alg must agree. */
-    assert_int_equal(load_keys(set, rsa_jwk(fx.rsa, "r", "ES256"), NULL), -1);
+    assert_int_equal(load_keys(set, unit_jwk_rsa(fx.rsa, "r", "ES256"), NULL), -1);
     expect_err("cannot carry ES256");
-    assert_int_equal(load_keys(set, rsa_jwk(fx.rsa, "r", "HS256"), NULL), -1);
-    assert_int_equal(load_keys(set, rsa_jwk(fx.rsa, "r", "none"), NULL), -1);
+    assert_int_equal(load_keys(set, unit_jwk_rsa(fx.rsa, "r", "HS256"), NULL), -1);
+    assert_int_equal(load_keys(set, unit_jwk_rsa(fx.rsa, "r", "none"), NULL), -1);
     expect_err("unsupported alg");
     assert_int_equal(jwks_count(set), 0);
     jwks_free(set);
@@ -348,8 +235,8 @@ static void test_ec_alg_from_curve(void **state)
     const struct jwk *k256 = NULL, *k384 = NULL;
     unsigned char sig[128];
 
-    assert_int_equal(load_keys(set, ec_jwk(fx.ec256, "e256", "P-256", 32),
-                               ec_jwk(fx.ec384, "e384", "P-384", 48), NULL),
+    assert_int_equal(load_keys(set, unit_jwk_ec(fx.ec256, "e256", "P-256", 32),
+                               unit_jwk_ec(fx.ec384, "e384", "P-384", 48), NULL),
                      0);
     assert_int_equal(jwks_count(set), 2);
     assert_int_equal(jwks_select(set, "e256", ALG_ES256, &k256), 0);
@@ -373,19 +260,19 @@ static void test_ec_curve_and_alg_must_agree(void **state)
     struct jwks *set = jwks_new();
     cJSON *k;
 
-    k = ec_jwk(fx.ec384, "e", "P-384", 48);
+    k = unit_jwk_ec(fx.ec384, "e", "P-384", 48);
     cJSON_AddStringToObject(k, "alg", "ES256");
     assert_int_equal(load_keys(set, k, NULL), -1);
     expect_err("ES256 needs crv P-256");
 
     /* An explicit alg matching the curve is fine. */
-    k = ec_jwk(fx.ec256, "e", "P-256", 32);
+    k = unit_jwk_ec(fx.ec256, "e", "P-256", 32);
     cJSON_AddStringToObject(k, "alg", "ES256");
     assert_int_equal(load_keys(set, k, NULL), 0);
     assert_int_equal(jwks_count(set), 1);
 
     /* A curve without an algorithm of ours. */
-    k = ec_jwk(fx.ec256, "e2", "P-521", 32);
+    k = unit_jwk_ec(fx.ec256, "e2", "P-521", 32);
     assert_int_equal(load_keys(set, k, NULL), -1);
     expect_err("EC key needs alg");
     assert_int_equal(jwks_count(set), 1);
@@ -400,24 +287,24 @@ static void test_ec_wrong_coordinate_length(void **state)
     cJSON *k;
 
     memset(coord, 0x11, sizeof(coord));
-    k = ec_jwk(fx.ec256, "e", "P-256", 32);
+    k = unit_jwk_ec(fx.ec256, "e", "P-256", 32);
     cJSON_DeleteItemFromObject(k, "x");
-    add_b64(k, "x", coord, 31);
+    unit_json_add_b64url(k, "x", coord, 31);
     assert_int_equal(load_keys(set, k, NULL), -1);
     expect_err("x and y of 32 bytes");
 
-    k = ec_jwk(fx.ec256, "e", "P-256", 32);
+    k = unit_jwk_ec(fx.ec256, "e", "P-256", 32);
     cJSON_DeleteItemFromObject(k, "y");
-    add_b64(k, "y", coord, 33);
+    unit_json_add_b64url(k, "y", coord, 33);
     assert_int_equal(load_keys(set, k, NULL), -1);
     expect_err("x and y of 32 bytes");
 
     /* P-384 coordinates are 48 bytes; P-256-sized ones are refused. */
-    k = ec_jwk(fx.ec256, "e", "P-384", 32);
+    k = unit_jwk_ec(fx.ec256, "e", "P-384", 32);
     assert_int_equal(load_keys(set, k, NULL), -1);
     expect_err("x and y of 48 bytes");
 
-    k = ec_jwk(fx.ec256, "e", "P-256", 32);
+    k = unit_jwk_ec(fx.ec256, "e", "P-256", 32);
     cJSON_DeleteItemFromObject(k, "y");
     assert_int_equal(load_keys(set, k, NULL), -1);
     assert_int_equal(jwks_count(set), 0);
@@ -437,20 +324,20 @@ static void test_ec_point_not_on_curve(void **state)
     assert_int_equal(BN_add_word(y, 1), 1);
     assert_int_equal(BN_bn2binpad(y, buf, 32), 32);
     BN_free(y);
-    k = ec_jwk(fx.ec256, "e", "P-256", 32);
+    k = unit_jwk_ec(fx.ec256, "e", "P-256", 32);
     cJSON_DeleteItemFromObject(k, "y");
-    add_b64(k, "y", buf, 32);
+    unit_json_add_b64url(k, "y", buf, 32);
     assert_int_equal(load_keys(set, k, NULL), -1);
     assert_true(fx.err[0] != '\0');
     assert_int_equal(jwks_count(set), 0);
 
     /* (0, 0) is not on P-256 either. */
     memset(buf, 0, sizeof(buf));
-    k = ec_jwk(fx.ec256, "e", "P-256", 32);
+    k = unit_jwk_ec(fx.ec256, "e", "P-256", 32);
     cJSON_DeleteItemFromObject(k, "x");
     cJSON_DeleteItemFromObject(k, "y");
-    add_b64(k, "x", buf, 32);
-    add_b64(k, "y", buf, 32);
+    unit_json_add_b64url(k, "x", buf, 32);
+    unit_json_add_b64url(k, "y", buf, 32);
     assert_int_equal(load_keys(set, k, NULL), -1);
     assert_int_equal(jwks_count(set), 0);
     jwks_free(set);
@@ -502,10 +389,11 @@ static void test_use_enc_skipped(void **state)
     (void)state;
     struct jwks *set = jwks_new();
     const struct jwk *k = NULL;
-    cJSON *enc = rsa_jwk(fx.rsa, "enc1", "RS256"), *sig = ec_jwk(fx.ec256, "sig1", "P-256", 32);
+    cJSON *enc = unit_jwk_rsa(fx.rsa, "enc1", "RS256");
+    cJSON *sig = unit_jwk_ec(fx.ec256, "sig1", "P-256", 32);
     /* An encryption key is skipped before it is looked at: even a 1024-bit
      * one without alg does not stop the load. */
-    cJSON *weak = rsa_jwk(fx.rsa1024, "enc2", NULL);
+    cJSON *weak = unit_jwk_rsa(fx.rsa1024, "enc2", NULL);
     cJSON *odd = oct_jwk("enc3", "HS256", 32);
 
     cJSON_AddStringToObject(enc, "use", "enc");
@@ -526,15 +414,15 @@ static void test_duplicate_kid_refused(void **state)
     struct jwks *set = jwks_new();
     const struct jwk *k = NULL;
 
-    assert_int_equal(load_keys(set, ec_jwk(fx.ec256, "same", "P-256", 32),
-                               rsa_jwk(fx.rsa, "same", "RS256"), NULL),
+    assert_int_equal(load_keys(set, unit_jwk_ec(fx.ec256, "same", "P-256", 32),
+                               unit_jwk_rsa(fx.rsa, "same", "RS256"), NULL),
                      -1);
     expect_err("duplicate kid \"same\"");
     expect_err("key 1");
     assert_int_equal(jwks_count(set), 0);
 
     /* Across two files too. */
-    assert_int_equal(load_keys(set, ec_jwk(fx.ec256, "same", "P-256", 32), NULL), 0);
+    assert_int_equal(load_keys(set, unit_jwk_ec(fx.ec256, "same", "P-256", 32), NULL), 0);
     assert_int_equal(load_keys(set, oct_jwk("same", "HS256", 32), NULL), -1);
     expect_err("duplicate kid");
     assert_int_equal(jwks_count(set), 1);
@@ -549,9 +437,9 @@ static void test_failed_load_leaves_set_unchanged(void **state)
     const struct jwk *k = NULL;
 
     assert_int_equal(load_keys(set, oct_jwk("first", "HS256", 32), NULL), 0);
-    assert_int_equal(load_keys(set, ec_jwk(fx.ec256, "good", "P-256", 32),
-                               ec_jwk(fx.ec384, "good2", "P-384", 48),
-                               rsa_jwk(fx.rsa1024, "bad", "RS256"), NULL),
+    assert_int_equal(load_keys(set, unit_jwk_ec(fx.ec256, "good", "P-256", 32),
+                               unit_jwk_ec(fx.ec384, "good2", "P-384", 48),
+                               unit_jwk_rsa(fx.rsa1024, "bad", "RS256"), NULL),
                      -1);
     expect_err("key 2");
     assert_int_equal(jwks_count(set), 1);
@@ -566,14 +454,14 @@ static void test_two_kidless_keys_same_alg(void **state)
     (void)state;
     struct jwks *set = jwks_new();
 
-    assert_int_equal(load_keys(set, ec_jwk(fx.ec256, NULL, "P-256", 32),
-                               ec_jwk(fx.ec256, NULL, "P-256", 32), NULL),
+    assert_int_equal(load_keys(set, unit_jwk_ec(fx.ec256, NULL, "P-256", 32),
+                               unit_jwk_ec(fx.ec256, NULL, "P-256", 32), NULL),
                      -1);
     expect_err("two keys without kid for ES256");
     assert_int_equal(jwks_count(set), 0);
     /* Different algorithms may each have one. */
-    assert_int_equal(load_keys(set, ec_jwk(fx.ec256, NULL, "P-256", 32),
-                               ec_jwk(fx.ec384, NULL, "P-384", 48), NULL),
+    assert_int_equal(load_keys(set, unit_jwk_ec(fx.ec256, NULL, "P-256", 32),
+                               unit_jwk_ec(fx.ec384, NULL, "P-384", 48), NULL),
                      0);
     assert_int_equal(jwks_count(set), 2);
     jwks_free(set);
@@ -614,7 +502,7 @@ static void test_not_a_jwks(void **state)
     kid[256] = '\0';
     assert_int_equal(load_keys(set, oct_jwk(kid, "HS256", 32), NULL), 0);
 
-    path_in_dir(path, sizeof(path), "missing.json");
+    unit_path_in(path, sizeof(path), fx.dir, "missing.json");
     assert_int_equal(jwks_load_file(set, path, fx.err, sizeof(fx.err)), -1);
     expect_err("cannot open");
     assert_int_equal(jwks_count(set), 1);
@@ -629,7 +517,7 @@ static void test_pem_private_key_refused(void **state)
     struct jwks *set = jwks_new();
     char path[PATH_MAX + 32];
 
-    path_in_dir(path, sizeof(path), "private.pem");
+    unit_path_in(path, sizeof(path), fx.dir, "private.pem");
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     assert_int_equal(PEM_write_PrivateKey(f, fx.ec256, NULL, NULL, 0, NULL, NULL), 1);
@@ -717,7 +605,7 @@ static void test_pem_explicit_alg(void **state)
         "-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n");
     assert_int_equal(jwks_load_pem(set, path, NULL, fx.err, sizeof(fx.err)), -1);
     expect_err("is not a PEM public key");
-    path_in_dir(path, sizeof(path), "missing.pem");
+    unit_path_in(path, sizeof(path), fx.dir, "missing.pem");
     assert_int_equal(jwks_load_pem(set, path, NULL, fx.err, sizeof(fx.err)), -1);
     expect_err("cannot open");
     assert_int_equal(jwks_count(set), 1);
@@ -737,8 +625,8 @@ static void test_hmac_secret_file(void **state)
 
     /* One trailing CRLF is not part of the secret. */
     memcpy(secret, "0123456789abcdef0123456789abcdef\r\n", 35);
-    path_in_dir(path, sizeof(path), "secret");
-    write_file(path, secret, 34);
+    unit_path_in(path, sizeof(path), fx.dir, "secret");
+    unit_write_file(path, secret, 34);
     assert_int_equal(jwks_load_hmac(set, path, "HS256", fx.err, sizeof(fx.err)), 0);
     assert_int_equal(jwks_select(set, NULL, ALG_HS256, &k), 0);
     HMAC(EVP_sha256(), secret, 32, (const unsigned char *)msg, strlen(msg), mac, &maclen);
@@ -747,7 +635,7 @@ static void test_hmac_secret_file(void **state)
     assert_int_equal(verify_msg(k, mac, maclen), -1);
 
     /* 31 bytes and a newline are too short for HS256. */
-    write_file(path, "0123456789abcdef0123456789abcde\n", 32);
+    unit_write_file(path, "0123456789abcdef0123456789abcde\n", 32);
     assert_int_equal(jwks_load_hmac(set, path, "HS384", fx.err, sizeof(fx.err)), -1);
     expect_err("at least 48");
     assert_int_equal(jwks_load_hmac(set, path, "HS256", fx.err, sizeof(fx.err)), -1);
@@ -755,8 +643,8 @@ static void test_hmac_secret_file(void **state)
     assert_int_equal(jwks_load_hmac(set, path, "RS256", fx.err, sizeof(fx.err)), -1);
     expect_err("is not HS256, HS384 or HS512");
     assert_int_equal(jwks_load_hmac(set, path, "hs256", fx.err, sizeof(fx.err)), -1);
-    path_in_dir(path, sizeof(path), "empty");
-    write_file(path, "", 0);
+    unit_path_in(path, sizeof(path), fx.dir, "empty");
+    unit_write_file(path, "", 0);
     assert_int_equal(jwks_load_hmac(set, path, "HS256", fx.err, sizeof(fx.err)), -1);
     assert_int_equal(jwks_count(set), 1);
     jwks_free(set);
@@ -772,8 +660,9 @@ static void test_select(void **state)
     unsigned char sig[512];
     size_t n;
 
-    assert_int_equal(load_keys(set, ec_jwk(fx.ec256, "a", "P-256", 32),
-                               rsa_jwk(fx.rsa, "b", "RS256"), oct_jwk(NULL, "HS256", 32), NULL),
+    assert_int_equal(load_keys(set, unit_jwk_ec(fx.ec256, "a", "P-256", 32),
+                               unit_jwk_rsa(fx.rsa, "b", "RS256"), oct_jwk(NULL, "HS256", 32),
+                               NULL),
                      0);
     assert_int_equal(jwks_count(set), 3);
 

@@ -1,8 +1,9 @@
 /* test_jwt_verify.c - jwt_verify() and jwt_check_times() against tokens built
  * here: HS256 (jwks_load_hmac), HS384, RS256, ES256 and ES384 (one JWKS file),
  * each key generated or chosen by the test and written to a temporary dir.
- * The test's own base64url (OpenSSL's encoder, alphabet swapped) and HMAC
- * keep the expectations independent of the code under test. */
+ * The tests' own base64url (unit_util.c: OpenSSL's encoder, alphabet
+ * swapped) and HMAC keep the expectations independent of the code under
+ * test. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,13 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <openssl/bio.h>
-#include <openssl/bn.h>
-#include <openssl/core_names.h>
-#include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
@@ -28,6 +25,8 @@
 
 #include "revokd/jwks.h"
 #include "revokd/jwt_verify.h"
+
+#include "unit_util.h"
 
 #define ISS "https://issuer.example"
 #define AUD "revokd-api"
@@ -50,34 +49,12 @@ static struct {
     size_t last_sig_len;
 } fx;
 
-/* ---- helpers: encoding, files, signing ---------------------------------- */
+/* ---- helpers: encoding, signing ---------------------------------------- */
 
-/* base64url of len bytes, malloc'd; written with OpenSSL, not b64url.c. */
-static char *b64(const void *data, size_t len)
-{
-    char *out = malloc(len / 3 * 4 + 8);
-    assert_non_null(out);
-    int n = EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-    size_t m = (size_t)n;
-    while (m > 0 && out[m - 1] == '=')
-        m--;
-    out[m] = '\0';
-    for (size_t i = 0; i < m; i++)
-        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-    return out;
-}
-
+/* base64url of a string, malloc'd; written with OpenSSL, not b64url.c. */
 static char *b64s(const char *s)
 {
-    return b64(s, strlen(s));
-}
-
-static char *bn_b64(const BIGNUM *bn, size_t pad)
-{
-    unsigned char buf[1024];
-    int n = pad ? BN_bn2binpad(bn, buf, (int)pad) : BN_bn2bin(bn, buf);
-    assert_true(n > 0);
-    return b64(buf, (size_t)n);
+    return unit_b64url(s, strlen(s));
 }
 
 static char *join3(const char *a, const char *b, const char *c)
@@ -93,48 +70,6 @@ static char *join3(const char *a, const char *b, const char *c)
     return out;
 }
 
-static void path_in_dir(char *out, size_t size, const char *name)
-{
-    int n = snprintf(out, size, "%s/%s", fx.dir, name);
-    assert_true(n > 0 && (size_t)n < size);
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
-static size_t sign_pkey(EVP_PKEY *key, const EVP_MD *md, const void *msg, size_t len,
-                        unsigned char *sig, size_t size)
-{
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    size_t n = size;
-
-    assert_non_null(ctx);
-    assert_int_equal(EVP_DigestSignInit(ctx, NULL, md, NULL, key), 1);
-    assert_int_equal(EVP_DigestSign(ctx, sig, &n, msg, len), 1);
-    EVP_MD_CTX_free(ctx);
-    return n;
-}
-
-/* JWS wants ECDSA as r || s, each padded to the coordinate size. */
-static size_t der_to_raw(const unsigned char *der, size_t len, size_t half, unsigned char *out)
-{
-    const unsigned char *p = der;
-    const BIGNUM *r = NULL, *s = NULL;
-    ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)len);
-
-    assert_non_null(es);
-    ECDSA_SIG_get0(es, &r, &s);
-    assert_int_equal(BN_bn2binpad(r, out, (int)half), (int)half);
-    assert_int_equal(BN_bn2binpad(s, out + half, (int)half), (int)half);
-    ECDSA_SIG_free(es);
-    return 2 * half;
-}
-
 static size_t hmac(const EVP_MD *md, const void *key, size_t keylen, const void *msg, size_t len,
                    unsigned char *sig)
 {
@@ -145,9 +80,6 @@ static size_t hmac(const EVP_MD *md, const void *key, size_t keylen, const void 
 
 static size_t sign(enum signer s, const char *msg, size_t len, unsigned char *sig)
 {
-    unsigned char der[256];
-    size_t n;
-
     switch (s) {
     case S_HS256:
         return hmac(EVP_sha256(), fx.hs256, sizeof(fx.hs256), msg, len, sig);
@@ -160,13 +92,11 @@ static size_t sign(enum signer s, const char *msg, size_t len, unsigned char *si
     case S_HS384:
         return hmac(EVP_sha384(), fx.hs384, sizeof(fx.hs384), msg, len, sig);
     case S_RS256:
-        return sign_pkey(fx.rsa, EVP_sha256(), msg, len, sig, 512);
+        return unit_sign(fx.rsa, EVP_sha256(), msg, len, sig, 512);
     case S_ES256:
-        n = sign_pkey(fx.ec256, EVP_sha256(), msg, len, der, sizeof(der));
-        return der_to_raw(der, n, 32, sig);
+        return unit_sign_ecdsa_jws(fx.ec256, EVP_sha256(), msg, len, 32, sig);
     case S_ES384:
-        n = sign_pkey(fx.ec384, EVP_sha384(), msg, len, der, sizeof(der));
-        return der_to_raw(der, n, 48, sig);
+        return unit_sign_ecdsa_jws(fx.ec384, EVP_sha384(), msg, len, 48, sig);
     }
     fail();
     return 0;
@@ -178,7 +108,7 @@ static char *make_token_raw(const char *hdr, const char *payload, enum signer s)
     char *input = join3(hdr, payload, "");
     size_t len = strlen(input) - 1; /* without the trailing '.' */
     fx.last_sig_len = sign(s, input, len, fx.last_sig);
-    char *sig = b64(fx.last_sig, fx.last_sig_len);
+    char *sig = unit_b64url(fx.last_sig, fx.last_sig_len);
     char *tok = join3(hdr, payload, sig);
     free(sig);
     free(input);
@@ -247,47 +177,6 @@ static void expect_payload(const char *payload_json, int reason)
 
 /* ---- fixture ------------------------------------------------------------ */
 
-static cJSON *jwk_rsa(EVP_PKEY *k, const char *kid, const char *alg)
-{
-    BIGNUM *n = NULL, *e = NULL;
-    cJSON *o = cJSON_CreateObject();
-
-    assert_int_equal(EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_N, &n), 1);
-    assert_int_equal(EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_E, &e), 1);
-    char *ns = bn_b64(n, 0), *es = bn_b64(e, 0);
-    cJSON_AddStringToObject(o, "kty", "RSA");
-    cJSON_AddStringToObject(o, "kid", kid);
-    cJSON_AddStringToObject(o, "alg", alg);
-    cJSON_AddStringToObject(o, "use", "sig");
-    cJSON_AddStringToObject(o, "n", ns);
-    cJSON_AddStringToObject(o, "e", es);
-    free(ns);
-    free(es);
-    BN_free(n);
-    BN_free(e);
-    return o;
-}
-
-static cJSON *jwk_ec(EVP_PKEY *k, const char *kid, const char *crv, size_t size)
-{
-    BIGNUM *x = NULL, *y = NULL;
-    cJSON *o = cJSON_CreateObject();
-
-    assert_int_equal(EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_EC_PUB_X, &x), 1);
-    assert_int_equal(EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_EC_PUB_Y, &y), 1);
-    char *xs = bn_b64(x, size), *ys = bn_b64(y, size);
-    cJSON_AddStringToObject(o, "kty", "EC");
-    cJSON_AddStringToObject(o, "kid", kid);
-    cJSON_AddStringToObject(o, "crv", crv); /* no alg: the curve implies it */
-    cJSON_AddStringToObject(o, "x", xs);
-    cJSON_AddStringToObject(o, "y", ys);
-    free(xs);
-    free(ys);
-    BN_free(x);
-    BN_free(y);
-    return o;
-}
-
 static void default_policy(void)
 {
     fx.policy = (struct jwt_policy){
@@ -304,10 +193,8 @@ static int group_setup(void **state)
 {
     (void)state;
     char path[PATH_MAX + 32], err[256] = "";
-    const char *tmp = getenv("TMPDIR");
 
-    snprintf(fx.dir, sizeof(fx.dir), "%s/revokd-unit-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(fx.dir) == NULL)
+    if (unit_tmpdir_create(fx.dir, sizeof(fx.dir)) != 0)
         return -1;
     fx.rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     fx.ec256 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
@@ -319,23 +206,12 @@ static int group_setup(void **state)
     for (size_t i = 0; i < sizeof(fx.hs384); i++)
         fx.hs384[i] = (unsigned char)(i * 5 + 1);
 
-    cJSON *doc = cJSON_CreateObject(), *keys = cJSON_AddArrayToObject(doc, "keys");
-    cJSON_AddItemToArray(keys, jwk_rsa(fx.rsa, "rsa1", "RS256"));
-    cJSON_AddItemToArray(keys, jwk_ec(fx.ec256, "ec256", "P-256", 32));
-    cJSON_AddItemToArray(keys, jwk_ec(fx.ec384, "ec384", "P-384", 48));
-    cJSON *oct = cJSON_CreateObject();
-    char *k = b64(fx.hs384, sizeof(fx.hs384));
-    cJSON_AddStringToObject(oct, "kty", "oct");
-    cJSON_AddStringToObject(oct, "kid", "hs384");
-    cJSON_AddStringToObject(oct, "alg", "HS384");
-    cJSON_AddStringToObject(oct, "k", k);
-    free(k);
-    cJSON_AddItemToArray(keys, oct);
-    char *text = cJSON_PrintUnformatted(doc);
-    cJSON_Delete(doc);
-    path_in_dir(path, sizeof(path), "jwks.json");
-    write_file(path, text, strlen(text));
-    cJSON_free(text);
+    cJSON *rsa = unit_jwk_rsa(fx.rsa, "rsa1", "RS256");
+    cJSON_AddStringToObject(rsa, "use", "sig");
+    unit_path_in(path, sizeof(path), fx.dir, "jwks.json");
+    unit_write_jwks(path, rsa, unit_jwk_ec(fx.ec256, "ec256", "P-256", 32),
+                    unit_jwk_ec(fx.ec384, "ec384", "P-384", 48),
+                    unit_jwk_oct("hs384", "HS384", fx.hs384, sizeof(fx.hs384)), NULL);
 
     fx.keys = jwks_new();
     if (jwks_load_file(fx.keys, path, err, sizeof(err)) != 0) {
@@ -346,8 +222,8 @@ static int group_setup(void **state)
     unsigned char secret[sizeof(fx.hs256) + 1];
     memcpy(secret, fx.hs256, sizeof(fx.hs256));
     secret[sizeof(fx.hs256)] = '\n';
-    path_in_dir(path, sizeof(path), "hs256.secret");
-    write_file(path, secret, sizeof(secret));
+    unit_path_in(path, sizeof(path), fx.dir, "hs256.secret");
+    unit_write_file(path, secret, sizeof(secret));
     if (jwks_load_hmac(fx.keys, path, "HS256", err, sizeof(err)) != 0) {
         print_error("jwks_load_hmac: %s\n", err);
         return -1;
@@ -361,13 +237,9 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    char path[PATH_MAX + 32];
+    static const char *const files[] = {"jwks.json", "hs256.secret"};
 
-    path_in_dir(path, sizeof(path), "jwks.json");
-    unlink(path);
-    path_in_dir(path, sizeof(path), "hs256.secret");
-    unlink(path);
-    rmdir(fx.dir);
+    unit_tmpdir_remove(fx.dir, files, sizeof(files) / sizeof(files[0]));
     jwks_free(fx.keys);
     EVP_PKEY_free(fx.rsa);
     EVP_PKEY_free(fx.ec256);
@@ -493,7 +365,7 @@ static void test_malformed_empty_segment(void **state)
     struct jwt_claims c;
     char *h = b64s(header_for(S_HS256)), *p = b64s(GOOD_PAYLOAD);
     char *tok = make_token_raw(h, p, S_HS256);
-    char *sig = b64(fx.last_sig, fx.last_sig_len);
+    char *sig = unit_b64url(fx.last_sig, fx.last_sig_len);
     char *t;
 
     assert_int_equal(verify(tok, &c), 0);
@@ -521,7 +393,7 @@ static void test_malformed_bad_base64(void **state)
     struct jwt_claims c;
     char *h = b64s(header_for(S_HS256)), *p = b64s(GOOD_PAYLOAD);
     char *tok = make_token_raw(h, p, S_HS256);
-    char *sig = b64(fx.last_sig, fx.last_sig_len);
+    char *sig = unit_b64url(fx.last_sig, fx.last_sig_len);
     char buf[512], *t;
 
     /* Header: padding, '+', whitespace. */
@@ -650,7 +522,7 @@ static void test_malformed_nul(void **state)
     expect_payload("{" ISS_AUD "," TIMES ",\"x\\u0000\":1}", JWT_malformed);
     /* A raw NUL byte inside the decoded payload. */
     static const char raw[] = "{" ISS_AUD "," TIMES ",\"sub\":\"a\"}\0{\"sub\":\"b\"}";
-    char *h = b64s(header_for(S_HS256)), *p = b64(raw, sizeof(raw) - 1);
+    char *h = b64s(header_for(S_HS256)), *p = unit_b64url(raw, sizeof(raw) - 1);
     char *tok = make_token_raw(h, p, S_HS256);
     assert_int_equal(verify(tok, &c), -JWT_malformed);
     free(tok);
@@ -738,7 +610,7 @@ static void test_algorithm_not_allowed(void **state)
     char *input = join3(h, p, "");
     unsigned char mac[64];
     size_t maclen = hmac(EVP_sha256(), pem, (size_t)pemlen, input, strlen(input) - 1, mac);
-    char *sig = b64(mac, maclen);
+    char *sig = unit_b64url(mac, maclen);
     t = join3(h, p, sig);
     assert_int_equal(verify(t, &c), -JWT_algorithm_not_allowed);
     free(t);
@@ -769,7 +641,7 @@ static void test_algorithm_not_allowed(void **state)
 static int verify_with_sig(enum signer s, const unsigned char *sig, size_t siglen)
 {
     struct jwt_claims c;
-    char *h = b64s(header_for(s)), *p = b64s(GOOD_PAYLOAD), *sg = b64(sig, siglen);
+    char *h = b64s(header_for(s)), *p = b64s(GOOD_PAYLOAD), *sg = unit_b64url(sig, siglen);
     char *t = join3(h, p, sg);
     int rc = verify(t, &c);
     free(t);
@@ -821,7 +693,7 @@ static void test_invalid_signature_swapped_payload(void **state)
     (void)state;
     struct jwt_claims c;
     char *a = make_token(header_for(S_RS256), GOOD_PAYLOAD, S_RS256);
-    char *sig = b64(fx.last_sig, fx.last_sig_len);
+    char *sig = unit_b64url(fx.last_sig, fx.last_sig_len);
     char *h = b64s(header_for(S_RS256));
     char *p = b64s("{" ISS_AUD ",\"sub\":\"admin\",\"jti\":\"id-1\"," TIMES "}");
     char *t = join3(h, p, sig);
@@ -843,8 +715,8 @@ static void test_invalid_signature_ecdsa_der(void **state)
     char *h = b64s(header_for(S_ES256)), *p = b64s(GOOD_PAYLOAD);
     char *input = join3(h, p, "");
     /* A DER signature (what OpenSSL produces) is not a JWS ES256 signature. */
-    size_t n = sign_pkey(fx.ec256, EVP_sha256(), input, strlen(input) - 1, der, sizeof(der));
-    char *sig = b64(der, n);
+    size_t n = unit_sign(fx.ec256, EVP_sha256(), input, strlen(input) - 1, der, sizeof(der));
+    char *sig = unit_b64url(der, n);
     char *t = join3(h, p, sig);
 
     assert_int_equal(verify(t, &c), -JWT_invalid_signature);
@@ -991,7 +863,7 @@ static void expect_derived(enum signer s, const char *payload)
     char *tok = make_token(header_for(s), payload, s);
 
     SHA256(fx.last_sig, fx.last_sig_len, digest);
-    char *d = b64(digest, sizeof(digest));
+    char *d = unit_b64url(digest, sizeof(digest));
     snprintf(want, sizeof(want), "sha256:%s", d);
     assert_int_equal(strlen(want), 7 + 43);
     assert_int_equal(verify(tok, &c), 0);

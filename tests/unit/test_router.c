@@ -10,12 +10,13 @@
 #include <cmocka.h>
 
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "revokd/router.h"
 #include "revokd/url.h"
+
+#include "unit_util.h"
 
 /* ---- url_decode --------------------------------------------------------- */
 
@@ -118,16 +119,6 @@ static void test_url_decode_overflow(void **state)
 
 /* ---- router_dispatch ---------------------------------------------------- */
 
-/* The query string as pairs: {"jti", "a", "sub", "b", NULL}. */
-static const char *query_pairs(void *ctx, const char *name)
-{
-    const char *const *p = ctx;
-    for (; p != NULL && *p != NULL; p += 2)
-        if (strcmp(p[0], name) == 0)
-            return p[1];
-    return NULL;
-}
-
 static struct app app;
 static struct request req;
 static struct reply rep;
@@ -139,7 +130,7 @@ static int zero(void **state)
     memset(&req, 0, sizeof(req));
     memset(&rep, 0, sizeof(rep));
     req.app = &app;
-    req.query = query_pairs;
+    req.query = unit_query_pairs; /* the query string as pairs */
     req.query_ctx = NULL;
     req.body = "";
     req.now = 1700000000;
@@ -404,13 +395,8 @@ static void test_check_lookup_invalid_400(void **state)
 static void test_print_routes(void **state)
 {
     (void)state;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
+    char *text = unit_capture(router_print_routes);
 
-    assert_non_null(f);
-    router_print_routes(f);
-    assert_int_equal(fclose(f), 0);
     assert_string_equal(text, "GET /v1/check\n"
                               "POST /v1/check\n"
                               "POST /v1/revoke\n"
