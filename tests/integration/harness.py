@@ -13,6 +13,7 @@ import hmac
 import http.client
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -698,7 +699,8 @@ class Revokd:
     def start(self, timeout=START_TIMEOUT, wait_for_log=True):
         """Start and wait until it serves: by its listening log line (which gives the port), or
         with wait_for_log=False by polling /healthz on the port REVOKD_LISTEN names."""
-        argv = [revokd_bin()]
+        # REVOKD_WRAPPER runs revokd under a tool, e.g. valgrind (see ./dev test).
+        argv = shlex.split(os.environ.get("REVOKD_WRAPPER", "")) + [revokd_bin()]
         if "REVOKD_LISTEN" not in self.env and not any(a.startswith("--listen") for a in self.args):
             argv += ["--listen", f"{LOOPBACK}:0"]
         argv += self.args
