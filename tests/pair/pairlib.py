@@ -61,7 +61,7 @@ def _kill_live_pairs_now():
 
 
 def _on_terminate(signum, frame):
-    # meson (timeout) or a user stopped the test: the pair lives in its own sessions and would
+    # meson (timeout) or a user stopped the test: the pair runs detached (setsid) and would
     # outlive us, so kill it at once, then die of the same signal.
     _kill_live_pairs_now()
     for pair in list(_live_pairs):
