@@ -221,7 +221,7 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *conn, char *uri)
 }
 
 /* "host:port" or "[v6]:port" into a socket address. */
-static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sslen, bool *v6)
+static int parse_listen(const char *s, struct sockaddr_storage *ss, bool *v6)
 {
     char host[64];
     const char *colon = strrchr(s, ':');
@@ -248,14 +248,12 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *s
     if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
         in4->sin_family = AF_INET;
         in4->sin_port = htons((uint16_t)port);
-        *sslen = sizeof(*in4);
         *v6 = false;
         return 0;
     }
     if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
         in6->sin6_family = AF_INET6;
         in6->sin6_port = htons((uint16_t)port);
-        *sslen = sizeof(*in6);
         *v6 = true;
         return 0;
     }
@@ -266,11 +264,10 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 {
     const struct config *cfg = app->cfg;
     struct sockaddr_storage ss;
-    socklen_t sslen;
     bool v6;
     struct http_server *srv;
 
-    if (parse_listen(cfg->listen, &ss, &sslen, &v6) < 0) {
+    if (parse_listen(cfg->listen, &ss, &v6) < 0) {
         snprintf(err, errlen, "REVOKD_LISTEN: expected IP:port or [IPv6]:port, got \"%.64s\"",
                  cfg->listen);
         return NULL;
@@ -305,7 +302,6 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : 0;
-    (void)sslen;
     return srv;
 }
 
