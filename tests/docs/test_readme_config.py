@@ -12,7 +12,8 @@ REVOKD = os.environ.get("REVOKD_BIN", os.path.join(ROOT, "build", "revokd"))
 
 class ReadmeConfig(unittest.TestCase):
     def test_table_matches_binary(self):
-        readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+        with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+            readme = f.read()
         m = re.search(r"<!-- config:begin -->\n(.*?)<!-- config:end -->", readme, re.S)
         self.assertIsNotNone(m, "README lacks the config markers")
         generated = subprocess.run([REVOKD, "--config-markdown"], capture_output=True, text=True,

@@ -168,8 +168,10 @@ class FailoverTest(pairlib.PairTestCase):
         self.assertLessEqual(ms(revoke_resumed), revoke_bound, "revokes came back too late")
         self.assertGreater(len(acked), acked_before_kill, "no revocation acknowledged after the failover")
 
-        # While only one Redis node was alive no revoke may have been acknowledged.
-        lone = [x for x in calls if x.kind == "revoke" and kill_at < x.t0 and x.t1 < restart_done_at]
+        # While only one Redis node was alive no revoke may have been acknowledged. That window
+        # ends when the restart of the killed node begins: it rejoins as a replica within
+        # milliseconds, well before `local-pair restart` returns.
+        lone = [x for x in calls if x.kind == "revoke" and kill_at < x.t0 and x.t1 < restart_at]
         self.assertTrue(lone)
         for x in lone:
             self.assertEqual(x.status, 503, f"revoke acknowledged with a single Redis node: {x!r}")
