@@ -25,9 +25,12 @@
 #include "revokd/reply.h"
 #include "revokd/router.h"
 
+#define HOST_MAX 64 /* an IPv6 literal is at most 45 characters */
+
 struct http_server {
     struct MHD_Daemon *daemon;
     struct app *app;
+    char host[HOST_MAX]; /* the listening address without brackets */
     int port;
 };
 
@@ -220,10 +223,9 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *conn, char *uri)
     return strlen(uri);
 }
 
-/* "host:port" or "[v6]:port" into a socket address. */
-static int parse_listen(const char *s, struct sockaddr_storage *ss, bool *v6)
+/* "host:port" or "[v6]:port" into a socket address and host (HOST_MAX bytes). */
+static int parse_listen(const char *s, struct sockaddr_storage *ss, char *host, bool *v6)
 {
-    char host[64];
     const char *colon = strrchr(s, ':');
     size_t hl;
     char *end;
@@ -238,7 +240,7 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, bool *v6)
         s++;
         hl -= 2;
     }
-    if (hl == 0 || hl >= sizeof(host))
+    if (hl == 0 || hl >= HOST_MAX)
         return -1;
     memcpy(host, s, hl);
     host[hl] = '\0';
@@ -264,10 +266,11 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 {
     const struct config *cfg = app->cfg;
     struct sockaddr_storage ss;
+    char host[HOST_MAX];
     bool v6;
     struct http_server *srv;
 
-    if (parse_listen(cfg->listen, &ss, &v6) < 0) {
+    if (parse_listen(cfg->listen, &ss, host, &v6) < 0) {
         snprintf(err, errlen, "REVOKD_LISTEN: expected IP:port or [IPv6]:port, got \"%.64s\"",
                  cfg->listen);
         return NULL;
@@ -277,6 +280,7 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
         return NULL;
     }
     srv->app = app;
+    memcpy(srv->host, host, sizeof(host));
     RAND_bytes((unsigned char *)&id_seed, sizeof(id_seed));
 
     unsigned threads = (unsigned)cfg->threads;
@@ -303,6 +307,11 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : 0;
     return srv;
+}
+
+const char *http_server_host(const struct http_server *srv)
+{
+    return srv->host;
 }
 
 int http_server_port(const struct http_server *srv)

@@ -201,16 +201,8 @@ int main(int argc, char **argv)
     }
 
     cJSON *f = cJSON_CreateObject();
-    char address[64];
-    const char *colon = strrchr(cfg.listen, ':');
-    int hostlen = colon ? (int)(colon - cfg.listen) : 0;
-    snprintf(address, sizeof(address), "%.*s", hostlen, cfg.listen);
-    if (address[0] == '[') { /* [::1] -> ::1 */
-        memmove(address, address + 1, strlen(address));
-        address[strcspn(address, "]")] = '\0';
-    }
     cJSON_AddStringToObject(f, "listen", cfg.listen);
-    cJSON_AddStringToObject(f, "address", address);
+    cJSON_AddStringToObject(f, "address", http_server_host(srv));
     cJSON_AddNumberToObject(f, "port", http_server_port(srv));
     cJSON_AddStringToObject(f, "store", cfg.sentinels[0] ? "sentinel" : "redis");
     cJSON_AddNumberToObject(f, "keys", (double)jwks_count(keys));

@@ -635,7 +635,6 @@ out:
 static int write_durably(struct store *s, struct cmd *write, redisReply **result)
 {
     redisReply *r = NULL;
-    char want[16], ms[16];
 
     if (exec(s, write, 1, &r) < 0)
         return -STORE_EUNAVAILABLE;
@@ -646,10 +645,8 @@ static int write_durably(struct store *s, struct cmd *write, redisReply **result
     }
     if (s->min_replicas > 0) {
         struct conn *c = conn_of(s);
-        snprintf(want, sizeof(want), "%d", s->min_replicas);
-        snprintf(ms, sizeof(ms), "%d", s->replication_timeout_ms);
         redisSetTimeout(c->ctx, tv_of(s->timeout_ms + s->replication_timeout_ms));
-        redisReply *w = redisCommand(c->ctx, "WAIT %s %s", want, ms);
+        redisReply *w = redisCommand(c->ctx, "WAIT %d %d", s->min_replicas, s->replication_timeout_ms);
         if (w == NULL) {
             conn_fail(c, "WAIT");
         } else {
