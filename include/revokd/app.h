@@ -8,12 +8,17 @@
 #include "revokd/config.h"
 #include "revokd/jwt_verify.h"
 #include "revokd/store.h"
+#include "revokd/token_cache.h"
+
+struct http_server;
 
 struct app {
     const struct config *cfg;
     struct jwt_policy policy;
     struct store *store;
     struct admin_keys *admins; /* NULL: admin endpoints refuse every call */
+    struct token_cache *cache; /* verified tokens; never NULL (may be disabled) */
+    struct http_server *http;  /* set once it listens, for /metrics */
     atomic_bool shutting_down; /* set on SIGTERM: /readyz turns 503 */
 };
 

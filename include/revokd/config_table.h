@@ -41,6 +41,8 @@
     X(connection_timeout, INT, "30", 1, 3600, "idle HTTP connections are closed after this many seconds") \
     X(max_body_bytes, INT, "16384", 256, 1048576, "largest accepted request body")               \
     X(max_token_bytes, INT, "8192", 256, 65536, "longest accepted JWT")                          \
+    X(token_cache_size, INT, "100000", 0, 10000000,                                               \
+      "verified tokens kept so a repeated token skips its signature check; 0 disables")           \
     X(shutdown_grace_ms, INT, "0", 0, 120000,                                                    \
       "on SIGTERM, keep serving this long with /readyz at 503 so load balancers drain the node")  \
     X(log_level, STR, "info", 0, 0, "debug, info, warn or error; requests are logged at info")

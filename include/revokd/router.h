@@ -28,6 +28,7 @@ struct request {
     const char *(*query)(void *ctx, const char *name);
     void *query_ctx;
     char param[ROUTE_PARAM_MAX + 1]; /* decoded {sub} of the matched route */
+    int route;                       /* index of the matched route, -1 before or without one */
     struct app *app;
     int64_t now; /* unix seconds when the request arrived */
 };
@@ -50,6 +51,10 @@ void router_dispatch(struct request *req, struct reply *rep);
 /* Prints "METHOD /path" per route, the table's order. */
 void router_print_routes(FILE *out);
 
+/* The route table's size, and route i as "METHOD /path" (metrics labels). */
+size_t router_route_count(void);
+const char *router_route_label(size_t i);
+
 /* The routes' handlers, one file per group. */
 void route_check_get(struct request *req, struct reply *rep);
 void route_check_post(struct request *req, struct reply *rep);
@@ -59,6 +64,7 @@ void route_admin_revoke(struct request *req, struct reply *rep);
 void route_admin_revoke_all(struct request *req, struct reply *rep);
 void route_healthz(struct request *req, struct reply *rep);
 void route_readyz(struct request *req, struct reply *rep);
+void route_metrics(struct request *req, struct reply *rep);
 
 /* Shared by the holder's and the admin's revoke routes (route_revoke.c).
  * revoke_jti_and_reply stores jti until exp + leeway (nothing when that is

@@ -1,0 +1,49 @@
+/* metrics.h - what revokd counts, for GET /metrics (Prometheus text format).
+ *
+ * Every update is on the request path, so each thread writes its own shard
+ * (no lock, no shared cache line) and a scrape sums the shards. Updates from
+ * threads that have not touched metrics before register a shard once. */
+#ifndef REVOKD_METRICS_H
+#define REVOKD_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Sets up the route labels: nroutes routes, label(i) "GET /v1/check" style.
+ * Call once before any thread updates a metric. */
+void metrics_init(size_t nroutes, const char *(*label)(size_t i));
+
+/* One finished HTTP request. route is the index in the route table, or -1
+ * when no route matched (404, 405, or refused before routing). */
+void metrics_request(int route, int status, double seconds);
+
+/* One decision of /v1/check (token or lookup): 0 for active, -JWT_* for a
+ * refused token, -CHECK_ESTORE when the store could not answer. */
+void metrics_check(int result);
+
+enum metrics_revocation { METRICS_REVOKE_TOKEN, METRICS_REVOKE_SUBJECT };
+
+/* One revocation stored (not refused, not failed). admin: by an admin key,
+ * else by the token's holder. */
+void metrics_revocation(enum metrics_revocation kind, bool admin);
+
+/* One Redis round trip (a command or a pipelined group, as sent), or its
+ * failure (ok false: timeout, lost connection, error reply). */
+void metrics_redis(double seconds, bool ok);
+
+/* One look into the verified-token cache. */
+void metrics_cache(bool hit);
+
+/* Values read at scrape time. */
+struct metrics_gauges {
+    unsigned connections;   /* open HTTP connections */
+    size_t cache_entries;   /* verified tokens cached */
+    size_t cache_capacity;
+    bool store_up;          /* the store answered its last command */
+};
+
+/* The whole exposition, malloc'd and NUL-terminated (the caller frees), or
+ * NULL when out of memory. */
+char *metrics_render(const struct metrics_gauges *g);
+
+#endif
