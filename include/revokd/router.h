@@ -36,6 +36,8 @@ struct request {
 struct reply {
     int status;
     cJSON *body;                 /* owned; sent as the JSON body */
+    char *text;                  /* owned; when set, sent instead of body as content_type */
+    const char *content_type;
     const char *allow;           /* 405: the Allow header */
     char www_authenticate[192];  /* 401: the WWW-Authenticate header, or "" */
     cJSON *log;                  /* owned; extra fields for the request log line */
