@@ -3,25 +3,49 @@
  * subject's revoke-all cutoff. */
 #include "revokd/check.h"
 
-#include <stdbool.h>
+#include "revokd/metrics.h"
 
 const char *check_namespace(const struct jwt_claims *c)
 {
     return c->has_iss ? c->iss : "";
 }
 
-int check_token(struct app *app, const char *token, size_t len, int64_t now, struct jwt_claims *c)
+int check_verify(struct app *app, const char *token, size_t len, int64_t now, struct jwt_claims *c)
 {
-    bool revoked = false;
-    int rc = jwt_verify(&app->policy, token, len, c);
+    unsigned char key[TOKEN_CACHE_KEY_SIZE];
+    /* A token longer than the limit is refused by jwt_verify before any
+     * work; it must not cost a hash here either. */
+    bool cacheable = len <= app->policy.max_token_bytes;
+    int rc;
 
-    if (rc == 0)
-        rc = jwt_check_times(&app->policy, c, now);
-    if (rc < 0)
+    if (cacheable) {
+        token_cache_key(token, len, key);
+        bool hit = token_cache_get(app->cache, key, now, c);
+        metrics_cache(hit);
+        if (hit)
+            return jwt_check_times(&app->policy, c, now);
+    }
+    if ((rc = jwt_verify(&app->policy, token, len, c)) < 0)
         return rc;
+    /* Past exp + leeway the token cannot pass jwt_check_times again. */
+    if (cacheable)
+        token_cache_put(app->cache, key, c, c->exp + app->policy.leeway);
+    return jwt_check_times(&app->policy, c, now);
+}
+
+void check_revoked(struct request *req,
+                   void (*then)(struct request *req, struct reply *rep, const struct store_result *res))
+{
+    const struct jwt_claims *c = &req->claims;
+    req->then = then;
+    store_is_revoked(req->store, check_namespace(c), c->jti, c->has_sub ? c->sub : NULL, c->iat,
+                     request_store_done, req);
+}
+
+int check_result(const struct store_result *res)
+{
     /* Fail closed: an unknown state is never reported as active. */
-    if (store_is_revoked(app->store, check_namespace(c), c->jti, c->has_sub ? c->sub : NULL, c->iat,
-                         &revoked) < 0)
+    if (res->rc < 0)
         return -CHECK_ESTORE;
-    return revoked ? -JWT_revoked : 0;
+    return res->revoked ? -JWT_revoked : 0;
 }

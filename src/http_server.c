@@ -1,19 +1,25 @@
 /* http_server.c - libmicrohttpd glue: collect the request, bound its body,
  * dispatch, send the reply, log the request line.
  *
- * A pool of worker threads each runs its own epoll loop; a handler runs on
- * the worker that owns the connection, which is why the store keeps one
- * Redis connection per thread. */
+ * Each worker thread runs one libmicrohttpd daemon (its own listening socket,
+ * SO_REUSEPORT) and one connection to the store on one epoll loop. A handler
+ * that needs Redis queues its command and the request is suspended; after
+ * each round of requests the queued commands go out together, and each
+ * reply resumes its request. No request ever blocks a thread, and Redis
+ * round trips are shared by all the requests of a round. */
 #include "revokd/http_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,28 +27,54 @@
 #include <microhttpd.h>
 #include <openssl/rand.h>
 
+#include "revokd/event_loop.h"
 #include "revokd/log.h"
+#include "revokd/metrics.h"
 #include "revokd/reply.h"
 #include "revokd/router.h"
 
 #define HOST_MAX 64 /* an IPv6 literal is at most 45 characters */
+/* A connection's memory holds the request head, whose largest part is the
+ * bearer token, and the reply head. libmicrohttpd's 32 KiB default costs
+ * memory per connection and a wipe per request; the token's bound plus this
+ * fits any request revokd accepts. */
+#define CONN_HEADROOM 8192
+
+struct worker {
+    struct http_server *srv;
+    pthread_t thread;
+    bool started, quiesced;
+    struct MHD_Daemon *daemon;
+    struct loop *loop;
+    struct loop_watch mhd;  /* libmicrohttpd's own epoll descriptor */
+    struct loop_watch wake; /* eventfd: quiesce or stop */
+    struct store_conn *store;
+};
 
 struct http_server {
-    struct MHD_Daemon *daemon;
     struct app *app;
+    struct worker *workers;
+    unsigned nworkers;
+    atomic_bool quiescing, stopping;
     char host[HOST_MAX]; /* the listening address without brackets */
     int port;
 };
 
 /* Per-request state, from the first call of the handler to completion. */
 struct exchange {
-    struct timespec start;
+    struct worker *worker;
+    struct MHD_Connection *conn;
+    int64_t start_ns;
     char *body;
     size_t len;
+    bool dispatched; /* the handler ran */
+    bool suspended;  /* waiting for the store */
     bool responded;  /* a reply was queued */
     bool too_large;  /* the body outgrew the limit: discard it, answer 413 */
     size_t discarded;
     char id[65];
+    struct request req;
+    struct reply rep;
 };
 
 static uint64_t id_seed;
@@ -76,9 +108,13 @@ static const char *query_lookup(void *ctx, const char *name)
 static enum MHD_Result respond(struct MHD_Connection *conn, struct exchange *ex, const char *method,
                                const char *path, struct reply *rep)
 {
-    char *text = rep->body ? cJSON_PrintUnformatted(rep->body) : NULL;
+    char *text = rep->text ? rep->text : rep->body ? cJSON_PrintUnformatted(rep->body) : NULL;
+    const char *type = rep->text ? rep->content_type : "application/json";
     struct MHD_Response *resp;
     enum MHD_Result ok = MHD_NO;
+    double seconds = (double)(loop_now_ns() - ex->start_ns) / 1e9;
+
+    rep->text = NULL;
 
     if (text == NULL)
         text = strdup("{\"error\":\"internal_error\",\"error_description\":\"out of memory\"}");
@@ -86,7 +122,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, struct exchange *ex,
     if (resp == NULL) {
         free(text);
     } else {
-        MHD_add_response_header(resp, "Content-Type", "application/json");
+        MHD_add_response_header(resp, "Content-Type", type);
         /* An authorization decision must never be served from a cache. */
         MHD_add_response_header(resp, "Cache-Control", "no-store");
         MHD_add_response_header(resp, "X-Request-Id", ex->id);
@@ -98,12 +134,9 @@ static enum MHD_Result respond(struct MHD_Connection *conn, struct exchange *ex,
         MHD_destroy_response(resp);
     }
     ex->responded = true;
+    metrics_request(ex->req.route, rep->status, seconds);
 
     if (log_enabled(LOG_INFO)) {
-        struct timespec end;
-        clock_gettime(CLOCK_MONOTONIC, &end);
-        long long us = (end.tv_sec - ex->start.tv_sec) * 1000000LL +
-                       (end.tv_nsec - ex->start.tv_nsec) / 1000;
         cJSON *f = rep->log ? rep->log : cJSON_CreateObject();
         rep->log = NULL;
         /* The path is logged, never the query or headers: only the path's
@@ -113,7 +146,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, struct exchange *ex,
         cJSON_AddStringToObject(f, "method", method);
         cJSON_AddStringToObject(f, "path", path);
         cJSON_AddNumberToObject(f, "status", rep->status);
-        cJSON_AddNumberToObject(f, "latency_us", (double)us);
+        cJSON_AddNumberToObject(f, "latency_us", (double)(long long)(seconds * 1e6));
         log_event(rep->status >= 500 ? LOG_WARN : LOG_INFO, "request", f);
     }
     cJSON_Delete(rep->body);
@@ -127,8 +160,25 @@ static enum MHD_Result too_large(struct MHD_Connection *conn, struct exchange *e
     struct reply rep = {0};
     char why[96];
     snprintf(why, sizeof(why), "the body is larger than %zu bytes (REVOKD_MAX_BODY_BYTES)", max);
+    ex->req.route = -1;
     reply_error(&rep, 413, "payload_too_large", why);
     return respond(conn, ex, method, url, &rep);
+}
+
+void request_store_done(void *arg, const struct store_result *res)
+{
+    struct request *req = arg;
+    struct exchange *ex = req->exchange;
+    void (*then)(struct request *, struct reply *, const struct store_result *) = req->then;
+
+    req->then = NULL;
+    then(req, req->reply, res);
+    /* Done unless then() chained another store call. When this runs inside
+     * the handler (the store answered at once), the handler replies. */
+    if (req->then == NULL && ex->suspended) {
+        ex->suspended = false;
+        MHD_resume_connection(ex->conn);
+    }
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -136,17 +186,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
-    struct http_server *srv = cls;
+    struct worker *w = cls;
     struct exchange *ex = *con_cls;
-    size_t max = (size_t)srv->app->cfg->max_body_bytes;
+    struct app *app = w->srv->app;
+    size_t max = (size_t)app->cfg->max_body_bytes;
     (void)version;
 
     if (ex == NULL) {
         /* First call: headers only. Refuse an announced oversized body
          * before reading it. */
-        if ((ex = calloc(1, sizeof(*ex))) == NULL)
+        if ((ex = malloc(sizeof(*ex))) == NULL)
             return MHD_NO;
-        clock_gettime(CLOCK_MONOTONIC, &ex->start);
+        ex->worker = w;
+        ex->conn = conn;
+        ex->start_ns = loop_now_ns();
+        ex->body = NULL;
+        ex->len = ex->discarded = 0;
+        ex->dispatched = ex->suspended = ex->responded = ex->too_large = false;
+        ex->req.route = -1;
         request_id(conn, ex->id, sizeof(ex->id));
         *con_cls = ex;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
@@ -180,24 +237,36 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (ex->too_large)
         return too_large(conn, ex, method, url, max);
 
-    /* Last call: the whole request is here. */
-    struct request req = {
-        .method = method,
-        .path = url,
-        .authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
-        .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"),
-        .body = ex->body ? ex->body : "",
-        .body_len = ex->len,
-        .query = query_lookup,
-        .query_ctx = conn,
-        .app = srv->app,
-        .now = (int64_t)time(NULL),
-    };
-    struct reply rep = {0};
-    if (ex->body != NULL)
-        ex->body[ex->len] = '\0';
-    router_dispatch(&req, &rep);
-    return respond(conn, ex, method, url, &rep);
+    if (!ex->dispatched) {
+        /* Last call: the whole request is here. */
+        ex->dispatched = true;
+        ex->req = (struct request){
+            .method = method,
+            .path = url,
+            .authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+            .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"),
+            .body = ex->body ? ex->body : "",
+            .body_len = ex->len,
+            .query = query_lookup,
+            .query_ctx = conn,
+            .app = app,
+            .now = (int64_t)time(NULL),
+            .store = w->store,
+            .reply = &ex->rep,
+            .exchange = ex,
+        };
+        ex->rep = (struct reply){0};
+        if (ex->body != NULL)
+            ex->body[ex->len] = '\0';
+        router_dispatch(&ex->req, &ex->rep);
+        if (ex->req.then != NULL) {
+            /* Waiting for the store: request_store_done resumes it. */
+            ex->suspended = true;
+            MHD_suspend_connection(conn);
+            return MHD_YES;
+        }
+    }
+    return respond(conn, ex, method, url, &ex->rep);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -209,6 +278,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)code;
     if (ex == NULL)
         return;
+    if (!ex->responded && ex->dispatched) {
+        cJSON_Delete(ex->rep.body);
+        cJSON_Delete(ex->rep.log);
+        free(ex->rep.text);
+    }
     free(ex->body);
     free(ex);
     *con_cls = NULL;
@@ -262,6 +336,105 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, char *host, 
     return -1;
 }
 
+static void on_mhd_event(struct loop_watch *lw, uint32_t events)
+{
+    (void)lw;
+    (void)events; /* MHD_run() follows every round of events anyway */
+}
+
+static void on_wake(struct loop_watch *lw, uint32_t events)
+{
+    uint64_t n;
+    (void)events;
+    if (read(lw->fd, &n, sizeof(n)) < 0) {
+        /* EAGAIN: another worker's round already took the wake-up count */
+    }
+}
+
+static void worker_quiesce(struct worker *w)
+{
+    MHD_socket fd = MHD_quiesce_daemon(w->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    w->quiesced = true;
+}
+
+/* One round: send the Redis commands the last round queued, wait for any
+ * event (or the nearest timeout), then let libmicrohttpd read requests,
+ * resume the ones Redis answered and write replies. */
+static void *worker_run(void *arg)
+{
+    struct worker *w = arg;
+    struct http_server *srv = w->srv;
+
+    while (!atomic_load(&srv->stopping)) {
+        MHD_UNSIGNED_LONG_LONG mhd_ms;
+        int timeout = store_conn_tick(w->store);
+        if (MHD_get_timeout(w->daemon, &mhd_ms) == MHD_YES && mhd_ms < (MHD_UNSIGNED_LONG_LONG)timeout)
+            timeout = (int)mhd_ms;
+        loop_poll(w->loop, timeout);
+        if (atomic_load(&srv->quiescing) && !w->quiesced)
+            worker_quiesce(w);
+        MHD_run(w->daemon);
+    }
+    /* Answer the requests still waiting for Redis, and let libmicrohttpd
+     * take them back: it refuses to stop with connections suspended. */
+    store_conn_free(w->store);
+    w->store = NULL;
+    MHD_run(w->daemon);
+    return NULL;
+}
+
+static void worker_free(struct worker *w)
+{
+    if (w->daemon != NULL)
+        MHD_stop_daemon(w->daemon);
+    store_conn_free(w->store);
+    if (w->wake.fd >= 0)
+        close(w->wake.fd);
+    loop_free(w->loop);
+}
+
+static int worker_init(struct http_server *srv, struct worker *w, const struct sockaddr *addr,
+                       bool v6, unsigned limit)
+{
+    const struct config *cfg = srv->app->cfg;
+    const union MHD_DaemonInfo *info;
+
+    w->srv = srv;
+    w->wake.fd = -1;
+    if ((w->loop = loop_new()) == NULL || (w->store = store_conn_new(srv->app->store, w->loop)) == NULL)
+        return -1;
+    /* Suspend/resume is how a request waits for Redis; TURBO reads and
+     * writes sockets before asking epoll, which saves a round per request
+     * on keep-alive connections. SO_REUSEPORT (ADDRESS_REUSE) gives every
+     * worker its own listening socket on the same port. */
+    w->daemon = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0), 0, NULL,
+        NULL, on_request, w, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT, limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_token_bytes + CONN_HEADROOM,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped,
+        NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    if (w->daemon == NULL || (info = MHD_get_daemon_info(w->daemon, MHD_DAEMON_INFO_EPOLL_FD)) == NULL)
+        return -1;
+    w->mhd = (struct loop_watch){.fd = info->epoll_fd, .on_event = on_mhd_event};
+    w->wake = (struct loop_watch){.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), .on_event = on_wake};
+    if (w->wake.fd < 0 || loop_watch(w->loop, &w->mhd, EPOLLIN) < 0 ||
+        loop_watch(w->loop, &w->wake, EPOLLIN) < 0)
+        return -1;
+    return 0;
+}
+
+static void wake_workers(struct http_server *srv)
+{
+    uint64_t one = 1;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        if (srv->workers[i].wake.fd >= 0 && write(srv->workers[i].wake.fd, &one, sizeof(one)) < 0) {
+            /* the counter is saturated: that worker is awake anyway */
+        }
+}
+
 struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 {
     const struct config *cfg = app->cfg;
@@ -275,37 +448,51 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
                  cfg->listen);
         return NULL;
     }
-    if ((srv = calloc(1, sizeof(*srv))) == NULL) {
+    unsigned n = (unsigned)cfg->threads;
+    if (n == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cores > 0 ? (unsigned)cores : 1;
+    }
+    if ((srv = calloc(1, sizeof(*srv))) == NULL || (srv->workers = calloc(n, sizeof(*srv->workers))) == NULL) {
+        free(srv);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     srv->app = app;
+    srv->nworkers = n;
     memcpy(srv->host, host, sizeof(host));
     RAND_bytes((unsigned char *)&id_seed, sizeof(id_seed));
 
-    unsigned threads = (unsigned)cfg->threads;
-    if (threads == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = n > 0 ? (unsigned)n : 1;
+    unsigned limit = (unsigned)cfg->max_connections / n;
+    for (unsigned i = 0; i < n; i++) {
+        errno = 0;
+        if (worker_init(srv, &srv->workers[i], (struct sockaddr *)&ss, v6, limit > 0 ? limit : 1) < 0) {
+            snprintf(err, errlen, "REVOKD_LISTEN: cannot listen on %s: %s", cfg->listen,
+                     errno ? strerror(errno) : "libmicrohttpd refused");
+            srv->nworkers = i + 1;
+            http_server_stop(srv);
+            return NULL;
+        }
+        if (i == 0) {
+            /* Port 0 picked a port: the other workers share that one. */
+            const union MHD_DaemonInfo *info =
+                MHD_get_daemon_info(srv->workers[0].daemon, MHD_DAEMON_INFO_BIND_PORT);
+            srv->port = info ? info->port : 0;
+            if (ss.ss_family == AF_INET6)
+                ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)srv->port);
+            else
+                ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)srv->port);
+        }
     }
-    /* ITC lets MHD_quiesce_daemon() wake the workers at shutdown. */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     (v6 ? MHD_USE_IPv6 : 0);
-    srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)cfg->connection_timeout, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_END);
-    if (srv->daemon == NULL) {
-        snprintf(err, errlen, "REVOKD_LISTEN: cannot listen on %s: %s", cfg->listen,
-                 errno ? strerror(errno) : "libmicrohttpd refused");
-        free(srv);
-        return NULL;
+    for (unsigned i = 0; i < n; i++) {
+        struct worker *w = &srv->workers[i];
+        if (pthread_create(&w->thread, NULL, worker_run, w) != 0) {
+            snprintf(err, errlen, "cannot start worker threads");
+            http_server_stop(srv);
+            return NULL;
+        }
+        w->started = true;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    srv->port = info ? info->port : 0;
     return srv;
 }
 
@@ -321,22 +508,32 @@ int http_server_port(const struct http_server *srv)
 
 void http_server_quiesce(struct http_server *srv)
 {
-    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    atomic_store(&srv->quiescing, true);
+    wake_workers(srv);
 }
 
 unsigned http_server_connections(const struct http_server *srv)
 {
-    const union MHD_DaemonInfo *info =
-        MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-    return info ? info->num_connections : 0;
+    unsigned n = 0;
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(srv->workers[i].daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        n += info ? info->num_connections : 0;
+    }
+    return n;
 }
 
 void http_server_stop(struct http_server *srv)
 {
     if (srv == NULL)
         return;
-    MHD_stop_daemon(srv->daemon);
+    atomic_store(&srv->stopping, true);
+    wake_workers(srv);
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        if (srv->workers[i].started)
+            pthread_join(srv->workers[i].thread, NULL);
+        worker_free(&srv->workers[i]);
+    }
+    free(srv->workers);
     free(srv);
 }

@@ -14,6 +14,8 @@
 #include "revokd/app.h"
 #include "revokd/config.h"
 #include "revokd/http_server.h"
+#include "revokd/metrics.h"
+#include "revokd/router.h"
 #include "revokd/jwks.h"
 #include "revokd/log.h"
 #include "revokd/router.h"
@@ -195,10 +197,16 @@ int main(int argc, char **argv)
         usage_error("cannot start the Sentinel watcher thread");
         goto out;
     }
+    if ((app.cache = token_cache_new((size_t)cfg.token_cache_size)) == NULL) {
+        usage_error("out of memory for REVOKD_TOKEN_CACHE_SIZE");
+        goto out;
+    }
+    metrics_init(router_route_count(), router_route_label);
     if ((srv = http_server_start(&app, err, sizeof(err))) == NULL) {
         usage_error(err);
         goto out;
     }
+    app.http = srv;
 
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "listen", cfg.listen);
@@ -226,6 +234,7 @@ int main(int argc, char **argv)
 out:
     http_server_stop(srv);
     store_free(app.store);
+    token_cache_free(app.cache);
     admin_keys_free(app.admins);
     jwks_free(keys);
     if (rc == 0)

@@ -3,7 +3,8 @@
  * Talks HTTP to revokd with libcurl. "mint" signs development tokens with
  * libjwt; it is the one place libjwt is used, since signing our own test
  * tokens involves none of the verification traps that keep it out of the
- * server (see jwks.c). */
+ * server (see jwks.c). "mint --count", for load tests, signs with OpenSSL
+ * directly so that the key is parsed once for many tokens. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +14,14 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <jwt.h>
+#include <openssl/bn.h>
+#include <openssl/ecdsa.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include "revokd/b64url.h"
 #include "revokd/file.h"
 
 #define EXIT_REFUSED 1 /* revokd said no (4xx) */
@@ -26,8 +33,11 @@ static const char usage[] =
     "\n"
     "  mint --key FILE [--alg ALG] [--kid KID] [--sub S] [--iss I] [--aud A]\n"
     "       [--jti J | --no-jti] [--ttl SECONDS] [--iat N | --no-iat] [--nbf N] [--exp N]\n"
-    "       [--claims JSON]      sign a token with a development key (PEM private key,\n"
-    "                            or the raw secret for HS*); prints the token\n"
+    "       [--claims JSON] [--count N]\n"
+    "                            sign a token with a development key (PEM private key,\n"
+    "                            or the raw secret for HS*); prints the token. With\n"
+    "                            --count, prints N tokens, one per line, the i-th with\n"
+    "                            jti J-i (J: --jti or random) and sub S-i (for load tests)\n"
     "  check TOKEN               GET /v1/check\n"
     "  revoke TOKEN              POST /v1/revoke\n"
     "  revoke-jti JTI --exp N [--iss I] [--reason R]   POST /v1/admin/revoke\n"
@@ -46,66 +56,22 @@ static int die_usage(const char *msg)
 
 /* ---- mint ---- */
 
-static int mint(int argc, char **argv)
-{
-    const char *keyfile = NULL, *algname = "RS256", *kid = NULL, *sub = NULL, *iss = NULL,
-               *aud = NULL, *jti = NULL, *claims = NULL;
-    long long ttl = 300, iat = (long long)time(NULL), nbf = -1, exp = -1;
-    int no_jti = 0, no_iat = 0, rc = EXIT_USAGE;
-    char jtibuf[33], err[256];
+struct mint_args {
+    const char *keyfile, *algname, *kid, *sub, *iss, *aud, *jti, *claims;
+    long long ttl, iat, nbf, exp, count; /* count 0: one token, by libjwt */
+    int no_jti, no_iat;
+};
 
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--no-jti") == 0) {
-            no_jti = 1;
-            continue;
-        }
-        if (strcmp(a, "--no-iat") == 0) {
-            no_iat = 1;
-            continue;
-        }
-        if (v == NULL)
-            return die_usage("mint: missing value");
-        i++;
-        if (strcmp(a, "--key") == 0)
-            keyfile = v;
-        else if (strcmp(a, "--alg") == 0)
-            algname = v;
-        else if (strcmp(a, "--kid") == 0)
-            kid = v;
-        else if (strcmp(a, "--sub") == 0)
-            sub = v;
-        else if (strcmp(a, "--iss") == 0)
-            iss = v;
-        else if (strcmp(a, "--aud") == 0)
-            aud = v;
-        else if (strcmp(a, "--jti") == 0)
-            jti = v;
-        else if (strcmp(a, "--claims") == 0)
-            claims = v;
-        else if (strcmp(a, "--ttl") == 0)
-            ttl = atoll(v);
-        else if (strcmp(a, "--iat") == 0)
-            iat = atoll(v);
-        else if (strcmp(a, "--nbf") == 0)
-            nbf = atoll(v);
-        else if (strcmp(a, "--exp") == 0)
-            exp = atoll(v);
-        else
-            return die_usage("mint: unknown option");
-    }
-    if (keyfile == NULL)
-        return die_usage("mint: --key FILE is required");
-    jwt_alg_t alg = jwt_str_alg(algname);
+/* One token with libjwt: the key is parsed for this one signature. */
+static int mint_one(const struct mint_args *m, char *key, size_t keylen)
+{
+    const char *jti = m->jti;
+    char jtibuf[33];
+    int rc = EXIT_USAGE;
+
+    jwt_alg_t alg = jwt_str_alg(m->algname);
     if (alg == JWT_ALG_INVAL || alg == JWT_ALG_NONE)
         return die_usage("mint: unsupported --alg");
-
-    size_t keylen = 0;
-    char *key = file_read(keyfile, 1024 * 1024, &keylen, err, sizeof(err));
-    if (key == NULL) {
-        fprintf(stderr, "revokectl: --key: %s\n", err);
-        return EXIT_USAGE;
-    }
     size_t used = keylen;
     if (alg >= JWT_ALG_HS256 && alg <= JWT_ALG_HS512 && used > 0 && key[used - 1] == '\n')
         used--;
@@ -113,25 +79,25 @@ static int mint(int argc, char **argv)
     jwt_t *jwt = NULL;
     char *token = NULL;
     if (jwt_new(&jwt) != 0 || jwt_set_alg(jwt, alg, (unsigned char *)key, (int)used) != 0) {
-        fprintf(stderr, "revokectl: mint: the key does not fit %s\n", algname);
+        fprintf(stderr, "revokectl: mint: the key does not fit %s\n", m->algname);
         goto out;
     }
-    if (!no_jti && jti == NULL) {
+    if (!m->no_jti && jti == NULL) {
         unsigned char rnd[16];
         RAND_bytes(rnd, sizeof(rnd));
         for (size_t i = 0; i < sizeof(rnd); i++)
             snprintf(jtibuf + 2 * i, 3, "%02x", rnd[i]);
         jti = jtibuf;
     }
-    if (exp < 0)
-        exp = iat + ttl;
-    if ((kid && jwt_add_header(jwt, "kid", kid)) || (sub && jwt_add_grant(jwt, "sub", sub)) ||
-        (iss && jwt_add_grant(jwt, "iss", iss)) || (aud && jwt_add_grant(jwt, "aud", aud)) ||
-        (!no_jti && jwt_add_grant(jwt, "jti", jti)) ||
-        (!no_iat && jwt_add_grant_int(jwt, "iat", (long)iat)) ||
-        (nbf >= 0 && jwt_add_grant_int(jwt, "nbf", (long)nbf)) ||
-        jwt_add_grant_int(jwt, "exp", (long)exp) ||
-        (claims && jwt_add_grants_json(jwt, claims))) {
+    if ((m->kid && jwt_add_header(jwt, "kid", m->kid)) ||
+        (m->sub && jwt_add_grant(jwt, "sub", m->sub)) ||
+        (m->iss && jwt_add_grant(jwt, "iss", m->iss)) ||
+        (m->aud && jwt_add_grant(jwt, "aud", m->aud)) ||
+        (!m->no_jti && jwt_add_grant(jwt, "jti", jti)) ||
+        (!m->no_iat && jwt_add_grant_int(jwt, "iat", (long)m->iat)) ||
+        (m->nbf >= 0 && jwt_add_grant_int(jwt, "nbf", (long)m->nbf)) ||
+        jwt_add_grant_int(jwt, "exp", (long)m->exp) ||
+        (m->claims && jwt_add_grants_json(jwt, m->claims))) {
         fprintf(stderr, "revokectl: mint: invalid claims\n");
         goto out;
     }
@@ -144,6 +110,264 @@ static int mint(int argc, char **argv)
 out:
     free(token);
     jwt_free(jwt);
+    return rc;
+}
+
+/* The algorithms mint --count signs itself. */
+enum sign_kind { SIGN_HMAC, SIGN_RSA, SIGN_EC };
+static const struct {
+    const char *name;
+    enum sign_kind kind;
+    const EVP_MD *(*md)(void);
+    int bits; /* EC: the curve's size, which fixes the JWS signature's */
+} sign_algs[] = {
+    {"HS256", SIGN_HMAC, EVP_sha256, 0}, {"HS384", SIGN_HMAC, EVP_sha384, 0},
+    {"HS512", SIGN_HMAC, EVP_sha512, 0}, {"RS256", SIGN_RSA, EVP_sha256, 0},
+    {"RS384", SIGN_RSA, EVP_sha384, 0},  {"RS512", SIGN_RSA, EVP_sha512, 0},
+    {"ES256", SIGN_EC, EVP_sha256, 256}, {"ES384", SIGN_EC, EVP_sha384, 384},
+    {"ES512", SIGN_EC, EVP_sha512, 521},
+};
+
+/* A signing key parsed once, for many tokens. */
+struct signer {
+    enum sign_kind kind;
+    const EVP_MD *md;
+    const unsigned char *secret; /* HMAC; borrowed from the caller */
+    size_t secret_len;
+    EVP_PKEY *pkey; /* RSA, EC */
+    EVP_MD_CTX *ctx;
+    size_t half; /* EC: bytes of r and of s */
+};
+
+/* Signs msg into sig (at least EVP_MAX_MD_SIZE and EVP_PKEY_get_size() bytes)
+ * in JWS form: ECDSA as r || s rather than OpenSSL's DER. Returns the
+ * signature's length, or -1. */
+static long signer_sign(struct signer *s, const unsigned char *msg, size_t len,
+                        unsigned char *sig, size_t cap)
+{
+    if (s->kind == SIGN_HMAC) {
+        unsigned int n = 0;
+        return HMAC(s->md, s->secret, (int)s->secret_len, msg, len, sig, &n) ? (long)n : -1;
+    }
+    size_t n = cap;
+    if (EVP_DigestSignInit(s->ctx, NULL, s->md, NULL, s->pkey) != 1 ||
+        EVP_DigestSign(s->ctx, sig, &n, msg, len) != 1)
+        return -1;
+    if (s->kind == SIGN_RSA)
+        return (long)n;
+
+    const unsigned char *p = sig;
+    ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)n);
+    long out = -1;
+    if (es != NULL && 2 * s->half <= cap &&
+        BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, (int)s->half) == (int)s->half &&
+        BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + s->half, (int)s->half) == (int)s->half)
+        out = (long)(2 * s->half);
+    ECDSA_SIG_free(es);
+    return out;
+}
+
+/* Appends "-<i>" to base in buf. */
+static const char *numbered(char *buf, size_t size, const char *base, long long i)
+{
+    snprintf(buf, size, "%s-%lld", base, i);
+    return buf;
+}
+
+/* m->count tokens, one per line, for load tests. libjwt would re-parse the PEM
+ * key and rebuild every structure per token; here the key is parsed once and
+ * only the numbered claims change, so 100,000 RS256 tokens take seconds per
+ * core. The i-th token (from 0) has jti "<J>-<i>", J being --jti or 16 random
+ * hex digits (so two runs never share a jti), and sub "<S>-<i>" when --sub S
+ * is given. --claims members are set last and win, as in the libjwt path. */
+static int mint_many(const struct mint_args *m, char *key, size_t keylen)
+{
+    struct signer s = {0};
+    cJSON *header = NULL, *payload = NULL, *extra = NULL;
+    char *hjson = NULL, *pjson = NULL, *h64 = NULL, *input = NULL, *sig64 = NULL;
+    unsigned char *sig = NULL;
+    char prefix[33], jtibuf[512], subbuf[512];
+    size_t a = 0, cap = 0;
+    int rc = EXIT_USAGE;
+
+    while (a < sizeof(sign_algs) / sizeof(sign_algs[0]) && strcmp(sign_algs[a].name, m->algname))
+        a++;
+    if (a == sizeof(sign_algs) / sizeof(sign_algs[0]))
+        return die_usage("mint: --count signs HS*, RS* and ES* only");
+    if (m->no_jti)
+        return die_usage("mint: --count needs a jti to tell the tokens apart");
+    s.kind = sign_algs[a].kind;
+    s.md = sign_algs[a].md();
+    if (s.kind == SIGN_HMAC) {
+        s.secret = (const unsigned char *)key;
+        s.secret_len = keylen > 0 && key[keylen - 1] == '\n' ? keylen - 1 : keylen;
+        cap = EVP_MAX_MD_SIZE;
+    } else {
+        BIO *bio = BIO_new_mem_buf(key, (int)keylen);
+        s.pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+        BIO_free(bio);
+        if (s.pkey == NULL || !EVP_PKEY_is_a(s.pkey, s.kind == SIGN_RSA ? "RSA" : "EC") ||
+            (s.kind == SIGN_EC && EVP_PKEY_get_bits(s.pkey) != sign_algs[a].bits)) {
+            fprintf(stderr, "revokectl: mint: the key does not fit %s\n", m->algname);
+            goto out;
+        }
+        s.half = (size_t)(sign_algs[a].bits + 7) / 8;
+        cap = (size_t)EVP_PKEY_get_size(s.pkey) + 2 * s.half;
+        if ((s.ctx = EVP_MD_CTX_new()) == NULL)
+            goto fail;
+    }
+    if (m->claims != NULL) {
+        extra = cJSON_Parse(m->claims);
+        if (!cJSON_IsObject(extra)) {
+            fprintf(stderr, "revokectl: mint: invalid claims\n");
+            goto out;
+        }
+    }
+    if (m->jti != NULL) {
+        snprintf(prefix, sizeof(prefix), "%s", m->jti);
+    } else {
+        unsigned char rnd[8];
+        if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+            goto fail;
+        for (size_t i = 0; i < sizeof(rnd); i++)
+            snprintf(prefix + 2 * i, 3, "%02x", rnd[i]);
+    }
+
+    /* The header is the same for every token: encode it once. */
+    if ((header = cJSON_CreateObject()) == NULL ||
+        !cJSON_AddStringToObject(header, "alg", m->algname) ||
+        !cJSON_AddStringToObject(header, "typ", "JWT") ||
+        (m->kid && !cJSON_AddStringToObject(header, "kid", m->kid)) ||
+        (hjson = cJSON_PrintUnformatted(header)) == NULL ||
+        (h64 = malloc(B64URL_ENCODED_SIZE(strlen(hjson)))) == NULL ||
+        (sig = malloc(cap)) == NULL || (sig64 = malloc(B64URL_ENCODED_SIZE(cap))) == NULL)
+        goto fail;
+    size_t hlen = b64url_encode((const unsigned char *)hjson, strlen(hjson), h64);
+
+    for (long long i = 0; i < m->count; i++) {
+        cJSON_Delete(payload);
+        if ((payload = cJSON_CreateObject()) == NULL ||
+            (m->sub &&
+             !cJSON_AddStringToObject(payload, "sub", numbered(subbuf, sizeof(subbuf), m->sub, i))) ||
+            (m->iss && !cJSON_AddStringToObject(payload, "iss", m->iss)) ||
+            (m->aud && !cJSON_AddStringToObject(payload, "aud", m->aud)) ||
+            !cJSON_AddStringToObject(payload, "jti", numbered(jtibuf, sizeof(jtibuf), prefix, i)) ||
+            (!m->no_iat && !cJSON_AddNumberToObject(payload, "iat", (double)m->iat)) ||
+            (m->nbf >= 0 && !cJSON_AddNumberToObject(payload, "nbf", (double)m->nbf)) ||
+            !cJSON_AddNumberToObject(payload, "exp", (double)m->exp))
+            goto fail;
+        for (cJSON *c = extra ? extra->child : NULL; c != NULL; c = c->next) {
+            cJSON *copy = cJSON_Duplicate(c, 1);
+            cJSON_DeleteItemFromObjectCaseSensitive(payload, c->string);
+            if (copy == NULL || !cJSON_AddItemToObject(payload, c->string, copy)) {
+                cJSON_Delete(copy);
+                goto fail;
+            }
+        }
+        free(pjson);
+        if ((pjson = cJSON_PrintUnformatted(payload)) == NULL)
+            goto fail;
+        size_t plen = strlen(pjson);
+        free(input);
+        if ((input = malloc(hlen + 1 + B64URL_ENCODED_SIZE(plen))) == NULL)
+            goto fail;
+        memcpy(input, h64, hlen);
+        input[hlen] = '.';
+        size_t inlen = hlen + 1 + b64url_encode((const unsigned char *)pjson, plen, input + hlen + 1);
+        long n = signer_sign(&s, (const unsigned char *)input, inlen, sig, cap);
+        if (n < 0) {
+            fprintf(stderr, "revokectl: mint: signing failed\n");
+            goto out;
+        }
+        b64url_encode(sig, (size_t)n, sig64);
+        if (printf("%s.%s\n", input, sig64) < 0)
+            goto fail;
+    }
+    rc = fflush(stdout) == 0 ? 0 : EXIT_UNAVAILABLE;
+    if (rc != 0)
+        fprintf(stderr, "revokectl: mint: %s\n", strerror(errno));
+    goto out;
+fail:
+    fprintf(stderr, "revokectl: mint: out of memory or a crypto failure\n");
+    rc = EXIT_UNAVAILABLE;
+out:
+    free(sig64);
+    free(sig);
+    free(input);
+    free(pjson);
+    free(h64);
+    free(hjson);
+    cJSON_Delete(payload);
+    cJSON_Delete(header);
+    cJSON_Delete(extra);
+    EVP_MD_CTX_free(s.ctx);
+    EVP_PKEY_free(s.pkey);
+    return rc;
+}
+
+static int mint(int argc, char **argv)
+{
+    struct mint_args m = {.algname = "RS256", .ttl = 300, .iat = (long long)time(NULL),
+                          .nbf = -1, .exp = -1};
+    char err[256];
+
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--no-jti") == 0) {
+            m.no_jti = 1;
+            continue;
+        }
+        if (strcmp(a, "--no-iat") == 0) {
+            m.no_iat = 1;
+            continue;
+        }
+        if (v == NULL)
+            return die_usage("mint: missing value");
+        i++;
+        if (strcmp(a, "--key") == 0)
+            m.keyfile = v;
+        else if (strcmp(a, "--alg") == 0)
+            m.algname = v;
+        else if (strcmp(a, "--kid") == 0)
+            m.kid = v;
+        else if (strcmp(a, "--sub") == 0)
+            m.sub = v;
+        else if (strcmp(a, "--iss") == 0)
+            m.iss = v;
+        else if (strcmp(a, "--aud") == 0)
+            m.aud = v;
+        else if (strcmp(a, "--jti") == 0)
+            m.jti = v;
+        else if (strcmp(a, "--claims") == 0)
+            m.claims = v;
+        else if (strcmp(a, "--ttl") == 0)
+            m.ttl = atoll(v);
+        else if (strcmp(a, "--iat") == 0)
+            m.iat = atoll(v);
+        else if (strcmp(a, "--nbf") == 0)
+            m.nbf = atoll(v);
+        else if (strcmp(a, "--exp") == 0)
+            m.exp = atoll(v);
+        else if (strcmp(a, "--count") == 0) {
+            m.count = atoll(v);
+            if (m.count < 1 || m.count > 100000000)
+                return die_usage("mint: --count must be 1..100000000");
+        }
+        else
+            return die_usage("mint: unknown option");
+    }
+    if (m.keyfile == NULL)
+        return die_usage("mint: --key FILE is required");
+    if (m.exp < 0)
+        m.exp = m.iat + m.ttl;
+
+    size_t keylen = 0;
+    char *key = file_read(m.keyfile, 1024 * 1024, &keylen, err, sizeof(err));
+    if (key == NULL) {
+        fprintf(stderr, "revokectl: --key: %s\n", err);
+        return EXIT_USAGE;
+    }
+    int rc = m.count > 0 ? mint_many(&m, key, keylen) : mint_one(&m, key, keylen);
     file_free(key, keylen);
     return rc;
 }

@@ -22,6 +22,7 @@ static int authorize(struct request *req, struct reply *rep)
         snprintf(rep->www_authenticate, sizeof(rep->www_authenticate), "Bearer realm=\"revokd-admin\"");
         return -1;
     }
+    req->admin = true;
     return 0;
 }
 

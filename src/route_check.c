@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "revokd/check.h"
+#include "revokd/metrics.h"
 #include "revokd/reply.h"
 #include "revokd/url.h"
 
@@ -23,21 +24,36 @@ static void reply_active(struct reply *rep, const struct jwt_claims *c)
     reply_json(rep, 200, body);
 }
 
+static void checked(struct request *req, struct reply *rep, const struct store_result *res)
+{
+    int rc = check_result(res);
+
+    metrics_check(rc);
+    if (rc == 0) {
+        reply_active(rep, &req->claims);
+    } else if (rc == -CHECK_ESTORE) {
+        reply_log(rep, "store_error", res->error);
+        reply_store_error(rep, -STORE_EUNAVAILABLE);
+    } else {
+        reply_token_failure(rep, rc, &req->claims);
+    }
+}
+
 static void check_and_reply(struct request *req, struct reply *rep, const char *token, size_t len)
 {
-    struct jwt_claims c;
-    int rc = check_token(req->app, token, len, req->now, &c);
+    struct jwt_claims *c = &req->claims;
+    int rc = check_verify(req->app, token, len, req->now, c);
 
-    if (c.jti[0] != '\0')
-        reply_log(rep, "jti", c.jti);
-    if (c.has_sub)
-        reply_log(rep, "sub", c.sub);
-    if (rc == 0)
-        reply_active(rep, &c);
-    else if (rc == -CHECK_ESTORE)
-        reply_store_error(rep, -STORE_EUNAVAILABLE);
-    else
-        reply_token_failure(rep, rc, &c);
+    if (c->jti[0] != '\0')
+        reply_log(rep, "jti", c->jti);
+    if (c->has_sub)
+        reply_log(rep, "sub", c->sub);
+    if (rc < 0) {
+        metrics_check(rc);
+        reply_token_failure(rep, rc, c);
+        return;
+    }
+    check_revoked(req, checked);
 }
 
 /* One lookup-mode parameter, percent-decoded into out (size bytes, at most
@@ -51,17 +67,40 @@ static int query_param(struct request *req, const char *name, char *out, size_t 
     return url_decode(raw, strlen(raw), out, size) > 0 ? 1 : -1;
 }
 
+static void looked_up(struct request *req, struct reply *rep, const struct store_result *res)
+{
+    const struct jwt_claims *c = &req->claims;
+    int rc = check_result(res);
+
+    metrics_check(rc);
+    if (rc == -CHECK_ESTORE) {
+        reply_log(rep, "store_error", res->error);
+        reply_store_error(rep, -STORE_EUNAVAILABLE);
+        return;
+    }
+    if (rc < 0) {
+        reply_token_failure(rep, rc, c);
+        return;
+    }
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddTrueToObject(body, "active");
+    if (c->jti[0] != '\0')
+        cJSON_AddStringToObject(body, "jti", c->jti);
+    if (c->has_sub)
+        cJSON_AddStringToObject(body, "sub", c->sub);
+    reply_json(rep, 200, body);
+}
+
 /* GET /v1/check?jti=&sub=&iat=&iss=: for gateways that verified the JWT
  * themselves and only ask about revocation. */
 static void check_lookup(struct request *req, struct reply *rep)
 {
-    struct jwt_claims c = {0};
+    struct jwt_claims *c = &req->claims;
     char iat[24];
-    int has_jti = query_param(req, "jti", c.jti, sizeof(c.jti));
-    int has_sub = query_param(req, "sub", c.sub, sizeof(c.sub));
+    int has_jti = query_param(req, "jti", c->jti, sizeof(c->jti));
+    int has_sub = query_param(req, "sub", c->sub, sizeof(c->sub));
     int has_iat = query_param(req, "iat", iat, sizeof(iat));
-    int has_iss = query_param(req, "iss", c.iss, sizeof(c.iss));
-    bool revoked = false;
+    int has_iss = query_param(req, "iss", c->iss, sizeof(c->iss));
 
     if (has_jti < 0 || has_sub < 0 || has_iat < 0 || has_iss < 0) {
         reply_error(rep, 400, "invalid_request",
@@ -81,34 +120,19 @@ static void check_lookup(struct request *req, struct reply *rep)
             reply_error(rep, 400, "invalid_request", "iat must be a non-negative integer");
             return;
         }
-        c.iat = v;
+        c->iat = v;
     }
     if (!has_iss)
-        snprintf(c.iss, sizeof(c.iss), "%s", req->app->cfg->issuer);
-    c.has_sub = has_sub;
+        snprintf(c->iss, sizeof(c->iss), "%s", req->app->cfg->issuer);
+    c->has_iss = true;
+    c->has_sub = has_sub;
     if (has_jti)
-        reply_log(rep, "jti", c.jti);
+        reply_log(rep, "jti", c->jti);
     if (has_sub)
-        reply_log(rep, "sub", c.sub);
-
+        reply_log(rep, "sub", c->sub);
     /* Without a jti, the jti record looked up is one no token can have:
      * "" is not a valid jti claim. */
-    if (store_is_revoked(req->app->store, c.iss, c.jti, has_sub ? c.sub : NULL, c.iat, &revoked) <
-        0) {
-        reply_store_error(rep, -STORE_EUNAVAILABLE);
-        return;
-    }
-    if (revoked) {
-        reply_token_failure(rep, -JWT_revoked, &c);
-        return;
-    }
-    cJSON *body = cJSON_CreateObject();
-    cJSON_AddTrueToObject(body, "active");
-    if (has_jti)
-        cJSON_AddStringToObject(body, "jti", c.jti);
-    if (has_sub)
-        cJSON_AddStringToObject(body, "sub", c.sub);
-    reply_json(rep, 200, body);
+    check_revoked(req, looked_up);
 }
 
 void route_check_get(struct request *req, struct reply *rep)

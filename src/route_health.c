@@ -18,24 +18,31 @@ static void not_ready(struct reply *rep, const char *code, const char *why)
     cJSON_AddStringToObject(rep->body, "status", "not_ready");
 }
 
-void route_readyz(struct request *req, struct reply *rep)
+static void probed(struct request *req, struct reply *rep, const struct store_result *res)
 {
-    struct store_status st;
+    const struct store_status *st = &res->status;
+    (void)req;
 
-    if (atomic_load(&req->app->shutting_down)) {
-        not_ready(rep, "shutting_down", "the node is shutting down");
-        return;
-    }
-    if (store_probe(req->app->store, &st) < 0) {
-        not_ready(rep, "store_unavailable", store_errstr(req->app->store));
-        reply_log(rep, "store_error", store_errstr(req->app->store));
+    if (res->rc < 0) {
+        not_ready(rep, "store_unavailable", res->error);
+        reply_log(rep, "store_error", res->error);
         return;
     }
     cJSON *body = cJSON_CreateObject();
     cJSON_AddStringToObject(body, "status", "ready");
     cJSON *store = cJSON_AddObjectToObject(body, "store");
-    cJSON_AddStringToObject(store, "role", st.role);
-    cJSON_AddStringToObject(store, "address", st.address);
-    cJSON_AddBoolToObject(store, "accepts_revocations", st.accepts_revocations);
+    cJSON_AddStringToObject(store, "role", st->role);
+    cJSON_AddStringToObject(store, "address", st->address);
+    cJSON_AddBoolToObject(store, "accepts_revocations", st->accepts_revocations);
     reply_json(rep, 200, body);
+}
+
+void route_readyz(struct request *req, struct reply *rep)
+{
+    if (atomic_load(&req->app->shutting_down)) {
+        not_ready(rep, "shutting_down", "the node is shutting down");
+        return;
+    }
+    req->then = probed;
+    store_probe(req->store, request_store_done, req);
 }

@@ -1,10 +1,20 @@
 /* route_revoke.c - the holder's own revocations: POST /v1/revoke (one token,
  * possession is the right) and POST /v1/revoke-all (every token of the
- * holder's subject: "log out from all devices"). */
+ * holder's subject: "log out from all devices"). The store calls here are
+ * shared with the admin routes. */
+#include <stdio.h>
 #include <string.h>
 
 #include "revokd/check.h"
+#include "revokd/metrics.h"
 #include "revokd/reply.h"
+
+/* Copies s into a claims field unless it is that field already. */
+static void keep(char *field, const char *s)
+{
+    if (field != s)
+        snprintf(field, JWT_STR_MAX + 1, "%s", s);
+}
 
 static void reply_revoked(struct reply *rep, const char *jti, int64_t expires_at, bool expired)
 {
@@ -16,30 +26,39 @@ static void reply_revoked(struct reply *rep, const char *jti, int64_t expires_at
     reply_json(rep, 200, body);
 }
 
+static void stored_jti(struct request *req, struct reply *rep, const struct store_result *res)
+{
+    if (res->rc < 0) {
+        reply_log(rep, "store_error", res->error);
+        reply_store_error(rep, res->rc);
+        return;
+    }
+    metrics_revocation(METRICS_REVOKE_TOKEN, req->admin);
+    reply_revoked(rep, req->claims.jti, req->claims.exp, false);
+}
+
 void revoke_jti_and_reply(struct request *req, struct reply *rep, const char *iss, const char *jti,
                           int64_t exp, const char *reason)
 {
     /* Keep the record as long as a check could still accept the token. */
     int64_t expires_at = exp + req->app->policy.leeway;
-    int rc;
 
     reply_log(rep, "jti", jti);
     if (expires_at <= req->now) {
         reply_revoked(rep, jti, expires_at, true); /* nothing to store: it is dead already */
         return;
     }
-    if ((rc = store_revoke_jti(req->app->store, iss, jti, expires_at, reason)) < 0) {
-        reply_log(rep, "store_error", store_errstr(req->app->store));
-        reply_store_error(rep, rc);
-        return;
-    }
-    reply_revoked(rep, jti, expires_at, false);
+    /* The body that jti may point into is gone by the time Redis answers. */
+    keep(req->claims.jti, jti);
+    req->claims.exp = expires_at; /* what the reply reports */
+    req->then = stored_jti;
+    store_revoke_jti(req->store, iss, jti, expires_at, reason, request_store_done, req);
 }
 
 void route_revoke(struct request *req, struct reply *rep)
 {
     const char *token = NULL;
-    struct jwt_claims c;
+    struct jwt_claims *c = &req->claims;
     cJSON *body = reply_parse_body(req, rep, 0);
     int rc;
 
@@ -51,44 +70,68 @@ void route_revoke(struct request *req, struct reply *rep)
     }
     /* Genuine and ours (signature, iss, aud, lifetime); nbf is not asked:
      * a token not valid yet may well be revoked ahead. */
-    if ((rc = jwt_verify(&req->app->policy, token, strlen(token), &c)) < 0) {
-        reply_token_failure(rep, rc, &c);
+    if ((rc = jwt_verify(&req->app->policy, token, strlen(token), c)) < 0) {
+        reply_token_failure(rep, rc, c);
         goto out;
     }
-    if (c.has_sub)
-        reply_log(rep, "sub", c.sub);
-    revoke_jti_and_reply(req, rep, check_namespace(&c), c.jti, c.exp, NULL);
+    if (c->has_sub)
+        reply_log(rep, "sub", c->sub);
+    revoke_jti_and_reply(req, rep, check_namespace(c), c->jti, c->exp, NULL);
 out:
     cJSON_Delete(body);
 }
 
-void revoke_all_and_reply(struct request *req, struct reply *rep, const char *iss, const char *sub)
+static int64_t revoke_all_ttl(const struct request *req)
 {
     const struct jwt_policy *p = &req->app->policy;
     /* Any token of sub issued up to now lives at most max_lifetime (longer
      * ones are refused), plus leeway; the record may go after that. */
-    int64_t ttl = p->max_lifetime + p->leeway, effective = 0;
-    int rc;
+    return p->max_lifetime + p->leeway;
+}
 
-    reply_log(rep, "sub", sub);
-    if ((rc = store_revoke_all(req->app->store, iss, sub, req->now, ttl, &effective)) < 0) {
-        reply_log(rep, "store_error", store_errstr(req->app->store));
-        reply_store_error(rep, rc);
+static void stored_cutoff(struct request *req, struct reply *rep, const struct store_result *res)
+{
+    if (res->rc < 0) {
+        reply_log(rep, "store_error", res->error);
+        reply_store_error(rep, res->rc);
         return;
     }
+    metrics_revocation(METRICS_REVOKE_SUBJECT, req->admin);
     cJSON *body = cJSON_CreateObject();
     cJSON_AddTrueToObject(body, "revoked_all");
-    cJSON_AddStringToObject(body, "sub", sub);
-    cJSON_AddNumberToObject(body, "cutoff", (double)effective);
-    cJSON_AddNumberToObject(body, "expires_at", (double)(req->now + ttl));
+    cJSON_AddStringToObject(body, "sub", req->claims.sub);
+    cJSON_AddNumberToObject(body, "cutoff", (double)res->cutoff);
+    cJSON_AddNumberToObject(body, "expires_at", (double)(req->now + revoke_all_ttl(req)));
     reply_json(rep, 200, body);
+}
+
+void revoke_all_and_reply(struct request *req, struct reply *rep, const char *iss, const char *sub)
+{
+    reply_log(rep, "sub", sub);
+    keep(req->claims.sub, sub);
+    req->then = stored_cutoff;
+    store_revoke_all(req->store, iss, sub, req->now, revoke_all_ttl(req), request_store_done, req);
+}
+
+static void holder_checked(struct request *req, struct reply *rep, const struct store_result *res)
+{
+    int rc = check_result(res);
+
+    if (rc == -CHECK_ESTORE) {
+        reply_log(rep, "store_error", res->error);
+        reply_store_error(rep, -STORE_EUNAVAILABLE);
+    } else if (rc < 0) {
+        reply_token_failure(rep, rc, &req->claims);
+    } else {
+        revoke_all_and_reply(req, rep, check_namespace(&req->claims), req->claims.sub);
+    }
 }
 
 void route_revoke_all(struct request *req, struct reply *rep)
 {
     const char *token;
     size_t len;
-    struct jwt_claims c;
+    struct jwt_claims *c = &req->claims;
     int rc;
 
     /* No body is needed; one that is sent must still be well-formed JSON. */
@@ -100,18 +143,14 @@ void route_revoke_all(struct request *req, struct reply *rep)
         reply_token_failure(rep, -JWT_missing_token, NULL);
         return;
     }
-    /* Only an active token may log its subject out everywhere: a leaked but
-     * already revoked one must not become a way to annoy its owner. */
-    rc = check_token(req->app, token, len, req->now, &c);
-    if (rc == -CHECK_ESTORE) {
-        reply_store_error(rep, -STORE_EUNAVAILABLE);
-        return;
-    }
-    if (rc == 0 && !c.has_sub)
+    rc = check_verify(req->app, token, len, req->now, c);
+    if (rc == 0 && !c->has_sub)
         rc = -JWT_invalid_claims;
     if (rc < 0) {
-        reply_token_failure(rep, rc, &c);
+        reply_token_failure(rep, rc, c);
         return;
     }
-    revoke_all_and_reply(req, rep, check_namespace(&c), c.sub);
+    /* Only an active token may log its subject out everywhere: a leaked but
+     * already revoked one must not become a way to annoy its owner. */
+    check_revoked(req, holder_checked);
 }

@@ -13,17 +13,22 @@ struct route {
     const char *path; /* one "{...}" segment at most */
     route_handler handler;
     const char *allow; /* every method on this path, for 405 */
+    const char *label; /* "METHOD /path", the metrics' route label */
 };
 
+/* method and path are string literals, so the label is made by the compiler. */
+#define ROUTE(method, path, handler, allow) {method, path, handler, allow, method " " path}
+
 static const struct route routes[] = {
-    {"GET", "/v1/check", route_check_get, "GET, POST"},
-    {"POST", "/v1/check", route_check_post, "GET, POST"},
-    {"POST", "/v1/revoke", route_revoke, "POST"},
-    {"POST", "/v1/revoke-all", route_revoke_all, "POST"},
-    {"POST", "/v1/admin/revoke", route_admin_revoke, "POST"},
-    {"POST", "/v1/admin/subjects/{sub}/revoke-all", route_admin_revoke_all, "POST"},
-    {"GET", "/healthz", route_healthz, "GET"},
-    {"GET", "/readyz", route_readyz, "GET"},
+    ROUTE("GET", "/v1/check", route_check_get, "GET, POST"),
+    ROUTE("POST", "/v1/check", route_check_post, "GET, POST"),
+    ROUTE("POST", "/v1/revoke", route_revoke, "POST"),
+    ROUTE("POST", "/v1/revoke-all", route_revoke_all, "POST"),
+    ROUTE("POST", "/v1/admin/revoke", route_admin_revoke, "POST"),
+    ROUTE("POST", "/v1/admin/subjects/{sub}/revoke-all", route_admin_revoke_all, "POST"),
+    ROUTE("GET", "/healthz", route_healthz, "GET"),
+    ROUTE("GET", "/readyz", route_readyz, "GET"),
+    ROUTE("GET", "/metrics", route_metrics, "GET"),
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -62,6 +67,7 @@ void router_dispatch(struct request *req, struct reply *rep)
 {
     const char *allow = NULL;
 
+    req->route = -1;
     for (size_t i = 0; i < NROUTES; i++) {
         int rc = match(routes[i].path, req->path, req->param, sizeof(req->param));
         if (rc == 0)
@@ -70,6 +76,9 @@ void router_dispatch(struct request *req, struct reply *rep)
             allow = routes[i].allow; /* the path is known; maybe another method matches */
             continue;
         }
+        /* From here on the route matched, whatever the answer: requests
+         * are counted under it. */
+        req->route = (int)i;
         if (rc < 0) {
             reply_error(rep, 400, "invalid_request", "the path segment is not valid percent-encoding");
             return;
@@ -96,4 +105,14 @@ void router_print_routes(FILE *out)
 {
     for (size_t i = 0; i < NROUTES; i++)
         fprintf(out, "%s %s\n", routes[i].method, routes[i].path);
+}
+
+size_t router_route_count(void)
+{
+    return NROUTES;
+}
+
+const char *router_route_label(size_t i)
+{
+    return i < NROUTES ? routes[i].label : NULL;
 }

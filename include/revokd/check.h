@@ -9,14 +9,23 @@
 
 #include "revokd/app.h"
 #include "revokd/jwt_verify.h"
+#include "revokd/router.h"
 
-/* Returned when the store could not answer: the state is unknown. */
+/* The store could not answer: the state is unknown. */
 #define CHECK_ESTORE (JWT_REASON_COUNT + 1)
 
-/* Verifies token and looks its revocation up (one Redis round trip).
- * Returns 0 when the token is active, -reason (JWT_*) when it is not, or
- * -CHECK_ESTORE. *c is filled as far as the token could be read. */
-int check_token(struct app *app, const char *token, size_t len, int64_t now, struct jwt_claims *c);
+/* Is token genuine and current at now? Signature and claims are checked,
+ * or taken from the cache of tokens that verified before; exp and nbf are
+ * judged every time. Returns 0 with *c filled, or -reason (JWT_*); *c is
+ * filled as far as the token could be read. No store access. */
+int check_verify(struct app *app, const char *token, size_t len, int64_t now, struct jwt_claims *c);
+
+/* Asks the store whether req->claims is revoked (its jti, or its subject
+ * since iat); then(req, rep, result) receives the answer, which
+ * check_result() turns into 0, -JWT_revoked or -CHECK_ESTORE. */
+void check_revoked(struct request *req,
+                   void (*then)(struct request *req, struct reply *rep, const struct store_result *res));
+int check_result(const struct store_result *res);
 
 /* The Redis namespace of a token: its iss, or "" without one. */
 const char *check_namespace(const struct jwt_claims *c);

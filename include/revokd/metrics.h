@@ -9,16 +9,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Sets up the route labels: nroutes routes, label(i) "GET /v1/check" style.
+/* Sets up the route labels: nroutes routes, label(i) "GET /v1/check" style
+ * (called at every scrape, so its strings must live as long as the process).
  * Call once before any thread updates a metric. */
 void metrics_init(size_t nroutes, const char *(*label)(size_t i));
 
 /* One finished HTTP request. route is the index in the route table, or -1
- * when no route matched (404, 405, or refused before routing). */
+ * when no route matched (404, 405, or refused before routing). A status
+ * outside the set metrics.c counts one by one is counted as "other". */
 void metrics_request(int route, int status, double seconds);
 
 /* One decision of /v1/check (token or lookup): 0 for active, -JWT_* for a
- * refused token, -CHECK_ESTORE when the store could not answer. */
+ * refused token, -CHECK_ESTORE when the store could not answer. The sign is
+ * not looked at; any other value is dropped. */
 void metrics_check(int result);
 
 enum metrics_revocation { METRICS_REVOKE_TOKEN, METRICS_REVOKE_SUBJECT };

@@ -14,6 +14,8 @@
 
 #include "revokd/app.h"
 
+struct reply;
+
 /* Longest decoded path parameter ({sub}). */
 #define ROUTE_PARAM_MAX 1024
 
@@ -31,6 +33,16 @@ struct request {
     int route;                       /* index of the matched route, -1 before or without one */
     struct app *app;
     int64_t now; /* unix seconds when the request arrived */
+    struct store_conn *store; /* the worker's connection to the store */
+    bool admin;               /* the caller showed an admin key */
+    /* A handler that calls the store sets then, the continuation that
+     * finishes the reply, and passes request_store_done with the request as
+     * the call's done. The reply is sent once then returns without setting
+     * then again (it may chain another store call). */
+    void (*then)(struct request *req, struct reply *rep, const struct store_result *res);
+    struct reply *reply;      /* the reply then() fills */
+    struct jwt_claims claims; /* the token's claims, kept for then() */
+    void *exchange;           /* http_server.c's own state */
 };
 
 struct reply {
@@ -44,6 +56,10 @@ struct reply {
 };
 
 typedef void (*route_handler)(struct request *req, struct reply *rep);
+
+/* The store_done of every handler's store call (arg: the request): runs
+ * req->then and, when the reply is complete, sends it. http_server.c. */
+void request_store_done(void *req, const struct store_result *res);
 
 /* Routes req: 404 for an unknown path, 405 with Allow for a known path and
  * another method, 415 for a body that is not JSON, else the route's handler.

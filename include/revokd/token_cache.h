@@ -8,7 +8,10 @@
  * caller still judges exp and nbf on every use. Failures are never cached.
  *
  * Safe to use from many threads: the table is split into shards, each with
- * its own lock. Bounded: when full, a shard drops its oldest entry. */
+ * its own lock. Bounded: when full, a shard drops its oldest entry (first
+ * in, first out: a hit does not make an entry younger). The capacity is
+ * split exactly among the shards, so the cache never holds more; a cache of
+ * under 32 entries is a single shard. */
 #ifndef REVOKD_TOKEN_CACHE_H
 #define REVOKD_TOKEN_CACHE_H
 
@@ -30,18 +33,25 @@ void token_cache_free(struct token_cache *tc);
 /* The cache key of a token: SHA-256 of its len bytes. */
 void token_cache_key(const char *token, size_t len, unsigned char key[TOKEN_CACHE_KEY_SIZE]);
 
-/* On a hit fills *out with the claims stored for key and returns true. An
+/* On a hit fills *out with the claims stored for key and returns true:
+ * every byte of *out is written, strings NUL-terminated and zero-padded, so
+ * nothing from an earlier token remains. On a miss *out is left alone. An
  * entry whose until (see put) is before now is dropped and misses. */
 bool token_cache_get(struct token_cache *tc, const unsigned char key[TOKEN_CACHE_KEY_SIZE],
                      int64_t now, struct jwt_claims *out);
 
-/* Stores the claims of a token that verified, until unix time until (its exp
- * plus leeway: past that it could not verify anyway). Replaces an entry with
- * the same key. */
+/* Stores a copy of the claims of a token that verified, until unix time
+ * until (its exp plus leeway: past that it could not verify anyway).
+ * Replaces an entry with the same key. Claims with a string not terminated
+ * within JWT_STR_MAX bytes are not stored, nor is anything when memory runs
+ * out: the token is simply verified again next time. */
 void token_cache_put(struct token_cache *tc, const unsigned char key[TOKEN_CACHE_KEY_SIZE],
                      const struct jwt_claims *c, int64_t until);
 
+/* Entries held now, expired ones not yet dropped included. Takes every
+ * shard's lock in turn: for metrics scrapes, not for the request path. */
 size_t token_cache_size(const struct token_cache *tc);
+/* The capacity given to token_cache_new(). */
 size_t token_cache_capacity(const struct token_cache *tc);
 
 #endif

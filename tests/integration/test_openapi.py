@@ -4,8 +4,9 @@
 * A table of requests, sent to real revokd processes (full configuration; one without admin keys;
   one that needs a replica it does not have; one draining after SIGTERM; and the main one while
   Redis is stopped), produces every status openapi.yaml documents for every operation. Each
-  response must have a documented status, Content-Type application/json, a body that validates
-  against the documented schema, and every required documented header (X-Request-Id,
+  response must have a documented status, a documented Content-Type (application/json everywhere
+  but the text of GET /metrics), a body that validates against the documented schema (a text
+  body as a string), and every required documented header (X-Request-Id,
   WWW-Authenticate on 401, Allow on 405) with a value valid under the header's schema. At the end
   every documented (operation, status) pair must have been produced at least once.
 * An unknown path answers 404 with a body valid under components/schemas/Error, error not_found.
@@ -447,28 +448,38 @@ class OpenApiContractTest(harness.RevokdTestCase):
             self.problems.append(f"{where}: {template} has no {method} operation, yet the answer is "
                                  f"{status}, not 405")
             return
-        try:
-            body = json.loads(resp.body)
-        except ValueError:
-            body = None
-            self.problems.append(f"{where}: body is not JSON: {resp.body[:200]!r}")
         ctype = resp.header("Content-Type")
-        if (ctype or "").split(";")[0].strip().lower() != "application/json":
-            self.problems.append(f"{where}: Content-Type is {ctype!r}, not application/json")
+        mtype = (ctype or "").split(";")[0].strip().lower()
+        # The body as its media type says: JSON parsed, text decoded.
+        body = None
+        if mtype == "application/json":
+            try:
+                body = json.loads(resp.body)
+            except ValueError:
+                self.problems.append(f"{where}: body is not JSON: {resp.body[:200]!r}")
+        else:
+            try:
+                body = resp.body.decode("utf-8")
+            except UnicodeDecodeError:
+                self.problems.append(f"{where}: {ctype!r} body is not UTF-8: {resp.body[:200]!r}")
+        documented = False
         for op in ops:
             responses = SPEC.responses(op)
             if status not in responses:
                 self.problems.append(f"{where}: status {status} is not documented for {SPEC.label(op)} "
                                      f"(documented: {', '.join(sorted(responses))}); body {resp.body[:200]!r}")
                 continue
+            documented = True
             self.produced.add((op, status))
             doc = responses[status]
-            media = doc.get("content", {}).get("application/json")
+            media = doc.get("content", {}).get(mtype)
             if media is None:
-                self.problems.append(f"{where}: {SPEC.label(op)} {status} documents no application/json body")
+                self.problems.append(f"{where}: Content-Type is {ctype!r}; {SPEC.label(op)} {status} "
+                                     f"documents {', '.join(sorted(doc.get('content', {}))) or 'no body'}")
             elif body is not None and "schema" in media:
                 for e in v.errors(body, media["schema"]):
-                    self.problems.append(f"{where}: {SPEC.label(op)} {status} body: {e}; body {body}")
+                    self.problems.append(f"{where}: {SPEC.label(op)} {status} body: {e}; "
+                                         f"body {str(body)[:300]}")
             for name, header in doc.get("headers", {}).items():
                 header = v.deref(header)
                 value = resp.header(name)
@@ -479,6 +490,9 @@ class OpenApiContractTest(harness.RevokdTestCase):
                     continue
                 for e in v.errors(value, header.get("schema", True), f"header {name}"):
                     self.problems.append(f"{where}: {SPEC.label(op)} {status}: {e}")
+        if not documented and mtype != "application/json":
+            # The generic answers are JSON whatever the path.
+            self.problems.append(f"{where}: Content-Type is {ctype!r}, not application/json")
         if resp.status == 405:
             allow = {m.strip().upper() for m in (resp.header("Allow") or "").split(",") if m.strip()}
             if allow != SPEC.methods_of(template):
@@ -792,9 +806,14 @@ class OpenApiContractTest(harness.RevokdTestCase):
         call("healthz, insane request id", "GET", "/healthz", expect=200, request_id="bad id!")
         call("healthz, 65-char request id", "GET", "/healthz", expect=200, request_id="r" * 65)
         call("POST /healthz", "POST", "/healthz", {"x": 1}, expect=405, code="method_not_allowed")
+        # Metrics: Prometheus text, not JSON.
+        resp, _ = call("metrics", "GET", "/metrics", expect=200)
+        if resp is not None and b"\nrevokd_checks_total{" not in resp.body:
+            self.problems.append(f"metrics: no revokd_checks_total in {resp.body[:300]!r}")
+        call("POST /metrics", "POST", "/metrics", {"x": 1}, expect=405, code="method_not_allowed")
         # Bodies are bounded for every method, GET included.
         oversized = b"{" + b" " * MAX_BODY + b"}"
-        for path in ("/healthz", "/readyz", "/v1/check"):
+        for path in ("/healthz", "/readyz", "/v1/check", "/metrics"):
             call(f"GET {path} with an oversized body", "GET", path, oversized, JSON_CT, expect=413,
                  code="payload_too_large")
         call("DELETE /readyz", "DELETE", "/readyz", expect=405, code="method_not_allowed")
@@ -870,6 +889,7 @@ class OpenApiContractTest(harness.RevokdTestCase):
                       headers=admin, **su)
             self.call("readyz, store down", "GET", "/readyz", want={"status": "not_ready"}, **su)
             self.call("healthz, store down", "GET", "/healthz", expect=200)
+            self.call("metrics, store down", "GET", "/metrics", expect=200)
         finally:
             self.redis.start(require_empty=False)
         self.wait_ready(stable=3)

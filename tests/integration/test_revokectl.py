@@ -73,6 +73,35 @@ class CommandsTest(harness.RevokdTestCase):
         self.assertExit(out, 1)
         self.assertEqual(json.loads(out.stdout)["reason"], "revoked")
 
+    def test_mint_count(self):
+        """`mint --count N` (the load tests' minter): N tokens that revokd accepts, each with its
+        own numbered jti and sub, in every algorithm family."""
+        for name in ("rsa", "ec256", "ec384", "hs"):
+            key = self.keys[name]
+            with self.subTest(key=name):
+                argv = ["mint", "--key", key.mint_path, "--alg", key.alg, "--kid", key.kid,
+                        "--sub", "user", "--iss", ISS, "--aud", "api", "--iat", str(now()),
+                        "--ttl", "600", "--count", "3", "--claims", '{"scope":"x"}']
+                out = run_revokectl(argv)
+                self.assertExit(out, 0)
+                tokens = out.stdout.split()
+                self.assertEqual(len(tokens), 3, out.stdout)
+                claims = [jwt_parts(t)[1] for t in tokens]
+                prefix = claims[0]["jti"].rsplit("-", 1)[0]
+                for i, (token, c) in enumerate(zip(tokens, claims)):
+                    self.assertEqual(jwt_parts(token)[0], {"alg": key.alg, "typ": "JWT", "kid": key.kid})
+                    self.assertEqual(c["jti"], f"{prefix}-{i}")
+                    self.assertEqual((c["sub"], c["iss"], c["aud"], c["scope"]), (f"user-{i}", ISS, "api", "x"))
+                    self.assertEqual(c["exp"] - c["iat"], 600)
+                    self.assertExit(self.ctl("check", token), 0)
+                again = run_revokectl(argv)
+                self.assertNotEqual(jwt_parts(again.stdout.split()[0])[1]["jti"], claims[0]["jti"])
+        out = run_revokectl(["mint", "--key", self.keys["ec256"].mint_path, "--alg", "RS256", "--count", "2"])
+        self.assertExit(out, 2)
+        self.assertEqual(out.stdout, "")
+        self.assertExit(run_revokectl(["mint", "--key", self.keys["hs"].mint_path, "--alg", "HS256",
+                                       "--count", "0"]), 2)
+
     def test_url_from_environment(self):
         out = self.ctl("health", url=False, env={"REVOKD_URL": f"http://127.0.0.1:{self.revokd.port}"})
         self.assertExit(out, 0)

@@ -404,7 +404,8 @@ static void test_print_routes(void **state)
                               "POST /v1/admin/revoke\n"
                               "POST /v1/admin/subjects/{sub}/revoke-all\n"
                               "GET /healthz\n"
-                              "GET /readyz\n");
+                              "GET /readyz\n"
+                              "GET /metrics\n");
     free(text);
 }
 

@@ -1,0 +1,39 @@
+/* event_loop.h - the epoll loop each worker thread runs.
+ *
+ * A worker serves HTTP and talks to Redis on the same thread, so that a
+ * request waiting for Redis costs no thread and no lock: libmicrohttpd's and
+ * hiredis's descriptors are both watched here, and a Redis reply resumes the
+ * request it belongs to directly. */
+#ifndef REVOKD_EVENT_LOOP_H
+#define REVOKD_EVENT_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct loop;
+
+/* One watched descriptor, embedded in its owner. */
+struct loop_watch {
+    int fd;
+    uint32_t events; /* EPOLLIN / EPOLLOUT currently asked for */
+    bool added;
+    void (*on_event)(struct loop_watch *w, uint32_t events);
+};
+
+struct loop *loop_new(void);
+void loop_free(struct loop *l);
+
+/* Watches w->fd for events (EPOLLIN, EPOLLOUT; 0 keeps it registered but
+ * quiet). Returns 0 or -1. */
+int loop_watch(struct loop *l, struct loop_watch *w, uint32_t events);
+void loop_unwatch(struct loop *l, struct loop_watch *w);
+
+/* Waits up to timeout_ms (-1: no limit) and runs the callbacks of the
+ * descriptors that became ready. Returns the number of events, or -1. */
+int loop_poll(struct loop *l, int timeout_ms);
+
+/* Monotonic milliseconds and nanoseconds. */
+int64_t loop_now_ms(void);
+int64_t loop_now_ns(void);
+
+#endif

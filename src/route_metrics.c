@@ -1,0 +1,34 @@
+/* route_metrics.c - GET /metrics: the Prometheus text exposition of what
+ * metrics.c counted, plus the gauges read now from the server, the cache and
+ * the store. */
+#include "revokd/http_server.h"
+#include "revokd/metrics.h"
+#include "revokd/reply.h"
+#include "revokd/store.h"
+#include "revokd/token_cache.h"
+
+void route_metrics(struct request *req, struct reply *rep)
+{
+    const struct app *app = req->app;
+    struct metrics_gauges g = {0};
+
+    /* app->http is set only once the server listens, and a test may run
+     * without a cache or a store. */
+    if (app->http != NULL)
+        g.connections = http_server_connections(app->http);
+    if (app->cache != NULL) {
+        g.cache_entries = token_cache_size(app->cache);
+        g.cache_capacity = token_cache_capacity(app->cache);
+    }
+    g.store_up = app->store != NULL && store_up(app->store);
+
+    char *text = metrics_render(&g);
+    if (text == NULL) {
+        /* No body: http_server.c answers its out-of-memory error. */
+        rep->status = 500;
+        return;
+    }
+    rep->status = 200;
+    rep->text = text;
+    rep->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}

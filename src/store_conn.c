@@ -1,0 +1,733 @@
+/* store_conn.c - a worker's connections to Redis, pipelined on its event
+ * loop.
+ *
+ * Calls append their commands to a hiredis async context; the worker sends
+ * everything queued in one write after each round of requests
+ * (store_conn_tick), so concurrent requests share round trips, and the
+ * replies resume the requests as they come.
+ *
+ * Each worker has two links: reads (the checks' MGET) and writes (SET, EVAL,
+ * WAIT, the readiness probe). WAIT holds its connection until the replicas
+ * confirm, up to the replication timeout; on a link of their own, checks
+ * never queue behind it.
+ *
+ * hiredis 0.14 has no timeout for async commands, so each link keeps the
+ * deadlines of its commands in send order (Redis answers in that order);
+ * when the oldest passes, the link is closed, which answers every command on
+ * it as unavailable. A new connection is opened on the next call, at most
+ * every RECONNECT_BACKOFF_MS. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "revokd/event_loop.h"
+#include "revokd/metrics.h"
+#include "revokd/store.h"
+#include "revokd/store_key.h"
+#include "store_internal.h"
+
+/* After a failed connection, calls fail at once for this long rather than
+ * each trying to connect. */
+#define RECONNECT_BACKOFF_MS 100
+#define ERR_MAX 160
+
+struct link;
+
+/* The event-loop side of one hiredis context. It lives until the loop can
+ * no longer report an event for it: hiredis frees the context in the middle
+ * of a round of events, so the context's watch is only freed at the next
+ * tick. */
+struct ev {
+    struct loop_watch watch; /* first: the loop hands back this pointer */
+    struct link *link;
+    redisAsyncContext *ac;
+    bool reading, want_write, dead;
+    struct ev *next_dead;
+};
+
+struct sent {
+    int64_t deadline_ms;
+    int64_t at_ns;
+};
+
+/* One connection, reopened as needed. */
+struct link {
+    struct store_conn *conn;
+    const char *name; /* "reads" or "writes", for errors */
+    redisAsyncContext *ac; /* NULL while closed */
+    struct ev *ev;
+    unsigned generation;
+    int64_t retry_after_ms, role_checked_ms;
+    /* Commands in flight, oldest first (a ring). */
+    struct sent *sent;
+    size_t cap, head, count;
+    char address[300];
+    char error[ERR_MAX];
+};
+
+struct call;
+
+struct store_conn {
+    struct store *s;
+    struct loop *loop;
+    struct link reads, writes;
+    struct call *spare;     /* finished calls, reused */
+    struct ev *graveyard;   /* closed contexts' watches, freed at the next tick */
+};
+
+enum call_kind { CALL_LOOKUP, CALL_WRITE, CALL_WAIT, CALL_PROBE };
+
+/* One store call: one or more commands, one answer. */
+struct call {
+    struct store_conn *conn;
+    struct link *link;
+    enum call_kind kind;
+    int pending;   /* replies still to come */
+    bool has_sub, revoke_all;
+    int64_t iat;
+    store_done done;
+    void *arg;
+    struct store_result res;
+    char error[ERR_MAX];
+    struct call *next_spare;
+};
+
+/* ---- the loop adapter for hiredis ---- */
+
+static void ev_update(struct ev *e, bool write)
+{
+    uint32_t want = (e->reading ? EPOLLIN : 0) | (write ? EPOLLOUT : 0);
+    loop_watch(e->link->conn->loop, &e->watch, want);
+}
+
+static void ev_add_read(void *p)
+{
+    struct ev *e = p;
+    e->reading = true;
+    ev_update(e, (e->watch.events & EPOLLOUT) != 0);
+}
+
+static void ev_del_read(void *p)
+{
+    struct ev *e = p;
+    e->reading = false;
+    ev_update(e, (e->watch.events & EPOLLOUT) != 0);
+}
+
+/* Writing is deferred to the tick, so that a round of requests goes out in
+ * one write; EPOLLOUT is asked for only when a write could not finish. */
+static void ev_add_write(void *p)
+{
+    ((struct ev *)p)->want_write = true;
+}
+
+static void ev_del_write(void *p)
+{
+    struct ev *e = p;
+    e->want_write = false;
+    if (e->watch.events & EPOLLOUT)
+        ev_update(e, false);
+}
+
+static void ev_cleanup(void *p)
+{
+    struct ev *e = p;
+    struct store_conn *c = e->link->conn;
+    loop_unwatch(c->loop, &e->watch);
+    e->dead = true;
+    if (e->link->ev == e)
+        e->link->ev = NULL;
+    e->next_dead = c->graveyard;
+    c->graveyard = e;
+}
+
+static void ev_on_event(struct loop_watch *w, uint32_t events)
+{
+    struct ev *e = (struct ev *)w;
+    if (!e->dead && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+        redisAsyncHandleRead(e->ac);
+    if (!e->dead && (events & EPOLLOUT))
+        redisAsyncHandleWrite(e->ac);
+}
+
+/* ---- links ---- */
+
+static void link_lost(struct link *l, const char *why)
+{
+    if (why != NULL)
+        snprintf(l->error, sizeof(l->error), "%s: %.140s", l->name, why);
+    l->ac = NULL;
+    l->count = 0;
+    l->retry_after_ms = loop_now_ms() + RECONNECT_BACKOFF_MS;
+    atomic_store(&l->conn->s->up, false);
+}
+
+/* Closes the link; hiredis then answers its commands with NULL replies. */
+static void link_close(struct link *l, const char *why)
+{
+    redisAsyncContext *ac = l->ac;
+    if (ac == NULL)
+        return;
+    link_lost(l, why);
+    redisAsyncFree(ac);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct link *l = ac->data;
+    if (status != REDIS_OK && l->ac == ac)
+        link_lost(l, ac->errstr);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct link *l = ac->data;
+    if (l->ac == ac)
+        link_lost(l, status == REDIS_OK ? "connection closed" : ac->errstr);
+}
+
+static int64_t sent_pop(struct link *l, redisAsyncContext *ac)
+{
+    if (ac != l->ac || l->count == 0)
+        return 0; /* a reply (or NULL) from a context already closed */
+    int64_t at = l->sent[l->head].at_ns;
+    l->head = (l->head + 1) % l->cap;
+    l->count--;
+    return at;
+}
+
+static int sent_push(struct link *l, int timeout_ms)
+{
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        struct sent *n = malloc(cap * sizeof(*n));
+        if (n == NULL)
+            return -1;
+        for (size_t i = 0; i < l->count; i++)
+            n[i] = l->sent[(l->head + i) % l->cap];
+        free(l->sent);
+        l->sent = n;
+        l->cap = cap;
+        l->head = 0;
+    }
+    int64_t now = loop_now_ns();
+    l->sent[(l->head + l->count) % l->cap] = (struct sent){now / 1000000 + timeout_ms, now};
+    l->count++;
+    return 0;
+}
+
+static int send_argv(struct link *l, redisCallbackFn *fn, void *privdata, int argc,
+                     const char **argv, const size_t *len, int timeout_ms)
+{
+    if (sent_push(l, timeout_ms) < 0)
+        return -1;
+    if (redisAsyncCommandArgv(l->ac, fn, privdata, argc, argv, len) != REDIS_OK) {
+        l->count--;
+        return -1;
+    }
+    return 0;
+}
+
+static bool is_master(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+           r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "master") == 0;
+}
+
+/* Replies to the commands a link sends for itself: AUTH, SELECT, ROLE. */
+static void on_own_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct link *l = privdata;
+    redisReply *r = reply;
+
+    sent_pop(l, ac);
+    if (r == NULL || ac != l->ac)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        link_close(l, r->str);
+    } else if (r->type == REDIS_REPLY_ARRAY && !is_master(r)) {
+        /* Sentinel may still name a demoted primary, or not yet name the
+         * new one: a link is used only while the server agrees. */
+        unsigned gen = l->generation;
+        link_close(l, "Redis at this address is not the primary");
+        store_primary_forget(l->conn->s, gen);
+    }
+}
+
+static int send_own(struct link *l, const char *a0, const char *a1, const char *a2)
+{
+    const char *argv[3] = {a0, a1, a2};
+    size_t len[3] = {strlen(a0), a1 ? strlen(a1) : 0, a2 ? strlen(a2) : 0};
+    int argc = a2 ? 3 : a1 ? 2 : 1;
+    return send_argv(l, on_own_reply, l, argc, argv, len, l->conn->s->timeout_ms);
+}
+
+/* Opens the link to the current primary. Commands may be queued at once:
+ * hiredis sends them when the connection is up, and since Redis answers in
+ * order, any command queued behind ROLE runs only on a server that ROLE
+ * then confirms (a failed ROLE closes the link and fails them). */
+static int link_open(struct link *l)
+{
+    struct store *s = l->conn->s;
+    struct endpoint ep = s->direct;
+    unsigned gen = 0;
+    redisAsyncContext *ac;
+    char db[16];
+
+    if (loop_now_ms() < l->retry_after_ms)
+        return -1; /* l->error still says why the last attempt failed */
+    if (store_sentinel_mode(s) && !store_primary(s, &ep, &gen)) {
+        snprintf(l->error, sizeof(l->error), "no primary confirmed by a majority of Sentinels for \"%.60s\"",
+                 s->master);
+        return -1;
+    }
+    if (s->unix_path != NULL) {
+        ac = redisAsyncConnectUnix(s->unix_path);
+        snprintf(l->address, sizeof(l->address), "%s", s->unix_path);
+    } else {
+        ac = redisAsyncConnect(ep.host, ep.port);
+        snprintf(l->address, sizeof(l->address), "%s:%d", ep.host, ep.port);
+    }
+    struct ev *e = ac != NULL && ac->err == 0 ? calloc(1, sizeof(*e)) : NULL;
+    if (e == NULL) {
+        snprintf(l->error, sizeof(l->error), "%s: connect: %.120s", l->name,
+                 ac ? ac->errstr : "out of memory");
+        if (ac != NULL)
+            redisAsyncFree(ac);
+        l->retry_after_ms = loop_now_ms() + RECONNECT_BACKOFF_MS;
+        return -1;
+    }
+    e->link = l;
+    e->ac = ac;
+    e->watch.fd = ac->c.fd;
+    e->watch.on_event = ev_on_event;
+    ac->ev.data = e;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    ac->data = l;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    l->ac = ac;
+    l->ev = e;
+    l->generation = gen;
+    l->count = 0;
+    l->error[0] = '\0';
+    l->role_checked_ms = loop_now_ms();
+
+    snprintf(db, sizeof(db), "%d", s->db);
+    if ((s->password != NULL && (s->username ? send_own(l, "AUTH", s->username, s->password)
+                                             : send_own(l, "AUTH", s->password, NULL)) < 0) ||
+        (s->db != 0 && send_own(l, "SELECT", db, NULL) < 0) ||
+        (store_sentinel_mode(s) && send_own(l, "ROLE", NULL, NULL) < 0)) {
+        link_close(l, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* The link, opened if needed; NULL (with l->error set) when unusable. */
+static struct link *link_ready(struct link *l)
+{
+    struct store *s = l->conn->s;
+    if (store_sentinel_mode(s) && !store_confirmed(s)) {
+        snprintf(l->error, sizeof(l->error), "the Sentinels no longer confirm the primary");
+        return NULL;
+    }
+    if (l->ac == NULL && link_open(l) < 0)
+        return NULL;
+    return l;
+}
+
+/* ---- calls ---- */
+
+static struct call *call_new(struct store_conn *c, struct link *l, enum call_kind kind,
+                             store_done done, void *arg)
+{
+    struct call *call = c->spare;
+    if (call != NULL)
+        c->spare = call->next_spare;
+    else if ((call = malloc(sizeof(*call))) == NULL)
+        return NULL;
+    call->conn = c;
+    call->link = l;
+    call->kind = kind;
+    call->pending = 0;
+    call->has_sub = call->revoke_all = false;
+    call->done = done;
+    call->arg = arg;
+    call->error[0] = '\0';
+    memset(&call->res, 0, sizeof(call->res));
+    return call;
+}
+
+static void call_finish(struct call *call)
+{
+    struct store_conn *c = call->conn;
+    if (call->res.rc < 0)
+        call->res.error = call->error[0] ? call->error : "unknown store error";
+    call->done(call->arg, &call->res);
+    call->next_spare = c->spare;
+    c->spare = call;
+}
+
+__attribute__((format(printf, 3, 4))) static void call_error(struct call *call, int rc,
+                                                             const char *fmt, ...)
+{
+    va_list ap;
+    if (call->res.rc < 0)
+        return; /* the first failure is the one to report */
+    call->res.rc = rc;
+    va_start(ap, fmt);
+    vsnprintf(call->error, sizeof(call->error), fmt, ap);
+    va_end(ap);
+}
+
+static void on_call_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+/* Sends one command of call on its link. Returns 0, or -1 with the call's
+ * error set; the caller answers the call if no reply is pending. */
+static int call_send(struct call *call, int argc, const char **argv, const size_t *len, int timeout_ms)
+{
+    struct link *l = link_ready(call->link);
+    if (l == NULL || send_argv(l, on_call_reply, call, argc, argv, len, timeout_ms) < 0) {
+        call_error(call, -STORE_EUNAVAILABLE, "%s", l ? "out of memory" : call->link->error);
+        return -1;
+    }
+    call->pending++;
+    return 0;
+}
+
+/* call_send for a call's first command: a call that could not be sent is
+ * answered at once. */
+static void call_send_first(struct call *call, int argc, const char **argv, const size_t *len)
+{
+    if (call_send(call, argc, argv, len, call->conn->s->timeout_ms) < 0)
+        call_finish(call);
+}
+
+static int parse_i64(const char *str, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(str, &end, 10);
+    if (errno != 0 || end == str || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static void lookup_result(struct call *call, const redisReply *r)
+{
+    size_t want = call->has_sub ? 2 : 1;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != want) {
+        call_error(call, -STORE_EUNAVAILABLE, "unexpected reply to MGET");
+        return;
+    }
+    call->res.revoked = r->element[0]->type != REDIS_REPLY_NIL;
+    if (call->has_sub && r->element[1]->type != REDIS_REPLY_NIL) {
+        int64_t cutoff;
+        /* A record we cannot read is not proof of innocence. */
+        if (r->element[1]->type != REDIS_REPLY_STRING || parse_i64(r->element[1]->str, &cutoff) < 0) {
+            call_error(call, -STORE_EUNAVAILABLE, "unreadable revoke-all record");
+            return;
+        }
+        call->res.revoked = call->res.revoked || call->iat <= cutoff;
+    }
+}
+
+/* A write succeeded on the primary; when replicas are required, WAIT on
+ * the same link (WAIT counts only this connection's writes). WAIT is sent
+ * only now: pipelined behind a refused write (NOREPLICAS) it would hold the
+ * link for the whole replication timeout. */
+static void write_result(struct call *call, const redisReply *r)
+{
+    struct store *s = call->conn->s;
+    char n[16], ms[16];
+
+    if (call->revoke_all) {
+        if (r->type != REDIS_REPLY_INTEGER) {
+            call_error(call, -STORE_EUNAVAILABLE, "unexpected reply to the revoke-all script");
+            return;
+        }
+        call->res.cutoff = r->integer;
+    }
+    if (s->min_replicas == 0)
+        return;
+    snprintf(n, sizeof(n), "%d", s->min_replicas);
+    snprintf(ms, sizeof(ms), "%d", s->replication_timeout_ms);
+    const char *argv[3] = {"WAIT", n, ms};
+    size_t len[3] = {4, strlen(n), strlen(ms)};
+    call->kind = CALL_WAIT;
+    call_send(call, 3, argv, len, s->timeout_ms + s->replication_timeout_ms);
+}
+
+static void wait_result(struct call *call, const redisReply *r)
+{
+    struct store *s = call->conn->s;
+    if (r->type != REDIS_REPLY_INTEGER || r->integer < s->min_replicas)
+        /* The write is applied on the primary; only its durability is
+         * unknown. The caller retries (revocations are idempotent). */
+        call_error(call, -STORE_ENOTREPLICATED,
+                   "WAIT: fewer than %d replicas confirmed the write in %d ms", s->min_replicas,
+                   s->replication_timeout_ms);
+}
+
+/* The probe's ROLE, then its SET. */
+static void probe_result(struct call *call, const redisReply *r)
+{
+    struct store_status *st = &call->res.status;
+    if (call->pending == 1) {
+        if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->type == REDIS_REPLY_STRING)
+            snprintf(st->role, sizeof(st->role), "%s",
+                     strcmp(r->element[0]->str, "slave") == 0 ? "replica" : r->element[0]->str);
+        return;
+    }
+    st->accepts_revocations = r->type != REDIS_REPLY_ERROR;
+    if (strcmp(st->role, "master") != 0)
+        call_error(call, -STORE_EUNAVAILABLE, "Redis is a %s, not a primary", st->role);
+    else if (!st->accepts_revocations && strncmp(r->str, "NOREPLICAS", 10) != 0)
+        call_error(call, -STORE_EUNAVAILABLE, "Redis refuses writes: %.100s", r->str);
+    /* NOREPLICAS: ready, without revocations; see store.h */
+}
+
+static void on_call_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct call *call = privdata;
+    struct link *l = call->link;
+    redisReply *r = reply;
+    int64_t at = sent_pop(l, ac);
+
+    metrics_redis(at ? (double)(loop_now_ns() - at) / 1e9 : 0, r != NULL);
+    call->pending--;
+    if (r == NULL) {
+        call_error(call, -STORE_EUNAVAILABLE, "%s: %s", l->name,
+                   ac->err ? ac->errstr : l->error[0] ? l->error : "connection lost");
+    } else if (!atomic_load(&call->conn->s->up)) {
+        atomic_store(&call->conn->s->up, true);
+    }
+    if (r != NULL && call->res.rc == 0) {
+        if (r->type == REDIS_REPLY_ERROR && call->kind != CALL_PROBE) {
+            if (strncmp(r->str, "READONLY", 8) == 0) {
+                unsigned gen = l->generation;
+                link_close(l, "READONLY: the server is no longer the primary");
+                store_primary_forget(call->conn->s, gen);
+            }
+            /* NOREPLICAS: the primary refused the write for want of
+             * replicas, which the API reports as not replicated. */
+            call_error(call,
+                       strncmp(r->str, "NOREPLICAS", 10) == 0 ? -STORE_ENOTREPLICATED
+                                                               : -STORE_EUNAVAILABLE,
+                       "%.120s", r->str);
+        } else if (call->kind == CALL_LOOKUP) {
+            lookup_result(call, r);
+        } else if (call->kind == CALL_WRITE) {
+            write_result(call, r);
+        } else if (call->kind == CALL_WAIT) {
+            wait_result(call, r);
+        } else {
+            probe_result(call, r);
+        }
+    }
+    if (call->pending == 0)
+        call_finish(call);
+}
+
+/* Starts a call and sends its first command; the answer comes through done. */
+static struct call *call_start(struct store_conn *c, struct link *l, enum call_kind kind,
+                               store_done done, void *arg)
+{
+    struct call *call = call_new(c, l, kind, done, arg);
+    if (call == NULL) {
+        struct store_result res = {.rc = -STORE_EUNAVAILABLE, .error = "out of memory"};
+        done(arg, &res);
+    }
+    return call;
+}
+
+void store_is_revoked(struct store_conn *c, const char *iss, const char *jti, const char *sub,
+                      int64_t iat, store_done done, void *arg)
+{
+    char jkey[STORE_KEY_SIZE], skey[STORE_KEY_SIZE];
+    const char *argv[3] = {"MGET", jkey, skey};
+    size_t len[3] = {4, store_key(jkey, c->s->prefix, STORE_KEY_JTI, iss, jti), 0};
+    struct call *call = call_start(c, &c->reads, CALL_LOOKUP, done, arg);
+
+    if (call == NULL)
+        return;
+    call->has_sub = sub != NULL;
+    call->iat = iat;
+    if (sub != NULL)
+        len[2] = store_key(skey, c->s->prefix, STORE_KEY_SUB, iss, sub);
+    call_send_first(call, sub != NULL ? 3 : 2, argv, len);
+}
+
+void store_revoke_jti(struct store_conn *c, const char *iss, const char *jti, int64_t expires_at,
+                      const char *reason, store_done done, void *arg)
+{
+    char key[STORE_KEY_SIZE], at[24];
+    const char *value = reason != NULL && reason[0] != '\0' ? reason : "1";
+    const char *argv[5] = {"SET", key, value, "EXAT", at};
+    size_t len[5] = {3, store_key(key, c->s->prefix, STORE_KEY_JTI, iss, jti), strlen(value), 4,
+                     (size_t)snprintf(at, sizeof(at), "%" PRId64, expires_at)};
+    struct call *call = call_start(c, &c->writes, CALL_WRITE, done, arg);
+
+    /* The record lives exactly as long as the token could be accepted
+     * (exp + leeway): after that the signature check alone refuses it. */
+    if (call != NULL)
+        call_send_first(call, 5, argv, len);
+}
+
+/* Moves the cutoff forward only, atomically; returns the cutoff in force. */
+static const char revoke_all_script[] =
+    "local old = tonumber(redis.call('GET', KEYS[1]))\n"
+    "local new = tonumber(ARGV[1])\n"
+    "if old == nil or old < new then\n"
+    "  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
+    "  return new\n"
+    "end\n"
+    "return old\n";
+
+void store_revoke_all(struct store_conn *c, const char *iss, const char *sub, int64_t cutoff,
+                      int64_t ttl, store_done done, void *arg)
+{
+    char key[STORE_KEY_SIZE], cut[24], t[24];
+    const char *argv[6] = {"EVAL", revoke_all_script, "1", key, cut, t};
+    size_t len[6] = {4, sizeof(revoke_all_script) - 1, 1,
+                     store_key(key, c->s->prefix, STORE_KEY_SUB, iss, sub),
+                     (size_t)snprintf(cut, sizeof(cut), "%" PRId64, cutoff),
+                     (size_t)snprintf(t, sizeof(t), "%" PRId64, ttl)};
+    struct call *call = call_start(c, &c->writes, CALL_WRITE, done, arg);
+
+    if (call == NULL)
+        return;
+    call->revoke_all = true;
+    call_send_first(call, 6, argv, len);
+}
+
+void store_probe(struct store_conn *c, store_done done, void *arg)
+{
+    char key[STORE_KEY_PREFIX_MAX + 8];
+    const char *role[1] = {"ROLE"};
+    size_t rlen[1] = {4};
+    const char *set[5] = {"SET", key, "1", "PX", "10000"};
+    size_t slen[5] = {3, (size_t)snprintf(key, sizeof(key), "%sreadyz", c->s->prefix), 1, 2, 5};
+    struct call *call = call_start(c, &c->writes, CALL_PROBE, done, arg);
+
+    if (call == NULL)
+        return;
+    snprintf(call->res.status.role, sizeof(call->res.status.role), "unknown");
+    snprintf(call->res.status.address, sizeof(call->res.status.address), "%s", c->writes.address);
+    /* A primary can still refuse writes (maxmemory, a failed disk, too few
+     * replicas); only a real write proves it takes revocations. */
+    if (call_send(call, 1, role, rlen, c->s->timeout_ms) < 0) {
+        call_finish(call);
+        return;
+    }
+    /* The address is known once the link is open. */
+    snprintf(call->res.status.address, sizeof(call->res.status.address), "%s", c->writes.address);
+    call_send(call, 5, set, slen, c->s->timeout_ms); /* on failure, ROLE's reply answers */
+}
+
+/* ---- the worker's side ---- */
+
+struct store_conn *store_conn_new(struct store *s, struct loop *loop)
+{
+    struct store_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->s = s;
+    c->loop = loop;
+    c->reads = (struct link){.conn = c, .name = "reads"};
+    c->writes = (struct link){.conn = c, .name = "writes"};
+    return c;
+}
+
+static void bury(struct store_conn *c)
+{
+    while (c->graveyard != NULL) {
+        struct ev *e = c->graveyard;
+        c->graveyard = e->next_dead;
+        free(e);
+    }
+}
+
+static void link_tick(struct link *l, int64_t now, int *next_ms)
+{
+    struct store *s = l->conn->s;
+
+    if (l->ac == NULL)
+        return;
+    if (store_sentinel_mode(s)) {
+        if (l->generation != atomic_load(&s->generation)) {
+            link_close(l, "the primary moved");
+            return;
+        }
+        if (!store_confirmed(s)) {
+            link_close(l, "the Sentinels no longer confirm the primary");
+            return;
+        }
+        /* A demoted primary keeps answering reads for seconds; writes
+         * would get READONLY, reads must ask. */
+        if (l == &l->conn->reads && now - l->role_checked_ms >= s->role_check_ms) {
+            l->role_checked_ms = now;
+            if (send_own(l, "ROLE", NULL, NULL) < 0)
+                link_close(l, "out of memory");
+        }
+        if (l->ac != NULL && *next_ms > s->role_check_ms)
+            *next_ms = s->role_check_ms;
+    }
+    if (l->ac != NULL && l->count > 0) {
+        int64_t deadline = l->sent[l->head].deadline_ms;
+        if (now >= deadline) {
+            char why[64];
+            snprintf(why, sizeof(why), "no reply within %d ms", s->timeout_ms);
+            link_close(l, why);
+        } else if (deadline - now < *next_ms) {
+            *next_ms = (int)(deadline - now);
+        }
+    }
+    if (l->ac != NULL && l->ev != NULL && l->ev->want_write) {
+        redisAsyncHandleWrite(l->ac);
+        /* Still wanting to write: the socket is full, or still connecting. */
+        if (l->ev != NULL && l->ev->want_write)
+            ev_update(l->ev, true);
+    }
+}
+
+int store_conn_tick(struct store_conn *c)
+{
+    int64_t now = loop_now_ms();
+    int next_ms = 1000;
+
+    bury(c);
+    link_tick(&c->reads, now, &next_ms);
+    link_tick(&c->writes, now, &next_ms);
+    return next_ms;
+}
+
+void store_conn_free(struct store_conn *c)
+{
+    if (c == NULL)
+        return;
+    link_close(&c->reads, "shutting down");
+    link_close(&c->writes, "shutting down");
+    bury(c);
+    free(c->reads.sent);
+    free(c->writes.sent);
+    while (c->spare != NULL) {
+        struct call *call = c->spare;
+        c->spare = call->next_spare;
+        free(call);
+    }
+    free(c);
+}

@@ -1,0 +1,69 @@
+/* store_internal.h - what store_redis.c (settings, the primary, the
+ * Sentinel watcher) shares with store_conn.c (a worker's connections).
+ * Private to the store. */
+#ifndef REVOKD_STORE_INTERNAL_H
+#define REVOKD_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "revokd/store.h"
+
+#define STORE_MAX_SENTINELS 8
+#define STORE_HOST_MAX 256
+
+struct endpoint {
+    char host[STORE_HOST_MAX];
+    int port;
+};
+
+struct store {
+    char *prefix;
+    int timeout_ms, min_replicas, replication_timeout_ms, role_check_ms;
+
+    /* Where Redis is: a fixed endpoint or socket, or found via Sentinel. */
+    struct endpoint direct;
+    char *unix_path;
+    char *username, *password;
+    int db;
+    struct endpoint sentinels[STORE_MAX_SENTINELS];
+    int nsentinels;
+    char *master;
+
+    /* Sentinel mode: the current primary, and a generation bumped whenever it
+     * changes or is found wrong, so every worker drops its connections. */
+    pthread_mutex_t lock;
+    struct endpoint primary;
+    bool primary_known;
+    atomic_uint generation;
+    /* When a majority of Sentinels (or a +switch-master notice) last named
+     * the primary, in monotonic ms. Past the confirmation window the store
+     * fails closed: a node cut off from the Sentinels may be talking to a
+     * primary that has been replaced on the other side of a partition. */
+    _Atomic int64_t confirmed_ms;
+
+    atomic_bool up; /* the last answer any worker waited for came */
+    pthread_t watcher;
+    bool watcher_started;
+    atomic_bool stopping;
+};
+
+static inline bool store_sentinel_mode(const struct store *s)
+{
+    return s->nsentinels > 0;
+}
+
+/* Sentinel mode: copies the confirmed primary into *ep and its generation
+ * into *gen. Returns false when no primary is confirmed now. */
+bool store_primary(struct store *s, struct endpoint *ep, unsigned *gen);
+
+/* True while the Sentinels' word on the primary is recent enough. */
+bool store_confirmed(struct store *s);
+
+/* Forgets the primary (it was found not to be one) unless it already
+ * changed since seen_generation, so the next connection asks again. */
+void store_primary_forget(struct store *s, unsigned seen_generation);
+
+#endif

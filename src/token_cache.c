@@ -1,0 +1,432 @@
+/* token_cache.c - the verified-token cache: claims of tokens that verified,
+ * keyed by SHA-256 of their bytes, in shards with a lock, a hash index and a
+ * bounded FIFO each. Whether a hit is still acceptable (exp, nbf, revocation)
+ * is the caller's to decide on every use; see token_cache.h. */
+#include "revokd/token_cache.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/sha.h>
+
+/* 64 shards keep lock contention negligible for any realistic number of
+ * worker threads. A shard under SHARD_MIN entries would thrash (two hot
+ * tokens landing in a one-entry shard evict each other on every request),
+ * so small caches use fewer, larger shards; under 2 * SHARD_MIN it is one
+ * shard and the whole cache is a single FIFO. */
+#define SHARDS_MAX 64
+#define SHARD_MIN 16
+
+/* Bits of entry.flags. */
+enum { F_SUB = 1, F_ISS = 2, F_DERIVED = 4, F_NBF = 8, F_NBF_SET = 16 };
+
+/* The longest packed claims: four varints (exp, until, iat, nbf) of at most
+ * 10 bytes, then jti, sub and iss with their NULs. */
+#define PACKED_MAX (4 * 10 + 3 * (JWT_STR_MAX + 1))
+
+/* One cached token, in a single allocation sized to fit. struct jwt_claims
+ * is ~800 bytes of mostly empty arrays; at 100,000 entries that alone would
+ * be 80 MB, against a 32 MB budget for the whole process. Packed, a typical
+ * entry (36-byte jti, 20-byte sub, 30-byte iss) is ~133 bytes, a 144-byte
+ * malloc chunk.
+ *
+ * data holds exp as a zigzag varint, then until, iat and (when F_NBF_SET)
+ * nbf as zigzag varints of their difference from exp: they sit within hours
+ * of exp, so each takes 1-3 bytes instead of 8, yet any int64 round-trips
+ * exactly. Then jti, sub and iss, each NUL-terminated. */
+struct entry {
+    unsigned char key[TOKEN_CACHE_KEY_SIZE];
+    unsigned char flags;
+    unsigned char data[];
+};
+
+/* Entries live in ring, oldest at head; a slot emptied by an expired get
+ * stays a NULL hole until the head passes it. index is open addressing with
+ * linear probing over twice cap slots (load <= 1/2, so probes stay short
+ * and a free slot always exists); a slot holds 0 (free) or a ring position
+ * + 1, 4 bytes instead of an 8-byte pointer. Aligned to a cache line so two
+ * shards' locks never share one. */
+struct shard {
+    alignas(64) pthread_mutex_t lock;
+    struct entry **ring;
+    uint32_t *index;
+    size_t cap, nindex;
+    size_t head, used; /* ring slots in use from head, holes included */
+    size_t count;      /* live entries: used minus holes */
+};
+
+struct token_cache {
+    struct shard *shards;
+    size_t nshards, capacity;
+};
+
+/* ---- packing --------------------------------------------------------------- */
+
+/* Appends v as a LEB128 varint: 7 bits a byte, least significant first, the
+ * high bit set on every byte but the last. */
+static unsigned char *put_varint(unsigned char *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (unsigned char)v;
+    return p;
+}
+
+static const unsigned char *get_varint(const unsigned char *p, uint64_t *v)
+{
+    uint64_t r = 0;
+    unsigned shift = 0;
+    unsigned char b;
+
+    do {
+        b = *p++;
+        r |= (uint64_t)(b & 0x7f) << shift;
+        shift += 7;
+    } while (b & 0x80);
+    *v = r;
+    return p;
+}
+
+/* a - base, zigzagged so small differences either way take few bytes. The
+ * arithmetic is modulo 2^64, so it is exact (and defined) for any pair. */
+static unsigned char *put_delta(unsigned char *p, int64_t a, int64_t base)
+{
+    uint64_t d = (uint64_t)a - (uint64_t)base;
+    return put_varint(p, (d << 1) ^ (0 - (d >> 63)));
+}
+
+static const unsigned char *get_delta(const unsigned char *p, int64_t base, int64_t *a)
+{
+    uint64_t z, u;
+
+    p = get_varint(p, &z);
+    u = (uint64_t)base + ((z >> 1) ^ (0 - (z & 1)));
+    /* Back to int64 without relying on implementation-defined conversion. */
+    *a = u <= (uint64_t)INT64_MAX ? (int64_t)u : (int64_t)(u - (uint64_t)INT64_MAX - 1) + INT64_MIN;
+    return p;
+}
+
+/* Packs c and until into buf (PACKED_MAX bytes). Returns the length, or 0
+ * when a string is not NUL-terminated within JWT_STR_MAX bytes: jwt_verify
+ * never produces one, but an entry must never hold an unterminated one. */
+static size_t pack(unsigned char *buf, unsigned char *flags, const struct jwt_claims *c,
+                   int64_t until)
+{
+    const char *strs[3] = {c->jti, c->sub, c->iss};
+    unsigned char *p = buf;
+
+    *flags = (unsigned char)((c->has_sub ? F_SUB : 0) | (c->has_iss ? F_ISS : 0) |
+                             (c->jti_derived ? F_DERIVED : 0) | (c->has_nbf ? F_NBF : 0) |
+                             (c->nbf != 0 ? F_NBF_SET : 0));
+    p = put_delta(p, c->exp, 0);
+    p = put_delta(p, until, c->exp);
+    p = put_delta(p, c->iat, c->exp);
+    /* Without an nbf claim jwt_verify leaves nbf 0, which is far from exp;
+     * the flag saves its 5 bytes. */
+    if (c->nbf != 0)
+        p = put_delta(p, c->nbf, c->exp);
+    for (int i = 0; i < 3; i++) {
+        size_t len = strnlen(strs[i], JWT_STR_MAX + 1);
+        if (len > JWT_STR_MAX)
+            return 0;
+        memcpy(p, strs[i], len + 1);
+        p += len + 1;
+    }
+    return (size_t)(p - buf);
+}
+
+/* Copies a packed string into dst (JWT_STR_MAX + 1 bytes, zeroed). Returns
+ * the position after it. */
+static const unsigned char *get_string(const unsigned char *p, char *dst)
+{
+    size_t len = strlen((const char *)p);
+    memcpy(dst, p, len);
+    return p + len + 1;
+}
+
+/* ---- one shard ------------------------------------------------------------- */
+
+/* The key is a SHA-256 digest, so its bytes are already uniform: no further
+ * hashing. An attacker cannot crowd one shard or probe run with keys of
+ * their choosing, since only tokens that verified get in. Shard and index
+ * use different bytes, so a shard's keys spread over its whole index. */
+static uint32_t key_bits(const unsigned char *key, size_t at)
+{
+    return (uint32_t)key[at] << 24 | (uint32_t)key[at + 1] << 16 | (uint32_t)key[at + 2] << 8 |
+           key[at + 3];
+}
+
+/* Maps 32 uniform bits onto [0, n) with a multiply, not a division. */
+static size_t scale(uint32_t bits, size_t n)
+{
+    return (size_t)(((uint64_t)bits * n) >> 32);
+}
+
+static size_t home(const struct shard *s, const unsigned char *key)
+{
+    return scale(key_bits(key, 4), s->nindex);
+}
+
+/* The index slot holding key (*found set), or else the free slot where it
+ * would go. memcmp rather than CRYPTO_memcmp: timing could at most tell how
+ * many leading bytes a token's digest shares with a cached one, and using
+ * that takes a SHA-256 preimage. */
+static size_t find(const struct shard *s, const unsigned char *key, bool *found)
+{
+    size_t i = home(s, key);
+    uint32_t v;
+
+    while ((v = s->index[i]) != 0) {
+        if (memcmp(s->ring[v - 1]->key, key, TOKEN_CACHE_KEY_SIZE) == 0) {
+            *found = true;
+            return i;
+        }
+        if (++i == s->nindex)
+            i = 0;
+    }
+    *found = false;
+    return i;
+}
+
+/* Frees index slot i, shifting later members of its probe run back so that
+ * lookups need no tombstones (Knuth's Algorithm R). A member at j may fill
+ * the hole at i unless its home lies cyclically in (i, j]. */
+static void unindex(struct shard *s, size_t i)
+{
+    size_t j = i, k;
+    uint32_t v;
+
+    for (;;) {
+        if (++j == s->nindex)
+            j = 0;
+        if ((v = s->index[j]) == 0)
+            break;
+        k = home(s, s->ring[v - 1]->key);
+        if (i < j ? (k <= i || k > j) : (k <= i && k > j)) {
+            s->index[i] = v;
+            i = j;
+        }
+    }
+    s->index[i] = 0;
+}
+
+/* Takes the entry at index slot i out of the shard; the caller frees it. */
+static struct entry *drop(struct shard *s, size_t i)
+{
+    size_t pos = s->index[i] - 1;
+    struct entry *e = s->ring[pos];
+
+    s->ring[pos] = NULL;
+    unindex(s, i);
+    s->count--;
+    return e;
+}
+
+/* Frees the oldest ring slot; returns its entry (NULL for a hole), which
+ * the caller frees. Holes are not compacted away, so while one sits behind
+ * the head a full ring evicts a little early; expiry mostly follows
+ * insertion order, so holes mostly reach the head first. */
+static struct entry *evict_oldest(struct shard *s)
+{
+    struct entry *e = s->ring[s->head];
+    bool found;
+
+    if (e != NULL) {
+        /* Before the slot is cleared: find reads entries through ring. */
+        size_t i = find(s, e->key, &found);
+        assert(found);
+        unindex(s, i);
+        s->count--;
+    }
+    s->ring[s->head] = NULL;
+    if (++s->head == s->cap)
+        s->head = 0;
+    s->used--;
+    return e;
+}
+
+static struct shard *shard_of(const struct token_cache *tc, const unsigned char *key)
+{
+    return &tc->shards[scale(key_bits(key, 0), tc->nshards)];
+}
+
+/* ---- the cache ------------------------------------------------------------- */
+
+void token_cache_free(struct token_cache *tc)
+{
+    if (tc == NULL)
+        return;
+    for (size_t i = 0; i < tc->nshards; i++) {
+        struct shard *s = &tc->shards[i];
+        for (size_t j = 0; s->ring != NULL && j < s->cap; j++)
+            free(s->ring[j]);
+        free(s->ring);
+        free(s->index);
+        pthread_mutex_destroy(&s->lock);
+    }
+    free(tc->shards);
+    free(tc);
+}
+
+struct token_cache *token_cache_new(size_t capacity)
+{
+    struct token_cache *tc = calloc(1, sizeof(*tc));
+    size_t n;
+
+    if (tc == NULL)
+        return NULL;
+    tc->capacity = capacity;
+    if (capacity == 0)
+        return tc; /* disabled: no shards, so get and put return at once */
+
+    n = capacity / SHARD_MIN;
+    n = n < 1 ? 1 : n > SHARDS_MAX ? SHARDS_MAX : n;
+    /* Ring positions + 1 must fit the index's uint32_t. */
+    if (capacity / n >= UINT32_MAX / 2)
+        goto fail;
+    tc->shards = aligned_alloc(alignof(struct shard), n * sizeof(*tc->shards));
+    if (tc->shards == NULL)
+        goto fail;
+    memset(tc->shards, 0, n * sizeof(*tc->shards));
+    for (size_t i = 0; i < n; i++) {
+        struct shard *s = &tc->shards[i];
+        /* Split exactly, the first capacity % n shards taking one more, so
+         * the cache never holds more than capacity entries. */
+        s->cap = capacity / n + (i < capacity % n);
+        s->nindex = 2 * s->cap;
+        if (pthread_mutex_init(&s->lock, NULL) != 0)
+            goto fail;
+        tc->nshards = i + 1; /* from here token_cache_free() cleans it up */
+        s->ring = calloc(s->cap, sizeof(*s->ring));
+        s->index = calloc(s->nindex, sizeof(*s->index));
+        if (s->ring == NULL || s->index == NULL)
+            goto fail;
+    }
+    return tc;
+
+fail:
+    token_cache_free(tc);
+    return NULL;
+}
+
+void token_cache_key(const char *token, size_t len, unsigned char key[TOKEN_CACHE_KEY_SIZE])
+{
+    /* Every byte counts: any change to the token, even one the JWT parser
+     * would tolerate, gives another key and so a full verification. */
+    SHA256((const unsigned char *)token, len, key);
+}
+
+bool token_cache_get(struct token_cache *tc, const unsigned char key[TOKEN_CACHE_KEY_SIZE],
+                     int64_t now, struct jwt_claims *out)
+{
+    struct shard *s;
+    struct entry *dead = NULL;
+    const unsigned char *p;
+    bool found;
+    int64_t exp, until;
+
+    if (tc->nshards == 0)
+        return false;
+    s = shard_of(tc, key);
+    pthread_mutex_lock(&s->lock);
+    size_t i = find(s, key, &found);
+    if (found) {
+        const struct entry *e = s->ring[s->index[i] - 1];
+        p = get_delta(e->data, 0, &exp);
+        p = get_delta(p, exp, &until);
+        if (until < now) {
+            /* Past exp + leeway it cannot verify again; make room now. */
+            dead = drop(s, i);
+            found = false;
+        } else {
+            /* Every byte of *out, padding and the arrays' tails included, so
+             * nothing of a previous token survives into this one. */
+            memset(out, 0, sizeof(*out));
+            out->exp = exp;
+            p = get_delta(p, exp, &out->iat);
+            if (e->flags & F_NBF_SET)
+                p = get_delta(p, exp, &out->nbf);
+            p = get_string(p, out->jti);
+            p = get_string(p, out->sub);
+            get_string(p, out->iss);
+            out->has_sub = e->flags & F_SUB;
+            out->has_iss = e->flags & F_ISS;
+            out->jti_derived = e->flags & F_DERIVED;
+            out->has_nbf = e->flags & F_NBF;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(dead);
+    return found;
+}
+
+void token_cache_put(struct token_cache *tc, const unsigned char key[TOKEN_CACHE_KEY_SIZE],
+                     const struct jwt_claims *c, int64_t until)
+{
+    unsigned char buf[PACKED_MAX], flags;
+    struct entry *e, *old = NULL;
+    struct shard *s;
+    size_t n, i;
+    bool found;
+
+    /* Callers put only tokens that verified, never a failure, and nothing
+     * here says whether a token is revoked: a revocation takes effect on the
+     * very next check, hit or miss. */
+    if (tc->nshards == 0)
+        return;
+    if ((n = pack(buf, &flags, c, until)) == 0)
+        return;
+    /* Allocated before taking the lock, to keep the critical section short.
+     * Out of memory just means this token is verified again next time. */
+    if ((e = malloc(sizeof(*e) + n)) == NULL)
+        return;
+    memcpy(e->key, key, TOKEN_CACHE_KEY_SIZE);
+    e->flags = flags;
+    memcpy(e->data, buf, n);
+
+    s = shard_of(tc, key);
+    pthread_mutex_lock(&s->lock);
+    i = find(s, key, &found);
+    if (found) {
+        /* The same bytes verified again (typically two requests that missed
+         * at once): swap the entry in place, keeping its FIFO position. */
+        size_t pos = s->index[i] - 1;
+        old = s->ring[pos];
+        s->ring[pos] = e;
+    } else {
+        if (s->used == s->cap) {
+            old = evict_oldest(s);
+            if (old != NULL)
+                i = find(s, key, &found); /* unindex may have moved slots */
+        }
+        size_t pos = (s->head + s->used) % s->cap;
+        s->ring[pos] = e;
+        s->used++;
+        s->count++;
+        s->index[i] = (uint32_t)(pos + 1);
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(old);
+}
+
+size_t token_cache_size(const struct token_cache *tc)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < tc->nshards; i++) {
+        pthread_mutex_lock(&tc->shards[i].lock);
+        n += tc->shards[i].count;
+        pthread_mutex_unlock(&tc->shards[i].lock);
+    }
+    return n;
+}
+
+size_t token_cache_capacity(const struct token_cache *tc)
+{
+    return tc->capacity;
+}
