@@ -10,12 +10,12 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
 
 #include "revokd/file.h"
+#include "revokd/sha256.h"
 
 struct admin_keys {
-    unsigned char (*digests)[SHA256_DIGEST_LENGTH];
+    unsigned char (*digests)[SHA256_BYTES];
     size_t n;
 };
 
@@ -58,7 +58,7 @@ struct admin_keys *admin_keys_load(const char *path, char *err, size_t errlen)
             goto fail;
         }
         keys->digests = grown;
-        SHA256((unsigned char *)line, n, keys->digests[keys->n++]);
+        sha256(line, n, keys->digests[keys->n++]);
     }
     if (keys->n == 0) {
         snprintf(err, errlen, "\"%s\" holds no key", path);
@@ -75,12 +75,12 @@ fail:
 
 bool admin_keys_check(const struct admin_keys *keys, const char *presented, size_t len)
 {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
+    unsigned char digest[SHA256_BYTES];
     int match = 0;
 
     if (keys == NULL)
         return false;
-    SHA256((const unsigned char *)presented, len, digest);
+    sha256(presented, len, digest);
     for (size_t i = 0; i < keys->n; i++)
         match |= CRYPTO_memcmp(digest, keys->digests[i], sizeof(digest)) == 0;
     return match != 0;

@@ -34,11 +34,6 @@
 #include "revokd/router.h"
 
 #define HOST_MAX 64 /* an IPv6 literal is at most 45 characters */
-/* A connection's memory holds the request head, whose largest part is the
- * bearer token, and the reply head. libmicrohttpd's 32 KiB default costs
- * memory per connection and a wipe per request; the token's bound plus this
- * fits any request revokd accepts. */
-#define CONN_HEADROOM 8192
 
 struct worker {
     struct http_server *srv;
@@ -405,15 +400,13 @@ static int worker_init(struct http_server *srv, struct worker *w, const struct s
     w->wake.fd = -1;
     if ((w->loop = loop_new()) == NULL || (w->store = store_conn_new(srv->app->store, w->loop)) == NULL)
         return -1;
-    /* Suspend/resume is how a request waits for Redis; TURBO reads and
-     * writes sockets before asking epoll, which saves a round per request
-     * on keep-alive connections. SO_REUSEPORT (ADDRESS_REUSE) gives every
-     * worker its own listening socket on the same port. */
+    /* Suspend/resume is how a request waits for Redis. SO_REUSEPORT
+     * (ADDRESS_REUSE) gives every worker its own listening socket on the
+     * same port, and the kernel spreads connections over them. */
     w->daemon = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0), 0, NULL,
         NULL, on_request, w, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT, limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_token_bytes + CONN_HEADROOM,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped,
         NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (w->daemon == NULL || (info = MHD_get_daemon_info(w->daemon, MHD_DAEMON_INFO_EPOLL_FD)) == NULL)

@@ -12,9 +12,9 @@
 #include <strings.h>
 
 #include <cjson/cJSON.h>
-#include <openssl/sha.h>
 
 #include "revokd/b64url.h"
+#include "revokd/sha256.h"
 
 /* 9999-12-31T23:59:59Z: any NumericDate beyond is nonsense. */
 #define NUMERICDATE_MAX 253402300799.0
@@ -207,7 +207,7 @@ static int check_claims(const struct jwt_policy *p, const cJSON *pl, struct jwt_
 int jwt_verify(const struct jwt_policy *p, const char *token, size_t len, struct jwt_claims *out)
 {
     const char *dot1, *dot2;
-    unsigned char *buf = NULL, digest[SHA256_DIGEST_LENGTH];
+    unsigned char *buf = NULL, digest[SHA256_BYTES];
     cJSON *hdr = NULL, *payload = NULL;
     const struct jwk *key = NULL;
     long siglen;
@@ -245,7 +245,7 @@ int jwt_verify(const struct jwt_policy *p, const char *token, size_t len, struct
         goto out;
     /* Some providers omit jti: the signature then names the token. It is
      * decoded strictly, so one token has exactly one such id. */
-    SHA256(buf, (size_t)siglen, digest);
+    sha256(buf, (size_t)siglen, digest);
     memcpy(out->jti, JWT_DERIVED_PREFIX, sizeof(JWT_DERIVED_PREFIX) - 1);
     b64url_encode(digest, sizeof(digest), out->jti + sizeof(JWT_DERIVED_PREFIX) - 1);
     out->jti_derived = true;

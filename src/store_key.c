@@ -6,44 +6,29 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/sha.h>
-
-static void hex(char *out, const unsigned char *in, size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-}
+#include "revokd/b64url.h"
+#include "revokd/sha256.h"
 
 size_t store_key(char *out, const char *prefix, enum store_key_kind kind, const char *iss,
                  const char *id)
 {
-    unsigned char ns[SHA256_DIGEST_LENGTH], name[SHA256_DIGEST_LENGTH];
-    unsigned char input[4 + 2 * STORE_KEY_ID_MAX];
-    size_t isslen = strlen(iss), idlen = strlen(id);
+    unsigned char input[4 + 2 * STORE_KEY_ID_MAX], digest[SHA256_BYTES];
+    size_t isslen = strlen(iss), idlen = strlen(id), plen = strlen(prefix);
 
-    /* Callers bound iss and ids (JWT_STR_MAX); longer ones are a bug. */
-    assert(isslen <= STORE_KEY_ID_MAX && idlen <= STORE_KEY_ID_MAX);
+    /* Callers bound iss and ids (JWT_STR_MAX) and the prefix; longer ones
+     * are a bug. */
+    assert(isslen <= STORE_KEY_ID_MAX && idlen <= STORE_KEY_ID_MAX && plen <= STORE_KEY_PREFIX_MAX);
     input[0] = (unsigned char)(isslen >> 24);
     input[1] = (unsigned char)(isslen >> 16);
     input[2] = (unsigned char)(isslen >> 8);
     input[3] = (unsigned char)isslen;
     memcpy(input + 4, iss, isslen);
     memcpy(input + 4 + isslen, id, idlen);
-    SHA256((const unsigned char *)iss, isslen, ns);
-    SHA256(input, 4 + isslen + idlen, name);
+    sha256(input, 4 + isslen + idlen, digest);
 
-    size_t n = (size_t)snprintf(out, STORE_KEY_SIZE, "%.*s%c:", STORE_KEY_PREFIX_MAX, prefix,
-                                (char)kind);
-    hex(out + n, ns, 8);
-    n += 16;
-    out[n++] = ':';
-    hex(out + n, name, 16);
-    n += 32;
-    out[n] = '\0';
-    return n;
+    memcpy(out, prefix, plen);
+    out[plen] = (char)kind;
+    return plen + 1 + b64url_encode(digest, STORE_KEY_DIGEST_BYTES, out + plen + 1);
 }
 
 int store_key_prefix_valid(const char *prefix)

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/sha.h>
+#include "revokd/sha256.h"
 
 /* 64 shards keep lock contention negligible for any realistic number of
  * worker threads. A shard under SHARD_MIN entries would thrash (two hot
@@ -318,7 +318,7 @@ void token_cache_key(const char *token, size_t len, unsigned char key[TOKEN_CACH
 {
     /* Every byte counts: any change to the token, even one the JWT parser
      * would tolerate, gives another key and so a full verification. */
-    SHA256((const unsigned char *)token, len, key);
+    sha256(token, len, key);
 }
 
 bool token_cache_get(struct token_cache *tc, const unsigned char key[TOKEN_CACHE_KEY_SIZE],

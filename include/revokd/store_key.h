@@ -14,12 +14,17 @@ enum store_key_kind { STORE_KEY_JTI = 'j', STORE_KEY_SUB = 's' };
 #define STORE_KEY_ID_MAX 512
 /* Longest key prefix (REVOKD_KEY_PREFIX). */
 #define STORE_KEY_PREFIX_MAX 64
-/* prefix + "j:" + 16 hex + ":" + 32 hex + NUL */
-#define STORE_KEY_SIZE (STORE_KEY_PREFIX_MAX + 2 + 16 + 1 + 32 + 1)
+/* Bytes of the digest in a key: 120 bits, 20 base64url characters. */
+#define STORE_KEY_DIGEST_BYTES 15
+/* prefix + kind + 20 characters + NUL */
+#define STORE_KEY_SIZE (STORE_KEY_PREFIX_MAX + 1 + 20 + 1)
 
-/* Writes <prefix><kind>:<hex64 of SHA-256(iss)>:<hex128 of SHA-256(be32 len(iss)
- * || iss || id)> into out (STORE_KEY_SIZE bytes). The length prefix keeps
- * ("ab", "c") and ("a", "bc") apart. Returns the key length. */
+/* Writes <prefix><kind><base64url of SHA-256(be32 len(iss) || iss || id),
+ * first 15 bytes> into out (STORE_KEY_SIZE bytes). The length prefix keeps
+ * ("ab", "c") and ("a", "bc") apart, and issuers apart from each other.
+ * Short keys are small records: with the default prefix a key is 28 bytes,
+ * which Redis stores in a 32-byte allocation. 120 bits leave no practical
+ * chance of two ids sharing a key. Returns the key length. */
 size_t store_key(char *out, const char *prefix, enum store_key_kind kind, const char *iss,
                  const char *id);
 

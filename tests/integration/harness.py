@@ -344,13 +344,12 @@ def token_id(token):
 
 
 def key_name(kind, iss, value, prefix=DEFAULT_PREFIX):
-    """The Redis key the contract specifies for a jti revocation ("jti") or a sub cutoff ("sub")."""
+    """The Redis key the contract specifies for a jti revocation ("jti") or a sub cutoff ("sub"):
+    prefix, kind letter, base64url of the first 15 bytes of SHA-256(be32 len(iss) || iss || value)."""
     iss_b = iss.encode()
-    value_b = value.encode()
     letter = {"jti": "j", "sub": "s"}[kind]
-    ns = hashlib.sha256(iss_b).hexdigest()[:16]
-    digest = hashlib.sha256(struct.pack(">I", len(iss_b)) + iss_b + value_b).hexdigest()[:32]
-    return f"{prefix}{letter}:{ns}:{digest}"
+    digest = hashlib.sha256(struct.pack(">I", len(iss_b)) + iss_b + value.encode()).digest()[:15]
+    return f"{prefix}{letter}{b64url(digest)}"
 
 
 def revokd_key_name(kind, iss, value):

@@ -13,20 +13,18 @@
 
 #include <openssl/sha.h>
 
+#include "revokd/b64url.h"
 #include "revokd/store_key.h"
 
-static void hexn(char *out, const unsigned char *in, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", in[i]);
-}
+#define B64 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
-/* <prefix><kind>:<hex of SHA-256(iss)[0..8)>:<hex of SHA-256(be32 len || iss || id)[0..16)> */
+/* <prefix><kind><base64url of SHA-256(be32 len(iss) || iss || id)[0..15)>,
+ * computed with OpenSSL's one-shot SHA256 rather than revokd's helper. */
 static void expected_key(char *out, size_t size, const char *prefix, char kind, const char *iss,
                          const char *id)
 {
-    unsigned char input[4 + 2 * STORE_KEY_ID_MAX], ns[32], name[32];
-    char nshex[17], namehex[33];
+    unsigned char input[4 + 2 * STORE_KEY_ID_MAX], name[32];
+    char enc[B64URL_ENCODED_SIZE(15)];
     size_t il = strlen(iss), dl = strlen(id);
 
     input[0] = (unsigned char)(il >> 24);
@@ -35,11 +33,9 @@ static void expected_key(char *out, size_t size, const char *prefix, char kind, 
     input[3] = (unsigned char)il;
     memcpy(input + 4, iss, il);
     memcpy(input + 4 + il, id, dl);
-    SHA256((const unsigned char *)iss, il, ns);
     SHA256(input, 4 + il + dl, name);
-    hexn(nshex, ns, 8);
-    hexn(namehex, name, 16);
-    snprintf(out, size, "%s%c:%s:%s", prefix, kind, nshex, namehex);
+    b64url_encode(name, 15, enc);
+    snprintf(out, size, "%s%c%s", prefix, kind, enc);
 }
 
 static void test_layout_matches_contract(void **state)
@@ -51,17 +47,22 @@ static void test_layout_matches_contract(void **state)
     expected_key(want, sizeof(want), "revokd:", 'j', "https://issuer.example", "id-1");
     assert_string_equal(key, want);
     assert_int_equal(n, strlen(key));
-    assert_int_equal(n, 7 + 2 + 16 + 1 + 32);
+    assert_int_equal(n, 7 + 1 + 20); /* 28 bytes: Redis's 32-byte allocation class */
 
     store_key(key, "revokd:", STORE_KEY_SUB, "https://issuer.example", "user-1");
     expected_key(want, sizeof(want), "revokd:", 's', "https://issuer.example", "user-1");
     assert_string_equal(key, want);
 
-    /* The empty namespace (tokens without iss): SHA-256("") is well known. */
+    /* The empty namespace, spelled out byte by byte: be32 0, then "x". */
     store_key(key, "p:", STORE_KEY_JTI, "", "x");
-    assert_memory_equal(key, "p:j:e3b0c44298fc1c14:", 21);
     expected_key(want, sizeof(want), "p:", 'j', "", "x");
     assert_string_equal(key, want);
+    unsigned char digest[32];
+    SHA256((const unsigned char *)"\0\0\0\0x", 5, digest);
+    char enc[B64URL_ENCODED_SIZE(15)];
+    b64url_encode(digest, 15, enc);
+    assert_memory_equal(key, "p:j", 3);
+    assert_string_equal(key + 3, enc);
 }
 
 static void test_fixed_length(void **state)
@@ -77,16 +78,14 @@ static void test_fixed_length(void **state)
             memset(id, ':', lens[b]); /* separators in the input change nothing */
             id[lens[b]] = '\0';
             size_t n = store_key(key, "revokd:", STORE_KEY_JTI, iss, id);
-            assert_int_equal(n, 58);
-            assert_int_equal(strlen(key), 58);
-            assert_int_equal(strspn(key + 9, "0123456789abcdef"), 16);
-            assert_int_equal(key[25], ':');
-            assert_int_equal(strspn(key + 26, "0123456789abcdef"), 32);
+            assert_int_equal(n, 28);
+            assert_int_equal(strlen(key), 28);
+            assert_int_equal(strspn(key + 8, B64), 20);
         }
     }
     /* Binary and non-ASCII text too. */
-    assert_int_equal(store_key(key, "revokd:", STORE_KEY_SUB, "\xff\x01", "\n\r \t\"*"), 58);
-    assert_null(strpbrk(key + 7, " \r\n\t\"*"));
+    assert_int_equal(store_key(key, "revokd:", STORE_KEY_SUB, "\xff\x01", "\n\r \t\"*"), 28);
+    assert_int_equal(strspn(key + 8, B64), 20);
 }
 
 static void test_issuers_kept_apart(void **state)
@@ -97,18 +96,14 @@ static void test_issuers_kept_apart(void **state)
     store_key(a, "revokd:", STORE_KEY_JTI, "https://a.example", "same-jti");
     store_key(b, "revokd:", STORE_KEY_JTI, "https://b.example", "same-jti");
     assert_string_not_equal(a, b);
-    assert_memory_not_equal(a + 9, b + 9, 16); /* the namespace part differs */
-    assert_memory_not_equal(a + 26, b + 26, 32);
 
     store_key(a, "revokd:", STORE_KEY_JTI, "", "same-jti");
     store_key(b, "revokd:", STORE_KEY_JTI, "x", "same-jti");
     assert_string_not_equal(a, b);
 
-    /* Same issuer: the namespace part is shared, the name is not. */
     store_key(a, "revokd:", STORE_KEY_JTI, "https://a.example", "jti-1");
     store_key(b, "revokd:", STORE_KEY_JTI, "https://a.example", "jti-2");
-    assert_memory_equal(a, b, 26);
-    assert_memory_not_equal(a + 26, b + 26, 32);
+    assert_string_not_equal(a, b);
 
     /* Deterministic. */
     store_key(b, "revokd:", STORE_KEY_JTI, "https://a.example", "jti-1");
@@ -123,7 +118,6 @@ static void test_boundary_ambiguity(void **state)
     store_key(a, "revokd:", STORE_KEY_JTI, "ab", "c");
     store_key(b, "revokd:", STORE_KEY_JTI, "a", "bc");
     assert_string_not_equal(a, b);
-    assert_memory_not_equal(a + 26, b + 26, 32);
     store_key(a, "revokd:", STORE_KEY_JTI, "", "abc");
     store_key(b, "revokd:", STORE_KEY_JTI, "abc", "");
     assert_string_not_equal(a, b);
@@ -136,8 +130,8 @@ static void test_kinds_differ(void **state)
 
     store_key(j, "revokd:", STORE_KEY_JTI, "iss", "x");
     store_key(s, "revokd:", STORE_KEY_SUB, "iss", "x");
-    assert_memory_equal(j, "revokd:j:", 9);
-    assert_memory_equal(s, "revokd:s:", 9);
+    assert_memory_equal(j, "revokd:j", 8);
+    assert_memory_equal(s, "revokd:s", 8);
     assert_string_equal(j + 8, s + 8); /* only the kind letter differs */
 }
 
@@ -146,10 +140,10 @@ static void test_prefix_kept(void **state)
     (void)state;
     char key[STORE_KEY_SIZE], prefix[STORE_KEY_PREFIX_MAX + 1];
 
-    assert_int_equal(store_key(key, "tenant-7/revokd:", STORE_KEY_JTI, "i", "x"), 16 + 51);
-    assert_memory_equal(key, "tenant-7/revokd:j:", 18);
-    assert_int_equal(store_key(key, "x", STORE_KEY_SUB, "i", "x"), 1 + 51);
-    assert_memory_equal(key, "xs:", 3);
+    assert_int_equal(store_key(key, "tenant-7/revokd:", STORE_KEY_JTI, "i", "x"), 16 + 21);
+    assert_memory_equal(key, "tenant-7/revokd:j", 17);
+    assert_int_equal(store_key(key, "x", STORE_KEY_SUB, "i", "x"), 1 + 21);
+    assert_memory_equal(key, "xs", 2);
 
     memset(prefix, 'P', STORE_KEY_PREFIX_MAX);
     prefix[STORE_KEY_PREFIX_MAX] = '\0';
