@@ -44,6 +44,8 @@ struct worker {
     struct loop_watch mhd;  /* libmicrohttpd's own epoll descriptor */
     struct loop_watch wake; /* eventfd: quiesce or stop */
     struct store_conn *store;
+    struct exchange *spare; /* finished exchanges, reused: a request's state
+                               is too large for malloc's per-thread cache */
 };
 
 struct http_server {
@@ -70,6 +72,7 @@ struct exchange {
     char id[65];
     struct request req;
     struct reply rep;
+    struct exchange *next_spare;
 };
 
 static uint64_t id_seed;
@@ -190,7 +193,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (ex == NULL) {
         /* First call: headers only. Refuse an announced oversized body
          * before reading it. */
-        if ((ex = malloc(sizeof(*ex))) == NULL)
+        if ((ex = w->spare) != NULL)
+            w->spare = ex->next_spare;
+        else if ((ex = malloc(sizeof(*ex))) == NULL)
             return MHD_NO;
         ex->worker = w;
         ex->conn = conn;
@@ -279,7 +284,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         free(ex->rep.text);
     }
     free(ex->body);
-    free(ex);
+    ex->next_spare = ex->worker->spare;
+    ex->worker->spare = ex;
     *con_cls = NULL;
 }
 
@@ -383,8 +389,13 @@ static void *worker_run(void *arg)
 static void worker_free(struct worker *w)
 {
     if (w->daemon != NULL)
-        MHD_stop_daemon(w->daemon);
+        MHD_stop_daemon(w->daemon); /* completes the last requests into w->spare */
     store_conn_free(w->store);
+    while (w->spare != NULL) {
+        struct exchange *ex = w->spare;
+        w->spare = ex->next_spare;
+        free(ex);
+    }
     if (w->wake.fd >= 0)
         close(w->wake.fd);
     loop_free(w->loop);

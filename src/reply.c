@@ -1,10 +1,12 @@
 /* reply.c - build error bodies and token failures; small request helpers. */
 #include "revokd/reply.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "revokd/log.h"
 #include "revokd/store.h"
 
 void reply_json(struct reply *rep, int status, cJSON *body)
@@ -24,6 +26,9 @@ void reply_error(struct reply *rep, int status, const char *code, const char *de
 
 void reply_log(struct reply *rep, const char *name, const char *value)
 {
+    /* Request lines are written at info only (http_server.c). */
+    if (!log_enabled(LOG_INFO))
+        return;
     if (rep->log == NULL)
         rep->log = cJSON_CreateObject();
     cJSON_AddStringToObject(rep->log, name, value);
@@ -112,4 +117,11 @@ int json_string(const cJSON *obj, const char *name, size_t max, const char **out
         return -1;
     *out = m->valuestring;
     return 1;
+}
+
+void json_add_int(cJSON *obj, const char *name, int64_t value)
+{
+    char digits[24];
+    snprintf(digits, sizeof(digits), "%" PRId64, value);
+    cJSON_AddRawToObject(obj, name, digits);
 }

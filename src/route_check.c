@@ -19,8 +19,8 @@ static void reply_active(struct reply *rep, const struct jwt_claims *c)
         cJSON_AddStringToObject(body, "sub", c->sub);
     if (c->has_iss)
         cJSON_AddStringToObject(body, "iss", c->iss);
-    cJSON_AddNumberToObject(body, "exp", (double)c->exp);
-    cJSON_AddNumberToObject(body, "iat", (double)c->iat);
+    json_add_int(body, "exp", c->exp);
+    json_add_int(body, "iat", c->iat);
     reply_json(rep, 200, body);
 }
 

@@ -39,4 +39,9 @@ int request_bearer(const struct request *req, const char **token, size_t *len);
  * set), 0 when absent, -1 when present but not such a string. */
 int json_string(const cJSON *obj, const char *name, size_t max, const char **out);
 
+/* Adds an integer member, printed exactly: cJSON would format it as a
+ * double (sprintf, then sscanf to check), the costliest part of a check's
+ * reply. */
+void json_add_int(cJSON *obj, const char *name, int64_t value);
+
 #endif
