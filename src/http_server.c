@@ -34,6 +34,11 @@
 #include "revokd/router.h"
 
 #define HOST_MAX 64 /* an IPv6 literal is at most 45 characters */
+/* A connection's memory holds the request head, whose largest part is the
+ * bearer token, and the reply head; libmicrohttpd wipes all of it for every
+ * request, so its 32 KiB default would cost 32 MB per 1,000 connections.
+ * A longer head gets 431. */
+#define CONN_HEADROOM 4096
 
 struct worker {
     struct http_server *srv;
@@ -418,6 +423,7 @@ static int worker_init(struct http_server *srv, struct worker *w, const struct s
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0), 0, NULL,
         NULL, on_request, w, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT, limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_token_bytes + CONN_HEADROOM,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped,
         NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (w->daemon == NULL || (info = MHD_get_daemon_info(w->daemon, MHD_DAEMON_INFO_EPOLL_FD)) == NULL)
