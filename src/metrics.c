@@ -254,8 +254,9 @@ void metrics_redis(double seconds, bool ok)
 
     if (s == NULL)
         return;
-    observe(&s->redis, seconds);
-    if (!ok)
+    if (ok)
+        observe(&s->redis, seconds);
+    else
         bump(&s->redis_errors, 1);
 }
 

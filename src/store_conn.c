@@ -400,6 +400,7 @@ static int call_send(struct call *call, int argc, const char **argv, const size_
 {
     struct link *l = link_ready(call->link);
     if (l == NULL || send_argv(l, on_call_reply, call, argc, argv, len, timeout_ms) < 0) {
+        metrics_redis(0, false);
         call_error(call, -STORE_EUNAVAILABLE, "%s", l ? "out of memory" : call->link->error);
         return -1;
     }
@@ -507,7 +508,8 @@ static void on_call_reply(redisAsyncContext *ac, void *reply, void *privdata)
     redisReply *r = reply;
     int64_t at = sent_pop(l, ac);
 
-    metrics_redis(at ? (double)(loop_now_ns() - at) / 1e9 : 0, r != NULL);
+    metrics_redis(at ? (double)(loop_now_ns() - at) / 1e9 : 0,
+                  r != NULL && r->type != REDIS_REPLY_ERROR);
     call->pending--;
     if (r == NULL) {
         call_error(call, -STORE_EUNAVAILABLE, "%s: %s", l->name,

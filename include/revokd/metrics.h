@@ -30,8 +30,9 @@ enum metrics_revocation { METRICS_REVOKE_TOKEN, METRICS_REVOKE_SUBJECT };
  * else by the token's holder. */
 void metrics_revocation(enum metrics_revocation kind, bool admin);
 
-/* One Redis round trip (a command or a pipelined group, as sent), or its
- * failure (ok false: timeout, lost connection, error reply). */
+/* One Redis command answered after seconds, or (ok false, seconds
+ * ignored) one that failed: no connection, a timeout, a lost connection or
+ * an error reply. */
 void metrics_redis(double seconds, bool ok);
 
 /* One look into the verified-token cache. */
