@@ -37,8 +37,9 @@
 /* A connection's memory holds the request head, whose largest part is the
  * bearer token, and the reply head; libmicrohttpd wipes all of it for every
  * request, so its 32 KiB default would cost 32 MB per 1,000 connections.
- * A longer head gets 431. */
-#define CONN_HEADROOM 4096
+ * A longer head gets 431; 2 KiB is ample for the other headers of a
+ * request and the head of a reply. */
+#define CONN_HEADROOM 2048
 
 struct worker {
     struct http_server *srv;
@@ -58,6 +59,8 @@ struct http_server {
     struct worker *workers;
     unsigned nworkers;
     atomic_bool quiescing, stopping;
+    atomic_uint open;   /* connections of all workers */
+    unsigned max_open;  /* REVOKD_MAX_CONNECTIONS */
     char host[HOST_MAX]; /* the listening address without brackets */
     int port;
 };
@@ -342,6 +345,28 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, char *host, 
     return -1;
 }
 
+/* The kernel spreads new connections over the workers' sockets unevenly,
+ * so REVOKD_MAX_CONNECTIONS is counted across all workers, not split. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    struct http_server *srv = cls;
+    (void)addr;
+    (void)len;
+    return atomic_load(&srv->open) < srv->max_open ? MHD_YES : MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct http_server *srv = cls;
+    (void)conn;
+    (void)socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add(&srv->open, 1);
+    else
+        atomic_fetch_sub(&srv->open, 1);
+}
+
 static void on_mhd_event(struct loop_watch *lw, uint32_t events)
 {
     (void)lw;
@@ -407,7 +432,7 @@ static void worker_free(struct worker *w)
 }
 
 static int worker_init(struct http_server *srv, struct worker *w, const struct sockaddr *addr,
-                       bool v6, unsigned limit)
+                       bool v6)
 {
     const struct config *cfg = srv->app->cfg;
     const union MHD_DaemonInfo *info;
@@ -420,8 +445,9 @@ static int worker_init(struct http_server *srv, struct worker *w, const struct s
      * (ADDRESS_REUSE) gives every worker its own listening socket on the
      * same port, and the kernel spreads connections over them. */
     w->daemon = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0), 0, NULL,
-        NULL, on_request, w, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT, limit,
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0), 0, on_accept,
+        srv, on_request, w, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->max_connections, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_token_bytes + CONN_HEADROOM,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped,
@@ -473,10 +499,10 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
     memcpy(srv->host, host, sizeof(host));
     RAND_bytes((unsigned char *)&id_seed, sizeof(id_seed));
 
-    unsigned limit = (unsigned)cfg->max_connections / n;
+    srv->max_open = (unsigned)cfg->max_connections;
     for (unsigned i = 0; i < n; i++) {
         errno = 0;
-        if (worker_init(srv, &srv->workers[i], (struct sockaddr *)&ss, v6, limit > 0 ? limit : 1) < 0) {
+        if (worker_init(srv, &srv->workers[i], (struct sockaddr *)&ss, v6) < 0) {
             snprintf(err, errlen, "REVOKD_LISTEN: cannot listen on %s: %s", cfg->listen,
                      errno ? strerror(errno) : "libmicrohttpd refused");
             srv->nworkers = i + 1;
@@ -524,13 +550,7 @@ void http_server_quiesce(struct http_server *srv)
 
 unsigned http_server_connections(const struct http_server *srv)
 {
-    unsigned n = 0;
-    for (unsigned i = 0; i < srv->nworkers; i++) {
-        const union MHD_DaemonInfo *info =
-            MHD_get_daemon_info(srv->workers[i].daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-        n += info ? info->num_connections : 0;
-    }
-    return n;
+    return atomic_load(&srv->open);
 }
 
 void http_server_stop(struct http_server *srv)
