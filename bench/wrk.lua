@@ -11,7 +11,9 @@
 --   mixed         95% check (tokens=FILE), 4% admin-revoke, 1% admin revoke-all of a
 --                 subject "mixed-<n>" that no checked token has    admin=FILE exp=N
 -- Every mode takes cpu=NAME:PID[+PID...],... (PID "self" is wrk): the CPU each process
--- spends during the run is read from /proc/PID/stat, in clock ticks of tck=N per second.
+-- spends during the run is read from /proc/PID/stat, in clock ticks of tck=N per second, and
+-- reported as cpu_NAME (% of one core), with cpu_machine for all cores from /proc/stat.
+-- statuses=1 counts every response status (wrk then parses each response: costs wrk CPU).
 --
 -- Rotation: with one wrk thread, one counter serves all connections, so consecutive
 -- requests (which go out on different connections) carry consecutive items and every item
