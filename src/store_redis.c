@@ -21,16 +21,10 @@
 
 #include <hiredis/hiredis.h>
 
+#include "revokd/event_loop.h"
 #include "revokd/log.h"
 #include "revokd/store_key.h"
 #include "revokd/url.h"
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static struct timeval tv_of(int ms)
 {
@@ -211,13 +205,13 @@ static void primary_set(struct store *s, const char *host, int port)
         s->primary_known = true;
         atomic_fetch_add(&s->generation, 1);
     }
-    atomic_store(&s->confirmed_ms, now_ms());
+    atomic_store(&s->confirmed_ms, loop_now_ms());
     pthread_mutex_unlock(&s->lock);
 }
 
 bool store_confirmed(struct store *s)
 {
-    return now_ms() - atomic_load(&s->confirmed_ms) <= 2 * (int64_t)s->role_check_ms + s->timeout_ms;
+    return loop_now_ms() - atomic_load(&s->confirmed_ms) <= 2 * (int64_t)s->role_check_ms + s->timeout_ms;
 }
 
 static redisContext *connect_tcp(const struct endpoint *ep, int timeout_ms)
@@ -339,11 +333,11 @@ static void *watch_sentinels(void *arg)
             sub = subscribe(s, &s->sentinels[next]);
             next = (next + 1) % s->nsentinels;
         }
-        if (now_ms() >= confirm_at) {
+        if (loop_now_ms() >= confirm_at) {
             if (sentinel_confirm(s) < 0)
                 log_msg(LOG_WARN, "store_unconfirmed",
                         "no majority of Sentinels names a primary for \"%s\"", s->master);
-            confirm_at = now_ms() + s->role_check_ms;
+            confirm_at = loop_now_ms() + s->role_check_ms;
         }
         if (sub == NULL) {
             usleep(100 * 1000);
