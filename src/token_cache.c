@@ -1,12 +1,15 @@
 /* token_cache.c - the verified-token cache: claims of tokens that verified,
- * keyed by SHA-256 of their bytes, in shards with a lock, a hash index and a
- * bounded FIFO each. Whether a hit is still acceptable (exp, nbf, revocation)
- * is the caller's to decide on every use; see token_cache.h. */
+ * keyed by the first 16 bytes of SHA-256 of their bytes, in shards with a
+ * lock, a hash index and a FIFO each. The capacity bounds the whole cache
+ * through one atomic count of live entries; a shard's ring has room beyond
+ * its even share of it. Whether a hit is still acceptable (exp, nbf,
+ * revocation) is the caller's to decide on every use; see token_cache.h. */
 #include "revokd/token_cache.h"
 
 #include <assert.h>
 #include <pthread.h>
 #include <stdalign.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,11 +47,13 @@ struct entry {
 };
 
 /* Entries live in ring, oldest at head; a slot emptied by an expired get
- * stays a NULL hole until the head passes it. index is open addressing with
- * linear probing over twice cap slots (load <= 1/2, so probes stay short
- * and a free slot always exists); a slot holds 0 (free) or a ring position
- * + 1, 4 bytes instead of an 8-byte pointer. Aligned to a cache line so two
- * shards' locks never share one. */
+ * stays a NULL hole until the head passes it. cap is the ring's size, more
+ * than the shard's share of the capacity (see token_cache_new). index is
+ * open addressing with linear probing over 2 * cap slots; it never holds
+ * more than cap keys, so its load stays <= 1/2, probes stay short and a
+ * free slot always exists (find() relies on that to end). A slot holds 0
+ * (free) or a ring position + 1, 4 bytes instead of an 8-byte pointer.
+ * Aligned to a cache line so two shards' locks never share one. */
 struct shard {
     alignas(64) pthread_mutex_t lock;
     struct entry **ring;
@@ -58,9 +63,13 @@ struct shard {
     size_t count;      /* live entries: used minus holes */
 };
 
+/* live counts live entries across all shards, places taken by puts in
+ * progress included; it never exceeds capacity (see reserve). On its own
+ * cache line: puts and drops write it, while every get reads shards. */
 struct token_cache {
     struct shard *shards;
     size_t nshards, capacity;
+    alignas(64) atomic_size_t live;
 };
 
 /* ---- packing --------------------------------------------------------------- */
@@ -154,7 +163,10 @@ static const unsigned char *get_string(const unsigned char *p, char *dst)
 /* The key is a SHA-256 digest, so its bytes are already uniform: no further
  * hashing. An attacker cannot crowd one shard or probe run with keys of
  * their choosing, since only tokens that verified get in. Shard and index
- * use different bytes, so a shard's keys spread over its whole index. */
+ * use different bytes (0-3 and 4-7), so a shard's keys spread over its
+ * whole index. */
+static_assert(TOKEN_CACHE_KEY_SIZE >= 8, "key_bits() reads key bytes 0-7");
+
 static uint32_t key_bits(const unsigned char *key, size_t at)
 {
     return (uint32_t)key[at] << 24 | (uint32_t)key[at + 1] << 16 | (uint32_t)key[at + 2] << 8 |
@@ -228,9 +240,10 @@ static struct entry *drop(struct shard *s, size_t i)
 }
 
 /* Frees the oldest ring slot; returns its entry (NULL for a hole), which
- * the caller frees. Holes are not compacted away, so while one sits behind
- * the head a full ring evicts a little early; expiry mostly follows
- * insertion order, so holes mostly reach the head first. */
+ * the caller frees and takes out of the global count. Holes are not
+ * compacted away, so a ring can fill with holes in it and evict a little
+ * early; its slack beyond the shard's share, and expiry mostly following
+ * insertion order (holes mostly reach the head first), make that rare. */
 static struct entry *evict_oldest(struct shard *s)
 {
     struct entry *e = s->ring[s->head];
@@ -250,9 +263,49 @@ static struct entry *evict_oldest(struct shard *s)
     return e;
 }
 
+/* Evicts the oldest live entry, and the holes before it, and returns it;
+ * NULL when the shard holds no live entry. */
+static struct entry *evict_live(struct shard *s)
+{
+    struct entry *e = NULL;
+
+    if (s->count == 0)
+        return NULL;
+    while (e == NULL)
+        e = evict_oldest(s);
+    return e;
+}
+
 static struct shard *shard_of(const struct token_cache *tc, const unsigned char *key)
 {
     return &tc->shards[scale(key_bits(key, 0), tc->nshards)];
+}
+
+/* ---- the global count ------------------------------------------------------ */
+
+/* Takes a place in the global count for a new entry; false when the cache
+ * is full. live only ever rises from below capacity (a compare-and-swap,
+ * not an add that may overshoot and then back off), so it never exceeds
+ * capacity, however many threads put at once, and neither does what
+ * token_cache_size reports. A place is taken before an entry goes in and
+ * given back only after one came out, so the entries held never exceed
+ * live. And in a full cache, the steady state of a busy one, a put only
+ * reads live's cache line. */
+static bool reserve(struct token_cache *tc)
+{
+    size_t n = atomic_load(&tc->live);
+
+    do {
+        if (n >= tc->capacity)
+            return false;
+    } while (!atomic_compare_exchange_weak(&tc->live, &n, n + 1));
+    return true;
+}
+
+/* Gives back the place of an entry that has left the cache. */
+static void release(struct token_cache *tc)
+{
+    atomic_fetch_sub(&tc->live, 1);
 }
 
 /* ---- the cache ------------------------------------------------------------- */
@@ -273,21 +326,44 @@ void token_cache_free(struct token_cache *tc)
     free(tc);
 }
 
+/* The ring size of a shard whose share of the capacity is share: a quarter
+ * more, rounded up, so at least one more.
+ *
+ * Why more at all: keys spread over the shards at random, not evenly. Give
+ * each shard exactly its share and the fullest shards evict while others
+ * still have room: after 100,000 distinct tokens a cache of 100,000 holds
+ * only ~99,100 (the ~1% past their share that the fuller shards received
+ * got evicted), and a working set the size of the cache, cycled through,
+ * keeps missing on exactly those tokens. So the bound is global (live, see
+ * reserve) and a shard evicts to stay within it only when the whole cache
+ * is full. With 64 shards the spread of one shard's load is about
+ * sqrt(share): at 100,000 (share 1,562, spread ~40) a quarter is ~10
+ * spreads and no shard fills its ring; at 10,000 about 3; under ~2,000 it
+ * is one or two, and a shard now and then still evicts early. */
+static size_t ring_cap(size_t share)
+{
+    return share + (share + 3) / 4;
+}
+
 struct token_cache *token_cache_new(size_t capacity)
 {
-    struct token_cache *tc = calloc(1, sizeof(*tc));
+    struct token_cache *tc = aligned_alloc(alignof(struct token_cache), sizeof(*tc));
     size_t n;
 
     if (tc == NULL)
         return NULL;
+    memset(tc, 0, sizeof(*tc));
+    atomic_init(&tc->live, 0);
     tc->capacity = capacity;
     if (capacity == 0)
         return tc; /* disabled: no shards, so get and put return at once */
 
     n = capacity / SHARD_MIN;
     n = n < 1 ? 1 : n > SHARDS_MAX ? SHARDS_MAX : n;
-    /* Ring positions + 1 must fit the index's uint32_t. */
-    if (capacity / n >= UINT32_MAX / 2)
+    /* Ring positions + 1 must fit the index's uint32_t, and index slots the
+     * 32 bits scale() maps from: a share under UINT32_MAX / 4 gives rings
+     * under 2^31 slots and indexes under 2^32. */
+    if (capacity / n >= UINT32_MAX / 4)
         goto fail;
     tc->shards = aligned_alloc(alignof(struct shard), n * sizeof(*tc->shards));
     if (tc->shards == NULL)
@@ -295,10 +371,10 @@ struct token_cache *token_cache_new(size_t capacity)
     memset(tc->shards, 0, n * sizeof(*tc->shards));
     for (size_t i = 0; i < n; i++) {
         struct shard *s = &tc->shards[i];
-        /* Split exactly, the first capacity % n shards taking one more, so
-         * the cache never holds more than capacity entries. */
-        s->cap = capacity / n + (i < capacity % n);
-        s->nindex = 2 * s->cap;
+        /* The share: capacity split evenly, the first capacity % n shards
+         * taking one more; the ring holds a quarter more (see ring_cap). */
+        s->cap = ring_cap(capacity / n + (i < capacity % n));
+        s->nindex = 2 * s->cap; /* load <= 1/2: see struct shard */
         if (pthread_mutex_init(&s->lock, NULL) != 0)
             goto fail;
         tc->nshards = i + 1; /* from here token_cache_free() cleans it up */
@@ -316,9 +392,14 @@ fail:
 
 void token_cache_key(const char *token, size_t len, unsigned char key[TOKEN_CACHE_KEY_SIZE])
 {
+    unsigned char digest[SHA256_BYTES];
+
     /* Every byte counts: any change to the token, even one the JWT parser
-     * would tolerate, gives another key and so a full verification. */
-    sha256(token, len, key);
+     * would tolerate, gives another key and so a full verification. Why 16
+     * of the 32 bytes are enough: see TOKEN_CACHE_KEY_SIZE. */
+    static_assert(TOKEN_CACHE_KEY_SIZE <= SHA256_BYTES, "the key is a digest prefix");
+    sha256(token, len, digest);
+    memcpy(key, digest, TOKEN_CACHE_KEY_SIZE);
 }
 
 bool token_cache_get(struct token_cache *tc, const unsigned char key[TOKEN_CACHE_KEY_SIZE],
@@ -361,6 +442,8 @@ bool token_cache_get(struct token_cache *tc, const unsigned char key[TOKEN_CACHE
         }
     }
     pthread_mutex_unlock(&s->lock);
+    if (dead != NULL)
+        release(tc);
     free(dead);
     return found;
 }
@@ -394,16 +477,30 @@ void token_cache_put(struct token_cache *tc, const unsigned char key[TOKEN_CACHE
     i = find(s, key, &found);
     if (found) {
         /* The same bytes verified again (typically two requests that missed
-         * at once): swap the entry in place, keeping its FIFO position. */
+         * at once): swap the entry in place, keeping its FIFO position and
+         * the count. */
         size_t pos = s->index[i] - 1;
         old = s->ring[pos];
         s->ring[pos] = e;
     } else {
-        if (s->used == s->cap) {
-            old = evict_oldest(s);
-            if (old != NULL)
-                i = find(s, key, &found); /* unindex may have moved slots */
+        if (!reserve(tc)) {
+            /* The cache is full: this shard makes room by dropping its
+             * oldest entry (and the holes before it, so its ring has room
+             * too), whose place in the count the new one takes over. A
+             * shard with nothing to drop, the other shards holding every
+             * entry, caches nothing. */
+            if ((old = evict_live(s)) == NULL) {
+                pthread_mutex_unlock(&s->lock);
+                free(e);
+                return;
+            }
+        } else if (s->used == s->cap) {
+            /* Room in the cache but not in this ring. */
+            if ((old = evict_oldest(s)) != NULL)
+                release(tc);
         }
+        if (old != NULL)
+            i = find(s, key, &found); /* unindex may have moved slots */
         size_t pos = (s->head + s->used) % s->cap;
         s->ring[pos] = e;
         s->used++;
@@ -416,14 +513,9 @@ void token_cache_put(struct token_cache *tc, const unsigned char key[TOKEN_CACHE
 
 size_t token_cache_size(const struct token_cache *tc)
 {
-    size_t n = 0;
-
-    for (size_t i = 0; i < tc->nshards; i++) {
-        pthread_mutex_lock(&tc->shards[i].lock);
-        n += tc->shards[i].count;
-        pthread_mutex_unlock(&tc->shards[i].lock);
-    }
-    return n;
+    /* Ahead of the shards only while a put or get is between changing the
+     * count and its shard; never above capacity (see reserve). */
+    return atomic_load(&tc->live);
 }
 
 size_t token_cache_capacity(const struct token_cache *tc)

@@ -1,6 +1,6 @@
 /* test_token_cache.c - the verified-token cache: keys, hits and misses,
- * expiry, replacement, FIFO eviction within capacity, a disabled cache, and
- * many threads at once. */
+ * expiry, replacement, FIFO eviction within capacity, the capacity counted
+ * across shards, a disabled cache, and many threads at once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -102,10 +102,11 @@ static bool hits(struct token_cache *tc, const unsigned char *key, int64_t now)
     return false;
 }
 
-static void test_key_is_sha256_of_the_bytes(void **state)
+static void test_key_is_sha256_prefix_of_the_bytes(void **state)
 {
     (void)state;
-    /* FIPS 180-2 test vectors, independent of the code under test. */
+    /* FIPS 180-2 test vectors, independent of the code under test; the key
+     * is their first 16 bytes. */
     static const unsigned char abc[] = {
         0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
         0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
@@ -115,7 +116,9 @@ static void test_key_is_sha256_of_the_bytes(void **state)
         0xc8, 0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b,
         0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55};
     unsigned char key[TOKEN_CACHE_KEY_SIZE];
+    unsigned char wide[2 * TOKEN_CACHE_KEY_SIZE], canary[TOKEN_CACHE_KEY_SIZE];
 
+    assert_int_equal(TOKEN_CACHE_KEY_SIZE, 16);
     token_cache_key("abc", 3, key);
     assert_memory_equal(key, abc, sizeof(key));
     /* len decides, not the NUL. */
@@ -123,6 +126,13 @@ static void test_key_is_sha256_of_the_bytes(void **state)
     assert_memory_equal(key, abc, sizeof(key));
     token_cache_key("", 0, key);
     assert_memory_equal(key, empty, sizeof(key));
+
+    /* Exactly TOKEN_CACHE_KEY_SIZE bytes are written, not the whole digest. */
+    memset(wide, 0xA5, sizeof(wide));
+    memset(canary, 0xA5, sizeof(canary));
+    token_cache_key("abc", 3, wide);
+    assert_memory_equal(wide, abc, TOKEN_CACHE_KEY_SIZE);
+    assert_memory_equal(wide + TOKEN_CACHE_KEY_SIZE, canary, sizeof(canary));
 }
 
 static void test_hit_returns_the_stored_claims(void **state)
@@ -376,9 +386,9 @@ static void test_full_cache_evicts_oldest(void **state)
     token_cache_free(tc);
 }
 
-/* Puts n distinct tokens into a cache of capacity cap, checking the bound as
- * it goes; then it must be exactly full, hold the newest token, and every
- * token that hits must return its own claims. */
+/* Puts n distinct tokens into a cache of capacity cap, checking the bound
+ * after every put; then it must be exactly full, hold the newest token, and
+ * every token that hits must return its own claims. */
 static void fill_beyond(size_t cap, unsigned n)
 {
     struct token_cache *tc = token_cache_new(cap);
@@ -390,8 +400,7 @@ static void fill_beyond(size_t cap, unsigned n)
     for (unsigned i = 0; i < n; i++) {
         claims_for(i, &c);
         token_cache_put(tc, tk.key[i], &c, LATER);
-        if (i % 97 == 0 || i + 1 == n)
-            assert_true(token_cache_size(tc) <= cap);
+        assert_true(token_cache_size(tc) <= cap);
     }
     assert_int_equal(token_cache_size(tc), cap);
     claims_for(n - 1, &c);
@@ -411,11 +420,99 @@ static void fill_beyond(size_t cap, unsigned n)
 static void test_capacity_is_never_exceeded(void **state)
 {
     (void)state;
-    /* One shard, a few, exactly 64, and more with an uneven split. */
-    static const size_t caps[] = {1, 2, 5, 31, 33, 63, 64, 65, 100, 1023};
+    /* One shard, a few, exactly 64, more with an uneven split, and 64
+     * shards (from 1024 up): 10000 gets 12000 tokens, 20% past capacity. */
+    static const size_t caps[] = {1, 2, 5, 31, 33, 63, 64, 65, 100, 1023, 10000};
 
     for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
         fill_beyond(caps[i], (unsigned)(10 * caps[i] < KEYS ? 10 * caps[i] : KEYS));
+}
+
+/* A cache of capacity C holds any C tokens: the shards share the capacity
+ * rather than splitting it exactly, so one that gets more than its share
+ * keeps them while the cache has room. (Split exactly, this cache would
+ * keep only ~9,640 of these 10,000.) 10,000 spreads over 64 shards with a
+ * share of 156-157 and rings of 195-197; with these keys the fullest shard
+ * gets 193. */
+static void test_full_cache_holds_capacity_tokens(void **state)
+{
+    (void)state;
+    enum { C = 10000 };
+    struct token_cache *tc = token_cache_new(C);
+    struct jwt_claims c;
+
+    assert_non_null(tc);
+    for (unsigned i = 0; i < C; i++) {
+        claims_for(i, &c);
+        token_cache_put(tc, tk.key[i], &c, LATER);
+        /* Nothing is evicted on the way: every put adds one. */
+        assert_int_equal(token_cache_size(tc), i + 1);
+    }
+    for (unsigned i = 0; i < C; i++) {
+        claims_for(i, &c);
+        expect_hit(tc, tk.key[i], NOW, &c);
+    }
+    assert_int_equal(token_cache_size(tc), C);
+
+    /* Full now: one more evicts one, and the count stays. */
+    claims_for(C, &c);
+    token_cache_put(tc, tk.key[C], &c, LATER);
+    assert_int_equal(token_cache_size(tc), C);
+    expect_hit(tc, tk.key[C], NOW, &c);
+    token_cache_free(tc);
+}
+
+/* The shard of key in a cache of 64 shards, as token_cache.c picks it:
+ * scale(key_bits(key, 0), 64), the top 6 bits of the key's first byte. */
+static unsigned shard64(const unsigned char *key)
+{
+    return key[0] >> 2;
+}
+
+/* A full cache evicts within the shard the new token falls in; a shard
+ * with nothing to evict (the others holding the whole capacity) caches
+ * nothing, and counts nothing, until the cache has room again. */
+static void test_full_cache_empty_shard_caches_nothing(void **state)
+{
+    (void)state;
+    /* 64 shards with a share of 16 and rings of 20: 63 of them can hold
+     * the whole 1024. */
+    struct token_cache *tc = token_cache_new(1024);
+    struct jwt_claims c;
+    unsigned i, put = 0, outsider = KEYS, dropped = KEYS;
+
+    assert_non_null(tc);
+    for (i = 0; i < KEYS && token_cache_size(tc) < 1024; i++) {
+        if (shard64(tk.key[i]) == 0) {
+            if (outsider == KEYS)
+                outsider = i;
+            continue;
+        }
+        claims_for(i, &c);
+        token_cache_put(tc, tk.key[i], &c, LATER);
+        dropped = i;
+        put++;
+    }
+    assert_int_equal(token_cache_size(tc), 1024);
+    assert_true(put > 1024); /* some shards filled their rings on the way */
+    assert_true(outsider < KEYS);
+
+    /* Shard 0 holds nothing to evict: the token is not cached. */
+    claims_for(outsider, &c);
+    token_cache_put(tc, tk.key[outsider], &c, LATER);
+    assert_false(hits(tc, tk.key[outsider], NOW));
+    assert_int_equal(token_cache_size(tc), 1024);
+
+    /* One entry elsewhere expires and is dropped: now there is room. */
+    claims_for(dropped, &c);
+    token_cache_put(tc, tk.key[dropped], &c, NOW - 1);
+    assert_false(hits(tc, tk.key[dropped], NOW));
+    assert_int_equal(token_cache_size(tc), 1023);
+    claims_for(outsider, &c);
+    token_cache_put(tc, tk.key[outsider], &c, LATER);
+    expect_hit(tc, tk.key[outsider], NOW, &c);
+    assert_int_equal(token_cache_size(tc), 1024);
+    token_cache_free(tc);
 }
 
 static void test_capacity_zero_disables(void **state)
@@ -548,19 +645,90 @@ static void test_threads(void **state)
     token_cache_free(tc);
 }
 
+/* Threads putting distinct tokens at once into a cache far smaller than
+ * them: the count never passes the capacity, not even for a moment, and
+ * ends exactly at it, every entry its own token's. */
+#define F_THREADS 4
+#define F_PER_THREAD 20000
+#define F_CAP 5000
+
+static unsigned char f_key[F_THREADS * F_PER_THREAD][TOKEN_CACHE_KEY_SIZE];
+
+struct filler {
+    pthread_t thread;
+    struct token_cache *tc;
+    unsigned first;
+    long over; /* puts after which the size was above F_CAP */
+};
+
+static void *fill(void *arg)
+{
+    struct filler *f = arg;
+    struct jwt_claims c;
+    char token[32];
+
+    for (unsigned i = f->first; i < f->first + F_PER_THREAD; i++) {
+        snprintf(token, sizeof(token), "filler-%u", i);
+        key_of(token, f_key[i]);
+        claims_for(i, &c);
+        token_cache_put(f->tc, f_key[i], &c, LATER);
+        if (token_cache_size(f->tc) > F_CAP)
+            f->over++;
+    }
+    return NULL;
+}
+
+static void test_threads_fill_to_capacity(void **state)
+{
+    (void)state;
+    struct token_cache *tc = token_cache_new(F_CAP);
+    struct filler f[F_THREADS];
+    struct jwt_claims c, out;
+    size_t found = 0;
+
+    assert_non_null(tc);
+    for (unsigned t = 0; t < F_THREADS; t++) {
+        f[t] = (struct filler){.tc = tc, .first = t * F_PER_THREAD};
+        assert_int_equal(pthread_create(&f[t].thread, NULL, fill, &f[t]), 0);
+    }
+    for (unsigned t = 0; t < F_THREADS; t++) {
+        assert_int_equal(pthread_join(f[t].thread, NULL), 0);
+        assert_int_equal(f[t].over, 0);
+    }
+    assert_true(token_cache_size(tc) <= F_CAP);
+    /* Every shard had entries to evict, so nothing went uncached for want
+     * of room: the cache is exactly full. */
+    assert_int_equal(token_cache_size(tc), F_CAP);
+
+    /* And the count is the truth: as many tokens hit, each with its own
+     * claims. */
+    for (unsigned i = 0; i < F_THREADS * F_PER_THREAD; i++) {
+        if (token_cache_get(tc, f_key[i], NOW, &out)) {
+            claims_for(i, &c);
+            assert_true(same_claims(&out, &c));
+            found++;
+        }
+    }
+    assert_int_equal(found, F_CAP);
+    token_cache_free(tc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_key_is_sha256_of_the_bytes),
+        cmocka_unit_test(test_key_is_sha256_prefix_of_the_bytes),
         cmocka_unit_test(test_hit_returns_the_stored_claims),
         cmocka_unit_test(test_other_tokens_miss),
         cmocka_unit_test(test_expired_entry_is_dropped),
         cmocka_unit_test(test_put_replaces_same_key),
         cmocka_unit_test(test_full_cache_evicts_oldest),
         cmocka_unit_test(test_capacity_is_never_exceeded),
+        cmocka_unit_test(test_full_cache_holds_capacity_tokens),
+        cmocka_unit_test(test_full_cache_empty_shard_caches_nothing),
         cmocka_unit_test(test_capacity_zero_disables),
         cmocka_unit_test(test_unterminated_strings_not_cached),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_threads_fill_to_capacity),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
