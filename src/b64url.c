@@ -5,45 +5,50 @@
 
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-static int value_of(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
+/* Each character's 6 bits plus one; 0 outside the alphabet. A table, not a
+ * chain of range tests: every token that misses the cache is decoded here. */
+static const unsigned char values[256] = {
+#define R(c, first, v0) [c] = (c) - (first) + (v0) + 1
+#define SIX(first, v0, c) R(c, first, v0), R(c + 1, first, v0), R(c + 2, first, v0), \
+    R(c + 3, first, v0), R(c + 4, first, v0), R(c + 5, first, v0)
+    SIX('A', 0, 'A'), SIX('A', 0, 'G'), SIX('A', 0, 'M'), SIX('A', 0, 'S'), R('Y', 'A', 0), R('Z', 'A', 0),
+    SIX('a', 26, 'a'), SIX('a', 26, 'g'), SIX('a', 26, 'm'), SIX('a', 26, 's'), R('y', 'a', 26), R('z', 'a', 26),
+    SIX('0', 52, '0'), R('6', '0', 52), R('7', '0', 52), R('8', '0', 52), R('9', '0', 52),
+    ['-'] = 63, ['_'] = 64,
+#undef SIX
+#undef R
+};
 
 long b64url_decode(const char *in, size_t len, unsigned char *out)
 {
-    size_t o = 0;
+    const unsigned char *s = (const unsigned char *)in;
+    size_t o = 0, i, rest = len % 4;
     unsigned long acc = 0;
-    int bits = 0;
+    int bad = 0;
 
-    if (len % 4 == 1)
+    if (rest == 1)
         return -1;
-    for (size_t i = 0; i < len; i++) {
-        int v = value_of((unsigned char)in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (unsigned long)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1UL << bits) - 1;
+    for (i = 0; i < len; i++) {
+        unsigned v = values[s[i]];
+        bad |= v == 0;
+        acc = acc << 6 | (v - 1);
+        if (i % 4 == 3) {
+            out[o++] = (unsigned char)(acc >> 16);
+            out[o++] = (unsigned char)(acc >> 8);
+            out[o++] = (unsigned char)acc;
+            acc = 0;
         }
     }
+    if (rest == 2) {
+        out[o++] = (unsigned char)(acc >> 4);
+        acc &= 0xf;
+    } else if (rest == 3) {
+        out[o++] = (unsigned char)(acc >> 10);
+        out[o++] = (unsigned char)(acc >> 2);
+        acc &= 0x3;
+    }
     /* Left-over bits must be zero, or two encodings would decode alike. */
-    if (acc != 0)
-        return -1;
-    return (long)o;
+    return bad || acc != 0 ? -1 : (long)o;
 }
 
 size_t b64url_encode(const unsigned char *in, size_t len, char *out)

@@ -3,34 +3,68 @@
  * subject's revoke-all cutoff. */
 #include "revokd/check.h"
 
+#include <stddef.h>
+
 #include "revokd/metrics.h"
+#include "revokd/work_pool.h"
 
 const char *check_namespace(const struct jwt_claims *c)
 {
     return c->has_iss ? c->iss : "";
 }
 
-int check_verify(struct app *app, const char *token, size_t len, int64_t now, struct jwt_claims *c)
+/* On a pool thread: the full check of a token the cache did not know. The
+ * request is suspended meanwhile, so nothing else touches it. */
+static void verify_run(struct work *w)
 {
-    unsigned char key[TOKEN_CACHE_KEY_SIZE];
+    struct request *req = (struct request *)((char *)w - offsetof(struct request, verify.work));
+    struct app *app = req->app;
+    int rc = jwt_verify(&app->policy, req->verify.token, req->verify.len, &req->claims);
+
+    /* Past exp + leeway the token cannot pass jwt_check_times again. */
+    if (rc == 0 && req->verify.cacheable)
+        token_cache_put(app->cache, req->verify.key, &req->claims, req->claims.exp + app->policy.leeway);
+    if (rc == 0 && req->verify.times)
+        rc = jwt_check_times(&app->policy, &req->claims, req->now);
+    req->verify.rc = rc;
+}
+
+/* Back on the worker's thread. */
+static void verify_done(struct work *w)
+{
+    struct request *req = (struct request *)((char *)w - offsetof(struct request, verify.work));
+    void (*then)(struct request *, struct reply *, int) = req->verify.then;
+
+    req->verify.then = NULL;
+    then(req, req->reply, req->verify.rc);
+    request_continued(req);
+}
+
+void check_verify(struct request *req, const char *token, size_t len, bool times,
+                  void (*then)(struct request *req, struct reply *rep, int rc))
+{
+    struct app *app = req->app;
     /* A token longer than the limit is refused by jwt_verify before any
      * work; it must not cost a hash here either. */
     bool cacheable = len <= app->policy.max_token_bytes;
-    int rc;
 
     if (cacheable) {
-        token_cache_key(token, len, key);
-        bool hit = token_cache_get(app->cache, key, now, c);
+        token_cache_key(token, len, req->verify.key);
+        bool hit = token_cache_get(app->cache, req->verify.key, req->now, &req->claims);
         metrics_cache(hit);
-        if (hit)
-            return jwt_check_times(&app->policy, c, now);
+        if (hit) {
+            then(req, req->reply, times ? jwt_check_times(&app->policy, &req->claims, req->now) : 0);
+            return;
+        }
     }
-    if ((rc = jwt_verify(&app->policy, token, len, c)) < 0)
-        return rc;
-    /* Past exp + leeway the token cannot pass jwt_check_times again. */
-    if (cacheable)
-        token_cache_put(app->cache, key, c, c->exp + app->policy.leeway);
-    return jwt_check_times(&app->policy, c, now);
+    req->verify.token = token;
+    req->verify.len = len;
+    req->verify.times = times;
+    req->verify.cacheable = cacheable;
+    req->verify.then = then;
+    req->verify.work.run = verify_run;
+    req->verify.work.done = verify_done;
+    work_submit(req->inbox, &req->verify.work);
 }
 
 void check_revoked(struct request *req,

@@ -32,14 +32,20 @@
 #include "revokd/metrics.h"
 #include "revokd/reply.h"
 #include "revokd/router.h"
+#include "revokd/work_pool.h"
 
 #define HOST_MAX 64 /* an IPv6 literal is at most 45 characters */
 /* A connection's memory holds the request head, whose largest part is the
  * bearer token, and the reply head; libmicrohttpd wipes all of it for every
  * request, so its 32 KiB default would cost 32 MB per 1,000 connections.
- * A longer head gets 431; 2 KiB is ample for the other headers of a
- * request and the head of a reply. */
-#define CONN_HEADROOM 2048
+ * Beyond the token it holds HEAD_HEADROOM for the request's other headers
+ * and REPLY_RESERVE for the reply head (under 600 bytes). libmicrohttpd
+ * itself refuses only a head that fills the whole memory (an HTML 431), and
+ * sends nothing at all when a head left too little for the reply; so a
+ * longer head than the token plus HEAD_HEADROOM is refused here, with a
+ * JSON 431, while the reply still fits. */
+#define HEAD_HEADROOM 1024
+#define REPLY_RESERVE 1024
 
 struct worker {
     struct http_server *srv;
@@ -50,6 +56,7 @@ struct worker {
     struct loop_watch mhd;  /* libmicrohttpd's own epoll descriptor */
     struct loop_watch wake; /* eventfd: quiesce or stop */
     struct store_conn *store;
+    struct work_inbox *inbox; /* signature checks back from the pool */
     struct exchange *spare; /* finished exchanges, reused: a request's state
                                is too large for malloc's per-thread cache */
 };
@@ -160,31 +167,49 @@ static enum MHD_Result respond(struct MHD_Connection *conn, struct exchange *ex,
     return ok;
 }
 
+/* Answers before the request reaches a handler. */
+static enum MHD_Result refuse(struct MHD_Connection *conn, struct exchange *ex, const char *method,
+                              const char *url, int status, const char *error, const char *why)
+{
+    struct reply rep = {0};
+    ex->req.route = -1;
+    reply_error(&rep, status, error, why);
+    return respond(conn, ex, method, url, &rep);
+}
+
 static enum MHD_Result too_large(struct MHD_Connection *conn, struct exchange *ex,
                                  const char *method, const char *url, size_t max)
 {
-    struct reply rep = {0};
     char why[96];
     snprintf(why, sizeof(why), "the body is larger than %zu bytes (REVOKD_MAX_BODY_BYTES)", max);
-    ex->req.route = -1;
-    reply_error(&rep, 413, "payload_too_large", why);
-    return respond(conn, ex, method, url, &rep);
+    return refuse(conn, ex, method, url, 413, "payload_too_large", why);
+}
+
+/* The request waits for the store or for the pool. */
+static bool waiting(const struct request *req)
+{
+    return req->then != NULL || req->verify.then != NULL;
+}
+
+void request_continued(struct request *req)
+{
+    struct exchange *ex = req->exchange;
+    /* When the continuation ran inside the handler (the store answered at
+     * once, the cache knew the token), the handler replies. */
+    if (!waiting(req) && ex->suspended) {
+        ex->suspended = false;
+        MHD_resume_connection(ex->conn);
+    }
 }
 
 void request_store_done(void *arg, const struct store_result *res)
 {
     struct request *req = arg;
-    struct exchange *ex = req->exchange;
     void (*then)(struct request *, struct reply *, const struct store_result *) = req->then;
 
     req->then = NULL;
     then(req, req->reply, res);
-    /* Done unless then() chained another store call. When this runs inside
-     * the handler (the store answered at once), the handler replies. */
-    if (req->then == NULL && ex->suspended) {
-        ex->suspended = false;
-        MHD_resume_connection(ex->conn);
-    }
+    request_continued(req);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -214,6 +239,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         ex->req.route = -1;
         request_id(conn, ex->id, sizeof(ex->id));
         *con_cls = ex;
+        const union MHD_ConnectionInfo *head =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+        if (head != NULL && head->header_size > (size_t)app->cfg->max_token_bytes + HEAD_HEADROOM)
+            return refuse(conn, ex, method, url, 431, "request_header_fields_too_large",
+                          "the request line and headers are longer than REVOKD_MAX_TOKEN_BYTES + 1024 bytes");
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl != NULL && strtoull(cl, NULL, 10) > max)
             return too_large(conn, ex, method, url, max);
@@ -260,15 +290,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             .app = app,
             .now = (int64_t)time(NULL),
             .store = w->store,
+            .inbox = w->inbox,
             .reply = &ex->rep,
             .exchange = ex,
         };
         ex->rep = (struct reply){0};
         if (ex->body != NULL)
             ex->body[ex->len] = '\0';
+        if (w->store == NULL) {
+            /* The worker is stopping (worker_run's last round): a request
+             * read from a kept-alive connection now has neither store nor
+             * pool to wait for. */
+            ex->req.route = -1;
+            reply_store_error(&ex->rep, -STORE_EUNAVAILABLE);
+            return respond(conn, ex, method, url, &ex->rep);
+        }
         router_dispatch(&ex->req, &ex->rep);
-        if (ex->req.then != NULL) {
-            /* Waiting for the store: request_store_done resumes it. */
+        if (waiting(&ex->req)) {
+            /* request_continued() resumes it. */
             ex->suspended = true;
             MHD_suspend_connection(conn);
             return MHD_YES;
@@ -291,6 +330,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         cJSON_Delete(ex->rep.log);
         free(ex->rep.text);
     }
+    if (ex->dispatched)
+        cJSON_Delete(ex->req.json);
     free(ex->body);
     ex->next_spare = ex->worker->spare;
     ex->worker->spare = ex;
@@ -392,7 +433,7 @@ static void worker_quiesce(struct worker *w)
 
 /* One round: send the Redis commands the last round queued, wait for any
  * event (or the nearest timeout), then let libmicrohttpd read requests,
- * resume the ones Redis answered and write replies. */
+ * resume the ones Redis or the pool answered and write replies. */
 static void *worker_run(void *arg)
 {
     struct worker *w = arg;
@@ -408,10 +449,13 @@ static void *worker_run(void *arg)
             worker_quiesce(w);
         MHD_run(w->daemon);
     }
-    /* Answer the requests still waiting for Redis, and let libmicrohttpd
-     * take them back: it refuses to stop with connections suspended. */
+    /* Take back every signature check still in the pool (its request may
+     * then ask the store), answer the requests still waiting for Redis, and
+     * let libmicrohttpd take them back: it refuses to stop with connections
+     * suspended. */
+    work_inbox_drain(w->inbox);
     store_conn_free(w->store);
-    w->store = NULL;
+    w->store = NULL; /* on_request: no new request may wait any more */
     MHD_run(w->daemon);
     return NULL;
 }
@@ -421,6 +465,7 @@ static void worker_free(struct worker *w)
     if (w->daemon != NULL)
         MHD_stop_daemon(w->daemon); /* completes the last requests into w->spare */
     store_conn_free(w->store);
+    work_inbox_free(w->inbox);
     while (w->spare != NULL) {
         struct exchange *ex = w->spare;
         w->spare = ex->next_spare;
@@ -439,7 +484,8 @@ static int worker_init(struct http_server *srv, struct worker *w, const struct s
 
     w->srv = srv;
     w->wake.fd = -1;
-    if ((w->loop = loop_new()) == NULL || (w->store = store_conn_new(srv->app->store, w->loop)) == NULL)
+    if ((w->loop = loop_new()) == NULL || (w->store = store_conn_new(srv->app->store, w->loop)) == NULL ||
+        (w->inbox = work_inbox_new(w->loop, srv->app->pool)) == NULL)
         return -1;
     /* Suspend/resume is how a request waits for Redis. SO_REUSEPORT
      * (ADDRESS_REUSE) gives every worker its own listening socket on the
@@ -449,7 +495,7 @@ static int worker_init(struct http_server *srv, struct worker *w, const struct s
         srv, on_request, w, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)cfg->max_connections, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_token_bytes + CONN_HEADROOM,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_token_bytes + HEAD_HEADROOM + REPLY_RESERVE,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped,
         NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (w->daemon == NULL || (info = MHD_get_daemon_info(w->daemon, MHD_DAEMON_INFO_EPOLL_FD)) == NULL)
@@ -484,11 +530,7 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
                  cfg->listen);
         return NULL;
     }
-    unsigned n = (unsigned)cfg->threads;
-    if (n == 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        n = cores > 0 ? (unsigned)cores : 1;
-    }
+    unsigned n = (unsigned)cfg->threads; /* main() resolved 0 */
     if ((srv = calloc(1, sizeof(*srv))) == NULL || (srv->workers = calloc(n, sizeof(*srv->workers))) == NULL) {
         free(srv);
         snprintf(err, errlen, "out of memory");

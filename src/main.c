@@ -3,6 +3,7 @@
  * Start-up checks everything it can (settings, keys, addresses) and stops
  * with one line naming the setting at the first problem. Redis is not
  * required at start: the node then reports not ready until Redis answers. */
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "revokd/router.h"
 #include "revokd/store.h"
 #include "revokd/store_key.h"
+#include "revokd/work_pool.h"
 
 #ifndef REVOKD_VERSION
 #define REVOKD_VERSION "dev"
@@ -121,6 +123,23 @@ static int load_keys(const struct config *cfg, struct jwks *keys, char *err, siz
     return 0;
 }
 
+/* REVOKD_THREADS and REVOKD_VERIFY_THREADS of 0, from the cores this
+ * process may run on (a container's cpuset included). The event loops leave
+ * one core to the rest of the machine, typically Redis and the kernel's
+ * network work: they are mostly waiting on sockets, and one fewer loop that
+ * fights Redis for a core answers faster. Signature checks, pure CPU, may
+ * use every core. */
+static void resolve_threads(struct config *cfg)
+{
+    cpu_set_t set;
+    long cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+
+    if (cfg->threads == 0)
+        cfg->threads = cores > 1 ? cores - 1 : 1;
+    if (cfg->verify_threads == 0)
+        cfg->verify_threads = cores;
+}
+
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -201,6 +220,11 @@ int main(int argc, char **argv)
         usage_error("out of memory for REVOKD_TOKEN_CACHE_SIZE");
         goto out;
     }
+    resolve_threads(&cfg);
+    if ((app.pool = work_pool_new((unsigned)cfg.verify_threads)) == NULL) {
+        usage_error("cannot start the signature-check threads");
+        goto out;
+    }
     metrics_init(router_route_count(), router_route_label);
     if ((srv = http_server_start(&app, err, sizeof(err))) == NULL) {
         usage_error(err);
@@ -214,6 +238,8 @@ int main(int argc, char **argv)
     cJSON_AddNumberToObject(f, "port", http_server_port(srv));
     cJSON_AddStringToObject(f, "store", cfg.sentinels[0] ? "sentinel" : "redis");
     cJSON_AddNumberToObject(f, "keys", (double)jwks_count(keys));
+    cJSON_AddNumberToObject(f, "threads", (double)cfg.threads);
+    cJSON_AddNumberToObject(f, "verify_threads", (double)cfg.verify_threads);
     cJSON_AddBoolToObject(f, "admin_api", app.admins != NULL);
     cJSON_AddStringToObject(f, "version", REVOKD_VERSION);
     log_event(LOG_INFO, "listening", f);
@@ -232,7 +258,8 @@ int main(int argc, char **argv)
     rc = 0;
 
 out:
-    http_server_stop(srv);
+    http_server_stop(srv); /* drains what its workers gave the pool */
+    work_pool_free(app.pool);
     store_free(app.store);
     token_cache_free(app.cache);
     admin_keys_free(app.admins);

@@ -86,6 +86,7 @@ cJSON *reply_parse_body(struct request *req, struct reply *rep, int allow_empty)
                     "the body must be a JSON object (and contain no \\u0000)");
         return NULL;
     }
+    req->json = json;
     return json;
 }
 

@@ -48,28 +48,26 @@ void route_admin_revoke(struct request *req, struct reply *rep)
         return;
     const cJSON *exp = cJSON_GetObjectItemCaseSensitive(body, "exp");
     if ((iss = namespace_of(req, rep, body)) == NULL)
-        goto out;
+        return;
     if (json_string(body, "jti", JWT_STR_MAX, &jti) != 1 ||
         json_string(body, "reason", JWT_STR_MAX, &reason) < 0) {
         reply_error(rep, 400, "invalid_request",
                     "jti (and reason, if given) must be strings of 1 to 256 bytes");
-        goto out;
+        return;
     }
     if (!cJSON_IsNumber(exp) || exp->valuedouble != floor(exp->valuedouble) || exp->valuedouble < 0) {
         reply_error(rep, 400, "invalid_request", "exp must be the token's expiry, unix seconds");
-        goto out;
+        return;
     }
     /* No token lives longer than max_lifetime, so a later exp is a mistake,
      * and accepting it would let one call pin a record for years. */
     if (exp->valuedouble > (double)(req->now + p->max_lifetime + p->leeway)) {
         reply_error(rep, 400, "invalid_request", "exp is beyond now + REVOKD_MAX_TOKEN_LIFETIME");
-        goto out;
+        return;
     }
     if (reason != NULL)
         reply_log(rep, "revoke_reason", reason);
     revoke_jti_and_reply(req, rep, iss, jti, (int64_t)exp->valuedouble, reason);
-out:
-    cJSON_Delete(body);
 }
 
 void route_admin_revoke_all(struct request *req, struct reply *rep)
@@ -82,19 +80,17 @@ void route_admin_revoke_all(struct request *req, struct reply *rep)
     if (req->body_len > 0 && (body = reply_parse_body(req, rep, 1)) == NULL)
         return;
     if ((iss = namespace_of(req, rep, body)) == NULL)
-        goto out;
+        return;
     if (body != NULL && json_string(body, "reason", JWT_STR_MAX, &reason) < 0) {
         reply_error(rep, 400, "invalid_request", "reason must be a string of 1 to 256 bytes");
-        goto out;
+        return;
     }
     if (strlen(req->param) > JWT_STR_MAX) {
         reply_error(rep, 400, "invalid_request", "the subject is longer than 256 bytes");
-        goto out;
+        return;
     }
     if (reason != NULL)
         reply_log(rep, "revoke_reason", reason);
     revoke_all_and_reply(req, rep, iss, req->param);
-out:
-    cJSON_Delete(body);
 }
 

@@ -39,10 +39,9 @@ static void checked(struct request *req, struct reply *rep, const struct store_r
     }
 }
 
-static void check_and_reply(struct request *req, struct reply *rep, const char *token, size_t len)
+static void verified(struct request *req, struct reply *rep, int rc)
 {
-    struct jwt_claims *c = &req->claims;
-    int rc = check_verify(req->app, token, len, req->now, c);
+    const struct jwt_claims *c = &req->claims;
 
     if (c->jti[0] != '\0')
         reply_log(rep, "jti", c->jti);
@@ -148,7 +147,7 @@ void route_check_get(struct request *req, struct reply *rep)
         reply_token_failure(rep, -JWT_missing_token, NULL);
         return;
     }
-    check_and_reply(req, rep, token, len);
+    check_verify(req, token, len, true, verified);
 }
 
 void route_check_post(struct request *req, struct reply *rep)
@@ -163,6 +162,5 @@ void route_check_post(struct request *req, struct reply *rep)
     if (json_string(body, "token", req->app->cfg->max_body_bytes, &token) != 1)
         reply_error(rep, 400, "invalid_request", "the body needs a \"token\" string");
     else
-        check_and_reply(req, rep, token, strlen(token));
-    cJSON_Delete(body);
+        check_verify(req, token, strlen(token), true, verified);
 }

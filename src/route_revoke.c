@@ -55,30 +55,34 @@ void revoke_jti_and_reply(struct request *req, struct reply *rep, const char *is
     store_revoke_jti(req->store, iss, jti, expires_at, reason, request_store_done, req);
 }
 
+static void revoke_verified(struct request *req, struct reply *rep, int rc)
+{
+    struct jwt_claims *c = &req->claims;
+
+    if (rc < 0) {
+        reply_token_failure(rep, rc, c);
+        return;
+    }
+    if (c->has_sub)
+        reply_log(rep, "sub", c->sub);
+    revoke_jti_and_reply(req, rep, check_namespace(c), c->jti, c->exp, NULL);
+}
+
 void route_revoke(struct request *req, struct reply *rep)
 {
     const char *token = NULL;
-    struct jwt_claims *c = &req->claims;
     cJSON *body = reply_parse_body(req, rep, 0);
-    int rc;
 
     if (body == NULL)
         return;
     if (json_string(body, "token", req->app->cfg->max_body_bytes, &token) != 1) {
         reply_error(rep, 400, "invalid_request", "the body needs a \"token\" string");
-        goto out;
+        return;
     }
-    /* Genuine and ours (signature, iss, aud, lifetime); nbf is not asked:
-     * a token not valid yet may well be revoked ahead. */
-    if ((rc = jwt_verify(&req->app->policy, token, strlen(token), c)) < 0) {
-        reply_token_failure(rep, rc, c);
-        goto out;
-    }
-    if (c->has_sub)
-        reply_log(rep, "sub", c->sub);
-    revoke_jti_and_reply(req, rep, check_namespace(c), c->jti, c->exp, NULL);
-out:
-    cJSON_Delete(body);
+    /* Genuine and ours (signature, iss, aud, lifetime); exp and nbf are not
+     * asked: an expired token is answered as such, and one not valid yet
+     * may well be revoked ahead. */
+    check_verify(req, token, strlen(token), false, revoke_verified);
 }
 
 static int64_t revoke_all_ttl(const struct request *req)
@@ -127,30 +131,31 @@ static void holder_checked(struct request *req, struct reply *rep, const struct 
     }
 }
 
+static void holder_verified(struct request *req, struct reply *rep, int rc)
+{
+    if (rc == 0 && !req->claims.has_sub)
+        rc = -JWT_invalid_claims;
+    if (rc < 0) {
+        reply_token_failure(rep, rc, &req->claims);
+        return;
+    }
+    /* Only an active token may log its subject out everywhere: a leaked but
+     * already revoked one must not become a way to annoy its owner. */
+    check_revoked(req, holder_checked);
+}
+
 void route_revoke_all(struct request *req, struct reply *rep)
 {
     const char *token;
     size_t len;
-    struct jwt_claims *c = &req->claims;
-    int rc;
 
     /* No body is needed; one that is sent must still be well-formed JSON. */
-    cJSON *body = reply_parse_body(req, rep, 1);
-    cJSON_Delete(body);
+    reply_parse_body(req, rep, 1);
     if (rep->status != 0)
         return;
     if (request_bearer(req, &token, &len) < 0) {
         reply_token_failure(rep, -JWT_missing_token, NULL);
         return;
     }
-    rc = check_verify(req->app, token, len, req->now, c);
-    if (rc == 0 && !c->has_sub)
-        rc = -JWT_invalid_claims;
-    if (rc < 0) {
-        reply_token_failure(rep, rc, c);
-        return;
-    }
-    /* Only an active token may log its subject out everywhere: a leaked but
-     * already revoked one must not become a way to annoy its owner. */
-    check_revoked(req, holder_checked);
+    check_verify(req, token, len, true, holder_verified);
 }

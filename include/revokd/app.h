@@ -11,6 +11,7 @@
 #include "revokd/token_cache.h"
 
 struct http_server;
+struct work_pool;
 
 struct app {
     const struct config *cfg;
@@ -18,6 +19,7 @@ struct app {
     struct store *store;
     struct admin_keys *admins; /* NULL: admin endpoints refuse every call */
     struct token_cache *cache; /* verified tokens; never NULL (may be disabled) */
+    struct work_pool *pool;    /* signature checks off the event loops */
     struct http_server *http;  /* set once it listens, for /metrics */
     atomic_bool shutting_down; /* set on SIGTERM: /readyz turns 503 */
 };

@@ -4,6 +4,7 @@
 #ifndef REVOKD_CHECK_H
 #define REVOKD_CHECK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,11 +15,16 @@
 /* The store could not answer: the state is unknown. */
 #define CHECK_ESTORE (JWT_REASON_COUNT + 1)
 
-/* Is token genuine and current at now? Signature and claims are checked,
- * or taken from the cache of tokens that verified before; exp and nbf are
- * judged every time. Returns 0 with *c filled, or -reason (JWT_*); *c is
- * filled as far as the token could be read. No store access. */
-int check_verify(struct app *app, const char *token, size_t len, int64_t now, struct jwt_claims *c);
+/* Is token genuine (signature and claims), and with times also current
+ * (exp, nbf) at req->now? then(req, rep, rc) receives 0 with req->claims
+ * filled, or -reason (JWT_*) with req->claims filled as far as the token
+ * could be read. A token the cache of verified tokens knows is answered at
+ * once, on this thread; any other is verified on a pool thread and the
+ * request waits (req->verify), so a signature check never stalls the
+ * worker's other requests. token must stay valid until then() runs. No
+ * store access. */
+void check_verify(struct request *req, const char *token, size_t len, bool times,
+                  void (*then)(struct request *req, struct reply *rep, int rc));
 
 /* Asks the store whether req->claims is revoked (its jti, or its subject
  * since iat); then(req, rep, result) receives the answer, which

@@ -36,7 +36,10 @@
     X(admin_keys_file, STR, "", 0, 0,                                                            \
       "admin API keys, one per line; without it admin endpoints refuse every call")              \
     X(key_prefix, STR, "revokd:", 0, 0, "namespace of every Redis key (1-64 printable characters)") \
-    X(threads, INT, "0", 0, 256, "HTTP worker threads, each with its own Redis connection; 0 = one per core") \
+    X(threads, INT, "0", 0, 256,                                                                 \
+      "event-loop threads serving HTTP, each with its own Redis connections; 0 = one per core less one, at least one") \
+    X(verify_threads, INT, "0", 0, 256,                                                          \
+      "threads verifying the signatures of tokens the cache does not hold; 0 = one per core")     \
     X(max_connections, INT, "1000", 4, 100000, "simultaneous HTTP connections")                  \
     X(connection_timeout, INT, "30", 1, 3600, "idle HTTP connections are closed after this many seconds") \
     X(max_body_bytes, INT, "16384", 256, 1048576, "largest accepted request body")               \

@@ -26,9 +26,10 @@ void reply_store_error(struct reply *rep, int code);
 /* Adds a string field to the request's log line. */
 void reply_log(struct reply *rep, const char *name, const char *value);
 
-/* Parses the body as a JSON object. Returns it (caller frees with
- * cJSON_Delete) or NULL after replying 400. An empty body gives NULL without
- * a reply when allow_empty is set. */
+/* Parses the body as a JSON object. Returns it, owned by the request
+ * (req->json, freed with it, so strings in it may be kept while the request
+ * waits), or NULL after replying 400. An empty body gives NULL without a
+ * reply when allow_empty is set. */
 cJSON *reply_parse_body(struct request *req, struct reply *rep, int allow_empty);
 
 /* The token of "Authorization: Bearer <token>" (scheme case-insensitive).

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "revokd/app.h"
+#include "revokd/work_pool.h"
 
 struct reply;
 
@@ -26,6 +27,7 @@ struct request {
     const char *content_type;  /* NULL when absent */
     const char *body;          /* NUL-terminated; body_len excludes the NUL */
     size_t body_len;
+    cJSON *json;               /* the body parsed by reply_parse_body(), or NULL */
     /* Raw (percent-encoded) query parameter, or NULL. */
     const char *(*query)(void *ctx, const char *name);
     void *query_ctx;
@@ -34,6 +36,7 @@ struct request {
     struct app *app;
     int64_t now; /* unix seconds when the request arrived */
     struct store_conn *store; /* the worker's connection to the store */
+    struct work_inbox *inbox; /* where the worker's work from the pool comes back */
     bool admin;               /* the caller showed an admin key */
     /* A handler that calls the store sets then, the continuation that
      * finishes the reply, and passes request_store_done with the request as
@@ -42,6 +45,18 @@ struct request {
     void (*then)(struct request *req, struct reply *rep, const struct store_result *res);
     struct reply *reply;      /* the reply then() fills */
     struct jwt_claims claims; /* the token's claims, kept for then() */
+    /* check_verify()'s state while a pool thread verifies the token; the
+     * request waits while verify.then is set, as it does for then. */
+    struct {
+        struct work work;
+        const char *token; /* in the request's head or body: kept while it waits */
+        size_t len;
+        bool times;     /* judge exp and nbf too */
+        bool cacheable; /* key is set */
+        unsigned char key[TOKEN_CACHE_KEY_SIZE];
+        int rc;
+        void (*then)(struct request *req, struct reply *rep, int rc);
+    } verify;
     void *exchange;           /* http_server.c's own state */
 };
 
@@ -60,6 +75,9 @@ typedef void (*route_handler)(struct request *req, struct reply *rep);
 /* The store_done of every handler's store call (arg: the request): runs
  * req->then and, when the reply is complete, sends it. http_server.c. */
 void request_store_done(void *req, const struct store_result *res);
+/* After a continuation ran: sends the reply unless the request waits again
+ * (then or verify.then set). http_server.c. */
+void request_continued(struct request *req);
 
 /* Routes req: 404 for an unknown path, 405 with Allow for a known path and
  * another method, 415 for a body that is not JSON, else the route's handler.
