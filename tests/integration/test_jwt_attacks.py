@@ -294,7 +294,7 @@ class TokenSizeTest(harness.RevokdTestCase):
         self.assertTokenFailure(self.revokd.revoke(over), "malformed")
 
     def test_long_garbage_in_header(self):
-        # Past the token limit but within a connection's memory (limit + 4 KiB): a JSON 401.
+        # Past the token limit but within the head limit (limit + 1 KiB): a JSON 401.
         token = "a" * 4500 + "." + "b" * 4498 + ".c"
         self.assertTokenFailure(self.revokd.check(token), "malformed")
         # A request head beyond it: libmicrohttpd's 431, and the node carries on.
