@@ -39,11 +39,12 @@
  * bearer token, and the reply head; libmicrohttpd wipes all of it for every
  * request, so its 32 KiB default would cost 32 MB per 1,000 connections.
  * Beyond the token it holds HEAD_HEADROOM for the request's other headers
- * and REPLY_RESERVE for the reply head (under 600 bytes). libmicrohttpd
- * itself refuses only a head that fills the whole memory (an HTML 431), and
- * sends nothing at all when a head left too little for the reply; so a
- * longer head than the token plus HEAD_HEADROOM is refused here, with a
- * JSON 431, while the reply still fits. */
+ * and REPLY_RESERVE for the reply head (under 600 bytes). A longer head
+ * than the token plus HEAD_HEADROOM is refused here, with a JSON 431.
+ * libmicrohttpd itself refuses only a head that fills the whole memory (an
+ * HTML 431); in the ~320 bytes just below that, 0.9.75's read buffer has
+ * taken the reply's room and the connection closes unanswered, which no
+ * setting of 0.9.75 prevents. */
 #define HEAD_HEADROOM 1024
 #define REPLY_RESERVE 1024
 
