@@ -42,9 +42,9 @@
  * and REPLY_RESERVE for the reply head (under 600 bytes). A longer head
  * than the token plus HEAD_HEADROOM is refused here, with a JSON 431.
  * libmicrohttpd itself refuses only a head that fills the whole memory (an
- * HTML 431); in the ~320 bytes just below that, 0.9.75's read buffer has
- * taken the reply's room and the connection closes unanswered, which no
- * setting of 0.9.75 prevents. */
+ * HTML 431, also counting 64 bytes per header line); in the 200-300 bytes
+ * just below that, the head has taken the reply's room and the connection
+ * closes unanswered, which no setting of 0.9.75 prevents. */
 #define HEAD_HEADROOM 1024
 #define REPLY_RESERVE 1024
 

@@ -5,10 +5,17 @@
   one that needs a replica it does not have; one draining after SIGTERM; and the main one while
   Redis is stopped), produces every status openapi.yaml documents for every operation. Each
   response must have a documented status, a documented Content-Type (application/json everywhere
-  but the text of GET /metrics), a body that validates against the documented schema (a text
-  body as a string), and every required documented header (X-Request-Id,
-  WWW-Authenticate on 401, Allow on 405) with a value valid under the header's schema. At the end
-  every documented (operation, status) pair must have been produced at least once.
+  but the text of GET /metrics and libmicrohttpd's HTML 431, which comes without any
+  Content-Type), a body that validates against the documented schema (a text body as a string),
+  and every required documented header (X-Request-Id, WWW-Authenticate on 401, Allow on 405,
+  Connection on 431) with a value valid under the header's schema. Every answer but the HTML 431
+  echoes a sane X-Request-Id and carries Cache-Control: no-store. At the end every documented
+  (operation, status) pair must have been produced at least once.
+* On every operation, a request head (request line, headers, empty line) just over
+  REVOKD_MAX_TOKEN_BYTES + 1 KiB gets revokd's JSON 431 request_header_fields_too_large, and one
+  beyond a connection's memory (REVOKD_MAX_TOKEN_BYTES + 2 KiB) libmicrohttpd's HTML 431; neither
+  changes anything in Redis, and both close the connection. A head of exactly the limit, with a
+  token over REVOKD_MAX_TOKEN_BYTES, gets 401 malformed.
 * An unknown path answers 404 with a body valid under components/schemas/Error, error not_found.
 * The document's own examples validate against their schemas.
 
@@ -21,6 +28,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 import time
 import unittest
@@ -43,6 +51,13 @@ REPLICATION_TIMEOUT_MS = 100
 SHUTDOWN_GRACE_MS = 1500
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 JSON_CT = {"Content-Type": "application/json"}
+MAX_TOKEN = 8192             # REVOKD_MAX_TOKEN_BYTES default
+HEAD_LIMIT = MAX_TOKEN + 1024  # the longest head revokd takes; one byte more is its JSON 431
+HEAD_JSON = 9400             # the head size sent for the JSON 431: over HEAD_LIMIT, yet well short
+                             # of where libmicrohttpd has no room left for the answer (~9,650
+                             # bytes with the six header lines these requests have at most)
+HEAD_OVER = 12000            # a header value that takes the head past MAX_TOKEN + 2 KiB: HTML 431
+HEAD_FITS = 9000             # over MAX_TOKEN, yet the head fits: revokd answers
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,6 +488,9 @@ class OpenApiContractTest(harness.RevokdTestCase):
             self.produced.add((op, status))
             doc = responses[status]
             media = doc.get("content", {}).get(mtype)
+            if media is None and status == "431" and ctype is None:
+                # libmicrohttpd's own 431 is an HTML page sent without any Content-Type.
+                media = doc.get("content", {}).get("text/html")
             if media is None:
                 self.problems.append(f"{where}: Content-Type is {ctype!r}; {SPEC.label(op)} {status} "
                                      f"documents {', '.join(sorted(doc.get('content', {}))) or 'no body'}")
@@ -500,12 +518,14 @@ class OpenApiContractTest(harness.RevokdTestCase):
                                      f"openapi.yaml lists for {template}: {sorted(SPEC.methods_of(template))}")
 
     def call(self, what, method, url, body=None, headers=None, expect=None, code=None, want=None,
-             daemon=None, request_id=True):
+             daemon=None, request_id=True, raw=False):
         """Sends one request and holds the answer to the document.
 
         expect: the status this request is meant to produce; code: the `error` (or, for a token
         failure, `reason`) it is meant to carry; want: members the body must have (a mismatch is a
-        problem too, but the contract checks run on whatever came back)."""
+        problem too, but the contract checks run on whatever came back). raw: send through
+        harness.raw_exchange, which reads while it sends (for an answer that comes, and a
+        connection that closes, before the whole request has been read)."""
         daemon = daemon or self.revokd
         headers = dict(headers or {})
         rid = None
@@ -514,16 +534,33 @@ class OpenApiContractTest(harness.RevokdTestCase):
             rid = headers["X-Request-Id"] = f"oa-{self.counter}"
         elif request_id is not None:
             headers["X-Request-Id"] = request_id
+            if _request_id_ok(request_id):
+                rid = request_id
         try:
-            resp = daemon.request(method, url, body, headers)
+            if raw:
+                data = self.raw_request(daemon, method, url, body, headers)
+                resp, err = harness.raw_exchange(daemon.port, data)
+                if resp is None:
+                    raise err or ConnectionError("connection closed without an answer")
+            else:
+                resp = daemon.request(method, url, body, headers)
         except OSError as e:
             self.problems.append(f"{what} [{method} {url[:90]}]: no answer ({e!r})")
             return None, None
         self.conform(what, method, url, resp)
         where = f"{what} [{method} {url[:90]} -> {resp.status}]"
         got_rid = resp.header("X-Request-Id")
-        if rid is not None and got_rid != rid:
-            self.problems.append(f"{where}: sane X-Request-Id {rid!r} was not echoed (got {got_rid!r})")
+        if self.library_431(resp):
+            # libmicrohttpd answers before revokd sees the request: no request id, no cache policy.
+            for name in ("X-Request-Id", "Cache-Control"):
+                if resp.header(name) is not None:
+                    self.problems.append(f"{where}: libmicrohttpd's HTML 431 has {name}: {resp.header(name)!r}")
+        else:
+            if rid is not None and got_rid != rid:
+                self.problems.append(f"{where}: sane X-Request-Id {rid!r} was not echoed (got {got_rid!r})")
+            if resp.header("Cache-Control") != "no-store":
+                self.problems.append(f"{where}: Cache-Control is {resp.header('Cache-Control')!r}, "
+                                     "not 'no-store'")
         if request_id not in (True, None) and not _request_id_ok(request_id) and got_rid == request_id:
             self.problems.append(f"{where}: insane X-Request-Id {request_id!r} was echoed")
         if got_rid is not None and not _request_id_ok(got_rid):
@@ -542,6 +579,26 @@ class OpenApiContractTest(harness.RevokdTestCase):
             if not isinstance(parsed, dict) or parsed.get(k) != value:
                 self.problems.append(f"{where}: body member {k!r} should be {value!r}; body {parsed}")
         return resp, parsed
+
+    @staticmethod
+    def library_431(resp):
+        """libmicrohttpd's own 431: sent without any Content-Type (revokd's is JSON)."""
+        return resp.status == 431 and resp.header("Content-Type") is None
+
+    @staticmethod
+    def raw_request(daemon, method, url, body, headers):
+        """The bytes harness.http_request would send, as one buffer."""
+        headers = dict(headers)
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = harness.compact_json(body)
+            headers.setdefault("Content-Type", "application/json")
+        if isinstance(body, str):
+            body = body.encode()
+        head = [f"{method} {url} HTTP/1.1", f"Host: {harness.LOOPBACK}:{daemon.port}"]
+        head += [f"{name}: {value}" for name, value in headers.items()]
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            head.append(f"Content-Length: {len(body or b'')}")
+        return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b"")
 
     # Tokens ----------------------------------------------------------------------------------
     def tok(self, key="rsa", **kw):
@@ -611,9 +668,47 @@ class OpenApiContractTest(harness.RevokdTestCase):
             self.call(f"valid {schema} {json.dumps(body)[:60]}", "POST", path, body, admin, expect=200)
         self.assertNoProblems()
 
+    def test_head_too_large_is_431(self):
+        """Every operation answers both forms of 431: revokd's JSON one to a head just over
+        REVOKD_MAX_TOKEN_BYTES + 1 KiB, libmicrohttpd's HTML one to a head beyond a connection's
+        memory; and either closes the connection, even one the client keeps alive."""
+        forms = self.head_too_large_requests()
+        for op in sorted(SPEC.ops):
+            if "431" not in SPEC.responses(op):
+                continue
+            for form in ("json", "html"):
+                if form not in forms.get(op, ()):
+                    self.problems.append(f"never produced: {SPEC.label(op)} 431 {form}")
+        for form, value in (("json", "p" * (HEAD_JSON - 100)), ("html", "p" * HEAD_OVER)):
+            request = (f"GET /healthz HTTP/1.1\r\nHost: {harness.LOOPBACK}\r\nX-Pad: {value}\r\n"
+                       "\r\n").encode()
+            if form == "json":
+                self.assertTrue(HEAD_LIMIT < len(request) < HEAD_JSON + 100, len(request))
+            data, closed = b"", False
+            with socket.create_connection((harness.LOOPBACK, self.revokd.port), timeout=5) as sock:
+                sock.sendall(request)
+                try:
+                    while True:
+                        chunk = sock.recv(65536)
+                        if not chunk:
+                            closed = True
+                            break
+                        data += chunk
+                except ConnectionResetError:
+                    closed = True      # unread request bytes make the close a reset
+                except socket.timeout:
+                    pass
+            self.assertTrue(data.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+                            f"{form}: {data[:300]!r}")
+            self.assertEqual(b"application/json" in data, form == "json", f"{form}: {data[:600]!r}")
+            self.assertEqual(data.count(b"HTTP/1.1 "), 1, f"{form}: {data[:600]!r}")
+            self.assertTrue(closed, f"{form}: the connection stayed open after {data[:300]!r}")
+        self.assertNoProblems()
+
     def test_every_documented_status(self):
         try:
             self.main_daemon_requests()
+            self.head_too_large_requests()
             self.admin_disabled_requests()
             self.not_replicated_requests()
             self.store_down_requests()
@@ -824,6 +919,121 @@ class OpenApiContractTest(harness.RevokdTestCase):
                     ("master", self.redis.address(), True):
                 self.problems.append(f"readyz: store should be master at {self.redis.address()} "
                                      f"accepting revocations: {store}")
+
+    def head_too_large_requests(self):
+        """A request head (request line, headers and the empty line) too long, on every
+        operation, in both forms of 431: just over REVOKD_MAX_TOKEN_BYTES + 1 KiB (HEAD_JSON bytes,
+        an X-Pad header sized to make it so), revokd's JSON 431 request_header_fields_too_large
+        with X-Request-Id and Cache-Control, logged; beyond a connection's memory (a 12,000-byte
+        header value), libmicrohttpd's HTML 431 with no Content-Type, X-Request-Id or
+        Cache-Control, sent before revokd sees the request, so not logged. Neither touches Redis.
+        Heads between the two may get no answer at all (libmicrohttpd 0.9.75) and are not sent.
+        A head within the limit is revokd's to answer: a token over REVOKD_MAX_TOKEN_BYTES is then
+        a JSON 401 malformed. Returns {operation: {"json", "html"}} of the forms produced."""
+        self.assertGreater(HEAD_FITS, MAX_TOKEN, "test bug: the fitting token must be over the limit")
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        mark = self.revokd.log_mark()
+        forms = {}
+        refused = {"json": [], "html": []}   # request ids, by the form of 431 they got
+
+        def head_size(method, url, body, headers):
+            data = self.raw_request(self.revokd, method, url, body, headers)
+            return data.index(b"\r\n\r\n") + 4
+
+        def sized(method, url, body, headers, size, name="X-Pad", prefix=""):
+            """headers plus header `name`, its value prefix + padding, so the head is `size` bytes."""
+            headers = {**headers, name: prefix}
+            headers[name] = prefix + "p" * (size - head_size(method, url, body, headers))
+            got = head_size(method, url, body, headers)
+            self.assertEqual(got, size, "test bug: the head is not the size meant")
+            return headers
+
+        def too_large(what, method, url, body=None, headers=None, form="json", name="X-Pad", prefix=""):
+            keys = self.redis.keys()
+            rid = f"oa-431-{form}-{len(refused[form])}"
+            refused[form].append(rid)
+            headers = {**(headers or {}), "X-Request-Id": rid}
+            if form == "json":
+                headers = sized(method, url, body, headers, HEAD_JSON, name, prefix)
+            else:
+                headers[name] = prefix + "p" * HEAD_OVER
+            size = head_size(method, url, body, headers)
+            if form == "json":
+                self.assertTrue(HEAD_LIMIT < size <= HEAD_JSON, f"test bug: head of {size} bytes")
+            resp, parsed = self.call(f"{what} ({form} 431, head {size} bytes)", method, url, body, headers,
+                                     expect=431, request_id=rid, raw=True,
+                                     code="request_header_fields_too_large" if form == "json" else None)
+            where = f"{what} [{method} {url} head {size} bytes -> {resp.status if resp else None}]"
+            if resp is not None and resp.status == 431:
+                got = "html" if self.library_431(resp) else "json"
+                forms.setdefault((method, SPEC.template_for(urllib.parse.urlsplit(url).path)), set()).add(got)
+                if got != form:
+                    self.problems.append(f"{where}: meant to produce the {form} 431, got the {got} one: "
+                                         f"{resp.body[:200]!r}")
+                elif form == "json":
+                    if not isinstance(parsed, dict) or parsed.get("error") != "request_header_fields_too_large":
+                        self.problems.append(f"{where}: body {resp.body[:200]!r}")
+                    if resp.header("X-Request-Id") != rid:
+                        self.problems.append(f"{where}: X-Request-Id {resp.header('X-Request-Id')!r}, not {rid!r}")
+                    if resp.header("Cache-Control") != "no-store":
+                        self.problems.append(f"{where}: Cache-Control {resp.header('Cache-Control')!r}")
+                elif re.fullmatch(rb"\s*<html>.*</html>\s*", resp.body, re.S | re.I) is None:
+                    self.problems.append(f"{where}: body is not an HTML page: {resp.body[:200]!r}")
+            if self.redis.keys() != keys:
+                self.problems.append(f"{where}: Redis changed: {keys} -> {self.redis.keys()}")
+            return resp
+
+        # GET /v1/check: the boundaries. A token over REVOKD_MAX_TOKEN_BYTES in a head of at most
+        # HEAD_LIMIT bytes is refused as a token (401 malformed); one byte more and revokd refuses
+        # the head (JSON 431); beyond the connection's memory the library does (HTML 431).
+        bearer = {"name": "Authorization", "prefix": "Bearer "}
+        for form in ("json", "html"):
+            too_large("bearer token beyond the head limit", "GET", "/v1/check", form=form, **bearer)
+        self.call("bearer token over the limit, head fits", "GET", "/v1/check",
+                  headers={"Authorization": "Bearer " + "a" * HEAD_FITS}, expect=401, code="malformed",
+                  want={"active": False})
+        for size, status in ((HEAD_LIMIT, 401), (HEAD_LIMIT + 1, 431)):
+            rid = f"oa-431-edge-{size}"
+            headers = sized("GET", "/v1/check", None, {"X-Request-Id": rid}, size, "Authorization", "Bearer ")
+            self.call(f"head of exactly {size} bytes", "GET", "/v1/check", headers=headers, request_id=rid,
+                      raw=True, expect=status, code="malformed" if status == 401 else
+                      "request_header_fields_too_large")
+        token = self.tok(sub="head-431")
+        for form in ("json", "html"):
+            too_large("body check, oversized header", "POST", "/v1/check", {"token": token}, form=form)
+            # POST /v1/revoke with a valid token: refused whole, nothing stored.
+            too_large("revoke, oversized header", "POST", "/v1/revoke", {"token": token}, form=form)
+        # Without the padding the same request stores the revocation.
+        before = self.redis.command("DBSIZE")
+        self.call("revoke, same request without the padding", "POST", "/v1/revoke", {"token": token},
+                  expect=200, want={"jti": token_id(token), "expired": False})
+        if self.redis.command("DBSIZE") != before + 1:
+            self.problems.append(f"revoke without the padding stored no key ({before} keys before)")
+        for form in ("json", "html"):
+            too_large("revoke-all, oversized header", "POST", "/v1/revoke-all",
+                      headers={"Authorization": f"Bearer {self.tok(sub='head-431-all')}"}, form=form)
+            too_large("admin revoke, oversized header", "POST", "/v1/admin/revoke",
+                      {"jti": "head-431", "exp": now() + 600}, admin, form=form)
+            too_large("admin revoke-all, oversized header", "POST",
+                      "/v1/admin/subjects/head-431/revoke-all", headers=admin, form=form)
+            for path in ("/healthz", "/readyz", "/metrics"):
+                too_large(f"GET {path}, oversized header", "GET", path, form=form)
+        fits = "oa-431-fits"
+        self.call("GET /healthz, header over the token limit that fits", "GET", "/healthz",
+                  headers={"X-Pad": "p" * HEAD_FITS}, expect=200, request_id=fits, want={"status": "ok"})
+        # revokd logged its own refusals, as 431s; none of the library's reached it.
+        try:
+            self.revokd.wait_for_request_log(fits)
+        except AssertionError as e:
+            self.problems.append(f"no request log line for {fits}: {e}")
+        logs = {o.get("request_id"): o for o in self.revokd.request_logs(mark)}
+        for rid in refused["json"]:
+            if logs.get(rid, {}).get("status") != 431:
+                self.problems.append(f"revokd's JSON 431 to {rid} is not logged as a 431: {logs.get(rid)}")
+        logged = sorted(set(logs) & set(refused["html"]))
+        if logged:
+            self.problems.append(f"requests libmicrohttpd refused with 431 were logged by revokd: {logged}")
+        return forms
 
     def admin_disabled_requests(self):
         """A second revokd without admin keys: both admin operations answer 403."""
