@@ -127,8 +127,10 @@ static int load_keys(const struct config *cfg, struct jwks *keys, char *err, siz
  * process may run on (a container's cpuset included). The event loops leave
  * one core to the rest of the machine, typically Redis and the kernel's
  * network work: they are mostly waiting on sockets, and one fewer loop that
- * fights Redis for a core answers faster. Signature checks, pure CPU, may
- * use every core. */
+ * fights Redis for a core answers faster. The pool takes half the cores:
+ * it covers the usual trickle of new tokens, and under a flood of them the
+ * loops verify too (check_verify), so more pool threads would only crowd
+ * the cores (on 2 cores, a pool of 2 checked 29,000 tokens/s, of 1 36,000). */
 static void resolve_threads(struct config *cfg)
 {
     cpu_set_t set;
@@ -137,7 +139,7 @@ static void resolve_threads(struct config *cfg)
     if (cfg->threads == 0)
         cfg->threads = cores > 1 ? cores - 1 : 1;
     if (cfg->verify_threads == 0)
-        cfg->verify_threads = cores;
+        cfg->verify_threads = cores > 1 ? cores / 2 : 1;
 }
 
 static void sleep_ms(long ms)

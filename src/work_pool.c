@@ -8,6 +8,7 @@
 #include "revokd/work_pool.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@ struct work_pool {
     pthread_cond_t ready;     /* work queued, or stopping */
     struct work *head, *tail; /* first in, first out: no request waits behind later ones */
     unsigned idle;            /* threads waiting on ready */
+    atomic_uint queued;       /* items in the queue; read without the lock */
     bool stopping;
     pthread_t *threads;
     unsigned nthreads;
@@ -62,6 +64,7 @@ static void *pool_thread(void *arg)
         }
         if ((p->head = w->next) == NULL)
             p->tail = NULL;
+        atomic_fetch_sub_explicit(&p->queued, 1, memory_order_relaxed);
         pthread_mutex_unlock(&p->lock);
         w->run(w);
         inbox_put(w->inbox, w);
@@ -122,9 +125,16 @@ void work_submit(struct work_inbox *in, struct work *w)
     else
         p->head = w;
     p->tail = w;
+    atomic_fetch_add_explicit(&p->queued, 1, memory_order_relaxed);
     if (p->idle > 0)
         pthread_cond_signal(&p->ready);
     pthread_mutex_unlock(&p->lock);
+}
+
+bool work_backlogged(const struct work_inbox *in)
+{
+    struct work_pool *p = in->pool;
+    return atomic_load_explicit(&p->queued, memory_order_relaxed) >= p->nthreads;
 }
 
 /* ---- inboxes ------------------------------------------------------------- */

@@ -39,7 +39,7 @@
     X(threads, INT, "0", 0, 256,                                                                 \
       "event-loop threads serving HTTP, each with its own Redis connections; 0 = one per core less one, at least one") \
     X(verify_threads, INT, "0", 0, 256,                                                          \
-      "threads verifying the signatures of tokens the cache does not hold; 0 = one per core")     \
+      "threads verifying the signatures of tokens the cache does not hold; 0 = half the cores, at least one") \
     X(max_connections, INT, "1000", 4, 100000, "simultaneous HTTP connections")                  \
     X(connection_timeout, INT, "30", 1, 3600, "idle HTTP connections are closed after this many seconds") \
     X(max_body_bytes, INT, "16384", 256, 1048576, "largest accepted request body")               \

@@ -12,6 +12,8 @@
 #ifndef REVOKD_WORK_POOL_H
 #define REVOKD_WORK_POOL_H
 
+#include <stdbool.h>
+
 struct loop;
 struct work_pool;
 struct work_inbox;
@@ -42,5 +44,9 @@ void work_inbox_free(struct work_inbox *inbox);
 /* Queues w (w->run and w->done set) in the inbox's pool; on the inbox's
  * loop thread. */
 void work_submit(struct work_inbox *inbox, struct work *w);
+
+/* Every pool thread has an item waiting behind the one it is running: a
+ * new item would only queue, and the loop may as well do it itself. */
+bool work_backlogged(const struct work_inbox *inbox);
 
 #endif
