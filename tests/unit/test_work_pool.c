@@ -6,7 +6,8 @@
  * slow and resubmitted ones included; two loops sharing one pool each
  * get their own items back; and pools start, drain and stop cleanly, the
  * inbox freed right after its drain (run under valgrind or ASan too, which
- * report any leak or use of freed memory).
+ * report any leak or use of freed memory); and work_backlogged() says when
+ * every pool thread has an item waiting.
  *
  * run() executes on pool threads, where a cmocka assertion must not fire
  * (it would longjmp across threads): it only records, and the test thread
@@ -610,6 +611,52 @@ static void test_free_inbox_right_after_drain(void **state)
     work_pool_free(pool);
 }
 
+/* ---- backlog --------------------------------------------------------------- */
+
+static atomic_bool gate_started, gate_open;
+
+/* Holds its pool thread until the test opens the gate (bounded). */
+static void gated_run(struct work *w)
+{
+    atomic_store(&gate_started, true);
+    for (int i = 0; i < DEADLINE_MS && !atomic_load(&gate_open); i++)
+        sleep_us(1000);
+    item_run(w);
+}
+
+/* work_backlogged() is true exactly while every pool thread is busy and an
+ * item waits behind them: the loops' cue to verify themselves. */
+static void test_backlogged_while_every_thread_has_a_waiting_item(void **state)
+{
+    struct work_pool *pool = work_pool_new(1);
+    struct ctx c;
+    struct item busy, waiting;
+    (void)state;
+
+    assert_non_null(pool);
+    ctx_open(&c, pool);
+    atomic_store(&gate_started, false);
+    atomic_store(&gate_open, false);
+    assert_false(work_backlogged(c.inbox));
+    item_init(&busy, &c, 1);
+    busy.w.run = gated_run;
+    submit(&c, &busy);
+    for (int i = 0; i < DEADLINE_MS && !atomic_load(&gate_started); i++)
+        sleep_us(1000);
+    assert_true(atomic_load(&gate_started));
+    assert_false(work_backlogged(c.inbox)); /* the one thread is busy, nothing waits */
+    item_init(&waiting, &c, 2);
+    submit(&c, &waiting);
+    assert_true(work_backlogged(c.inbox));
+    atomic_store(&gate_open, true);
+    assert_true(poll_until(&c, 2, loop_now_ms() + DEADLINE_MS));
+    assert_false(work_backlogged(c.inbox));
+    assert_item_complete(&c, &busy);
+    assert_item_complete(&c, &waiting);
+    ctx_close(&c);
+    work_pool_free(pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -622,6 +669,7 @@ int main(void)
         cmocka_unit_test(test_two_loops_share_one_pool),
         cmocka_unit_test(test_pool_lifecycle),
         cmocka_unit_test(test_free_inbox_right_after_drain),
+        cmocka_unit_test(test_backlogged_while_every_thread_has_a_waiting_item),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
