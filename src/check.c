@@ -13,11 +13,16 @@ const char *check_namespace(const struct jwt_claims *c)
     return c->has_iss ? c->iss : "";
 }
 
+static struct request *request_of(struct work *w)
+{
+    return (struct request *)((char *)w - offsetof(struct request, verify.work));
+}
+
 /* On a pool thread: the full check of a token the cache did not know. The
  * request is suspended meanwhile, so nothing else touches it. */
 static void verify_run(struct work *w)
 {
-    struct request *req = (struct request *)((char *)w - offsetof(struct request, verify.work));
+    struct request *req = request_of(w);
     struct app *app = req->app;
     int rc = jwt_verify(&app->policy, req->verify.token, req->verify.len, &req->claims);
 
@@ -32,7 +37,7 @@ static void verify_run(struct work *w)
 /* Back on the worker's thread. */
 static void verify_done(struct work *w)
 {
-    struct request *req = (struct request *)((char *)w - offsetof(struct request, verify.work));
+    struct request *req = request_of(w);
     void (*then)(struct request *, struct reply *, int) = req->verify.then;
 
     req->verify.then = NULL;

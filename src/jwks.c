@@ -66,7 +66,7 @@ struct jwk {
     char *kid; /* NULL for the convenience keys */
     enum jwt_alg alg;
     EVP_PKEY *pkey;        /* RSA and EC */
-    EVP_MD *md;            /* RSA and EC: the digest, fetched once */
+    EVP_MD *md;            /* the digest, fetched once */
     struct spares *spares; /* RSA and EC */
     unsigned char *secret; /* HMAC */
     size_t secret_len;
@@ -141,9 +141,8 @@ static int add_key(struct jwks *set, struct jwk *k, char *err, size_t errlen)
             goto fail;
         }
     }
-    if (k->pkey != NULL &&
-        ((k->md = EVP_MD_fetch(NULL, EVP_MD_get0_name(algs[k->alg].md()), NULL)) == NULL ||
-         (k->spares = calloc(1, sizeof(*k->spares))) == NULL)) {
+    if ((k->md = EVP_MD_fetch(NULL, EVP_MD_get0_name(algs[k->alg].md()), NULL)) == NULL ||
+        (k->pkey != NULL && (k->spares = calloc(1, sizeof(*k->spares))) == NULL)) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -600,12 +599,11 @@ int jwk_verify(const struct jwk *key, const unsigned char *msg, size_t msglen,
                const unsigned char *sig, size_t siglen)
 {
     const struct alg_info *a = &algs[key->alg];
-    const EVP_MD *md = a->md();
 
     if (a->kind == KIND_HMAC) {
         unsigned char mac[EVP_MAX_MD_SIZE];
         unsigned int maclen = 0;
-        if (HMAC(md, key->secret, (int)key->secret_len, msg, msglen, mac, &maclen) == NULL)
+        if (HMAC(key->md, key->secret, (int)key->secret_len, msg, msglen, mac, &maclen) == NULL)
             return -1;
         return siglen == maclen && CRYPTO_memcmp(mac, sig, maclen) == 0 ? 0 : -1;
     }
