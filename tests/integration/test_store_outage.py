@@ -1,13 +1,18 @@
 """Redis going away: checks fail closed with 503 store_unavailable in bounded time, /readyz says
-not_ready, and both recover once redis-server is back on the same port."""
+not_ready, and both recover once redis-server is back on the same port. Clients that give up
+while their request waits for Redis leave revokd whole."""
 
 import os
+import random
+import re
+import socket
+import struct
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import now, token_id  # noqa: E402
+from harness import LOOPBACK, now, token_id  # noqa: E402
 
 ISS = "https://issuer.outage.test"
 ADMIN_KEY = "admin-key-outage-0123456789abcdef"
@@ -118,6 +123,44 @@ class StoreOutageTest(harness.RevokdTestCase):
             self.assertStoreUnavailable(lambda: self.revokd.check(token))
             self.redis.start(require_empty=False)
             self.wait_recovered(token)
+
+    def test_clients_gone_while_waiting(self):
+        """Connections reset while their check waits for Redis, hung or answering: a request
+        then waits either parked, where revokd learns of the reset and must keep the request's
+        state until Redis answers, or suspended, where its reply finds the connection gone.
+        Either way revokd must not crash, leak (valgrind and ASan runs stop it and check) or
+        keep a connection open, and must answer as before."""
+        daemon = self.start_revokd(self.revokd_env)
+        token = self.mint(sub="erin", iss=ISS)
+        self.assertActive(daemon.check(token), token)  # now cached: a check waits for Redis only
+        requests = [f"GET /v1/check HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\r\n",
+                    "GET /v1/check?jti=gone&sub=erin&iat=1 HTTP/1.1\r\nHost: t\r\n\r\n"]
+        rng = random.Random(7)
+
+        def reset_after(request, delay):
+            with socket.create_connection((LOOPBACK, daemon.port), timeout=BOUND) as s:
+                s.sendall(request.encode())
+                time.sleep(delay)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+
+        self.redis.pause()
+        try:
+            for i in range(40):
+                reset_after(requests[i % 2], rng.uniform(0, 0.002))
+        finally:
+            self.redis.resume()
+        for i in range(200):
+            reset_after(requests[i % 2], rng.uniform(0, 0.0003))
+
+        def open_connections():
+            body = daemon.request("GET", "/metrics").body.decode()
+            return float(re.search(r"^revokd_http_connections (\S+)$", body, re.M).group(1))
+        harness.wait_until(lambda: open_connections() == 1, RECOVERY, what="reset connections closed")
+        self.wait_ready(daemon, token=token)
+        self.assertActive(daemon.check(token), token)
+        body = self.assertJsonResponse(daemon.lookup(jti="gone", sub="erin", iat=1), 200)
+        self.assertEqual(body, {"active": True, "jti": "gone", "sub": "erin"})
+        daemon.stop()
 
 
 if __name__ == "__main__":
