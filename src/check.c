@@ -19,7 +19,7 @@ static struct request *request_of(struct work *w)
 }
 
 /* On a pool thread: the full check of a token the cache did not know. The
- * request is suspended meanwhile, so nothing else touches it. */
+ * request waits meanwhile, so nothing else touches it. */
 static void verify_run(struct work *w)
 {
     struct request *req = request_of(w);
@@ -41,7 +41,8 @@ static void verify_done(struct work *w)
     void (*then)(struct request *, struct reply *, int) = req->verify.then;
 
     req->verify.then = NULL;
-    then(req, req->reply, req->verify.rc);
+    if (!req->gone)
+        then(req, req->reply, req->verify.rc);
     request_continued(req);
 }
 

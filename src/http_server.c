@@ -8,15 +8,18 @@
  * completes its request. No request ever blocks a thread, and Redis round
  * trips are shared by all the requests of a round.
  *
- * How a request waits: a request waiting for Redis is "parked". It keeps
- * its place in libmicrohttpd, which calls the handler again in every round
- * until the handler queues a reply (0.9.75 keeps a request with no reply on
- * its list of ready connections; the API allows the repeated calls). That
- * costs no system call, whereas suspending and resuming costs two epoll_ctl
- * calls per request, measured at 15% of a busy loop's time. A request that
- * waits for the signature pool, or for Redis longer than PARK_MS, is
- * suspended instead: a suspended connection is never closed under it, so a
- * pool thread may read its token, and it costs no calls of the handler. */
+ * How a request waits, for Redis or for the signature pool: it is first
+ * "parked". It keeps its place in libmicrohttpd, which calls the handler
+ * again in every round until the handler queues a reply (0.9.75 keeps a
+ * request with no reply on its list of ready connections; the API allows
+ * the repeated calls). That costs no system call, whereas suspending and
+ * resuming costs two epoll_ctl calls per request, measured at 15% of a busy
+ * loop's time. A request still waiting after PARK_MS is suspended, which
+ * costs no more calls of the handler. libmicrohttpd may close a parked
+ * request's connection (the client went away) and free its head: so the
+ * Authorization header is copied into the exchange, where a pool thread may
+ * read its token, and the exchange outlives the connection until nothing
+ * waits (req->gone). */
 #include "revokd/http_server.h"
 
 #include <arpa/inet.h>
@@ -99,14 +102,14 @@ struct exchange {
     char *body;
     size_t len;
     bool dispatched; /* the handler ran */
-    bool parked;     /* waiting for the store, handler called every round */
+    bool parked;     /* waiting, the handler called every round */
     bool suspended;  /* waiting, suspended */
-    bool orphaned;   /* libmicrohttpd closed the connection while it was
-                        parked: the store's callback releases the exchange */
     bool responded;  /* a reply was queued */
     bool too_large;  /* the body outgrew the limit: discard it, answer 413 */
     size_t discarded;
     int64_t parked_ns;
+    char *auth;       /* the Authorization header's copy, kept across requests */
+    size_t auth_size;
     char id[65];
     struct request req;
     struct reply rep;
@@ -241,16 +244,14 @@ static void exchange_release(struct exchange *ex)
 /* The request waits (see the top of this file); the handler returns this. */
 static enum MHD_Result wait_for(struct exchange *ex)
 {
-    if (ex->req.verify.then == NULL) {
-        if (!ex->parked) {
-            ex->parked = true;
-            ex->parked_ns = loop_now_ns();
-            ex->worker->parked++;
-            return MHD_YES;
-        }
-        if (loop_now_ns() - ex->parked_ns < PARK_MS * 1000000)
-            return MHD_YES;
+    if (!ex->parked) {
+        ex->parked = true;
+        ex->parked_ns = loop_now_ns();
+        ex->worker->parked++;
+        return MHD_YES;
     }
+    if (loop_now_ns() - ex->parked_ns < PARK_MS * 1000000)
+        return MHD_YES;
     unpark(ex);
     ex->suspended = true;
     MHD_suspend_connection(ex->conn);
@@ -264,7 +265,7 @@ void request_continued(struct request *req)
      * once, the cache knew the token), the handler replies. */
     if (waiting(req))
         return;
-    if (ex->orphaned) {
+    if (req->gone) {
         exchange_release(ex);
     } else if (ex->suspended) {
         ex->suspended = false;
@@ -277,14 +278,26 @@ void request_continued(struct request *req)
 void request_store_done(void *arg, const struct store_result *res)
 {
     struct request *req = arg;
-    struct exchange *ex = req->exchange;
     void (*then)(struct request *, struct reply *, const struct store_result *) = req->then;
 
     req->then = NULL;
-    /* An orphan's request points into the closed connection's memory. */
-    if (!ex->orphaned)
+    if (!req->gone)
         then(req, req->reply, res);
     request_continued(req);
+}
+
+/* See the top of this file. */
+static const char *own_copy(struct exchange *ex, const char *value)
+{
+    size_t n = strlen(value) + 1;
+    if (n > ex->auth_size) {
+        char *p = realloc(ex->auth, n);
+        if (p == NULL)
+            return NULL;
+        ex->auth = p;
+        ex->auth_size = n;
+    }
+    return memcpy(ex->auth, value, n);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -303,15 +316,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * before reading it. */
         if ((ex = w->spare) != NULL)
             w->spare = ex->next_spare;
-        else if ((ex = malloc(sizeof(*ex))) == NULL)
+        else if ((ex = calloc(1, sizeof(*ex))) == NULL)
             return MHD_NO;
         ex->worker = w;
         ex->conn = conn;
         ex->start_ns = loop_now_ns();
         ex->body = NULL;
         ex->len = ex->discarded = 0;
-        ex->dispatched = ex->parked = ex->suspended = ex->orphaned = false;
-        ex->responded = ex->too_large = false;
+        ex->dispatched = ex->parked = ex->suspended = ex->responded = ex->too_large = false;
         ex->req.route = -1;
         request_id(conn, ex->id, sizeof(ex->id));
         *con_cls = ex;
@@ -353,11 +365,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     if (!ex->dispatched) {
         /* Last call: the whole request is here. */
+        const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+        if (auth != NULL && (auth = own_copy(ex, auth)) == NULL)
+            return MHD_NO;
         ex->dispatched = true;
         ex->req = (struct request){
             .method = method,
             .path = url,
-            .authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+            .authorization = auth,
             .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"),
             .body = ex->body ? ex->body : "",
             .body_len = ex->len,
@@ -402,10 +417,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     unpark(ex);
-    /* Closed while parked (the client went away, or a timeout): only a
-     * store call can be pending, whose callback releases the exchange. */
+    /* Closed while parked (the client went away, or a timeout): the
+     * callback it waits for releases the exchange. */
     if (ex->dispatched && waiting(&ex->req)) {
-        ex->orphaned = true;
+        ex->req.gone = true;
         return;
     }
     exchange_release(ex);
@@ -550,6 +565,7 @@ static void worker_free(struct worker *w)
     while (w->spare != NULL) {
         struct exchange *ex = w->spare;
         w->spare = ex->next_spare;
+        free(ex->auth);
         free(ex);
     }
     if (w->wake.fd >= 0)

@@ -23,7 +23,7 @@ struct reply;
 struct request {
     const char *method;
     const char *path;          /* as received, percent-encoded, without the query */
-    const char *authorization; /* NULL when absent */
+    const char *authorization; /* NULL when absent; valid while the request waits */
     const char *content_type;  /* NULL when absent */
     const char *body;          /* NUL-terminated; body_len excludes the NUL */
     size_t body_len;
@@ -57,6 +57,10 @@ struct request {
         int rc;
         void (*then)(struct request *req, struct reply *rep, int rc);
     } verify;
+    /* The client went away while the request waited: continuations are
+     * skipped (the request's path and query are gone with its connection)
+     * and the request is released once nothing waits. */
+    bool gone;
     void *exchange;           /* http_server.c's own state */
 };
 

@@ -8,6 +8,7 @@ import re
 import socket
 import struct
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -125,33 +126,47 @@ class StoreOutageTest(harness.RevokdTestCase):
             self.wait_recovered(token)
 
     def test_clients_gone_while_waiting(self):
-        """Connections reset while their check waits for Redis, hung or answering: a request
-        then waits either parked, where revokd learns of the reset and must keep the request's
-        state until Redis answers, or suspended, where its reply finds the connection gone.
-        Either way revokd must not crash, leak (valgrind and ASan runs stop it and check) or
-        keep a connection open, and must answer as before."""
-        daemon = self.start_revokd(self.revokd_env)
+        """Connections reset while their check waits for Redis (hung, then answering) or for a
+        signature thread: a request then waits either parked, where revokd learns of the reset
+        and must keep the request's state until what it waits for is done, or suspended, where
+        its reply finds the connection gone. Either way revokd must not crash, leak (valgrind
+        and ASan runs stop it and check) or keep a connection open, and must answer as before."""
         token = self.mint(sub="erin", iss=ISS)
-        self.assertActive(daemon.check(token), token)  # now cached: a check waits for Redis only
-        requests = [f"GET /v1/check HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\r\n",
-                    "GET /v1/check?jti=gone&sub=erin&iat=1 HTTP/1.1\r\nHost: t\r\n\r\n"]
-        rng = random.Random(7)
+        check = f"GET /v1/check HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\r\n"
+        lookup = "GET /v1/check?jti=gone&sub=erin&iat=1 HTTP/1.1\r\nHost: t\r\n\r\n"
 
-        def reset_after(request, delay):
-            with socket.create_connection((LOOPBACK, daemon.port), timeout=BOUND) as s:
-                s.sendall(request.encode())
-                time.sleep(delay)
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
-
+        cached = self.start_revokd(self.revokd_env)
+        self.assertActive(cached.check(token), token)  # now cached: a check waits for Redis only
         self.redis.pause()
         try:
-            for i in range(40):
-                reset_after(requests[i % 2], rng.uniform(0, 0.002))
+            self.reset_while_waiting(cached, [check, lookup], 40, 0.002)
         finally:
             self.redis.resume()
-        for i in range(200):
-            reset_after(requests[i % 2], rng.uniform(0, 0.0003))
+        self.reset_while_waiting(cached, [check, lookup], 200, 0.0003)
+        self.assertServesAfterResets(cached, token)
 
+        # Every check through the one signature thread, from 8 clients at once.
+        uncached = self.start_revokd({**self.revokd_env, "REVOKD_TOKEN_CACHE_SIZE": "0",
+                                      "REVOKD_VERIFY_THREADS": "1"})
+        threads = [threading.Thread(target=self.reset_while_waiting, args=(uncached, [check], 50, 0.0001, k))
+                   for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(RECOVERY)
+        self.assertFalse([t for t in threads if t.is_alive()])
+        self.assertServesAfterResets(uncached, token)
+
+    def reset_while_waiting(self, daemon, requests, n, max_delay, seed=0):
+        """n connections, each sending one of requests and resetting (RST) within max_delay s."""
+        rng = random.Random(seed)
+        for i in range(n):
+            with socket.create_connection((LOOPBACK, daemon.port), timeout=BOUND) as s:
+                s.sendall(requests[i % len(requests)].encode())
+                time.sleep(rng.uniform(0, max_delay))
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    def assertServesAfterResets(self, daemon, token):
         def open_connections():
             body = daemon.request("GET", "/metrics").body.decode()
             return float(re.search(r"^revokd_http_connections (\S+)$", body, re.M).group(1))
@@ -161,7 +176,6 @@ class StoreOutageTest(harness.RevokdTestCase):
         body = self.assertJsonResponse(daemon.lookup(jti="gone", sub="erin", iat=1), 200)
         self.assertEqual(body, {"active": True, "jti": "gone", "sub": "erin"})
         daemon.stop()
-
 
 if __name__ == "__main__":
     harness.main()
