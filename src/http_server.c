@@ -79,6 +79,7 @@ struct worker {
     struct exchange *spare; /* finished exchanges, reused: a request's state
                                is too large for malloc's per-thread cache */
     unsigned parked;        /* requests parked (see the top of this file) */
+    int64_t round_ns;       /* when libmicrohttpd's current round began */
     bool again;             /* libmicrohttpd has work now: a parked request's
                                answer came, or a reply was queued */
 };
@@ -246,11 +247,11 @@ static enum MHD_Result wait_for(struct exchange *ex)
 {
     if (!ex->parked) {
         ex->parked = true;
-        ex->parked_ns = loop_now_ns();
+        ex->parked_ns = ex->worker->round_ns;
         ex->worker->parked++;
         return MHD_YES;
     }
-    if (loop_now_ns() - ex->parked_ns < PARK_MS * 1000000)
+    if (ex->worker->round_ns - ex->parked_ns < PARK_MS * 1000000)
         return MHD_YES;
     unpark(ex);
     ex->suspended = true;
@@ -542,6 +543,7 @@ static void *worker_run(void *arg)
         if (atomic_load(&srv->quiescing) && !w->quiesced)
             worker_quiesce(w);
         w->again = false;
+        w->round_ns = loop_now_ns();
         MHD_run(w->daemon);
     }
     /* Take back every signature check still in the pool (its request may
