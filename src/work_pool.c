@@ -134,7 +134,7 @@ void work_submit(struct work_inbox *in, struct work *w)
 bool work_backlogged(const struct work_inbox *in)
 {
     struct work_pool *p = in->pool;
-    return atomic_load_explicit(&p->queued, memory_order_relaxed) >= p->nthreads;
+    return atomic_load_explicit(&p->queued, memory_order_relaxed) >= WORK_BACKLOG * p->nthreads;
 }
 
 /* ---- inboxes ------------------------------------------------------------- */

@@ -7,7 +7,7 @@
  * get their own items back; and pools start, drain and stop cleanly, the
  * inbox freed right after its drain (run under valgrind or ASan too, which
  * report any leak or use of freed memory); and work_backlogged() says when
- * every pool thread has an item waiting.
+ * every pool thread has WORK_BACKLOG items waiting.
  *
  * run() executes on pool threads, where a cmocka assertion must not fire
  * (it would longjmp across threads): it only records, and the test thread
@@ -624,13 +624,14 @@ static void gated_run(struct work *w)
     item_run(w);
 }
 
-/* work_backlogged() is true exactly while every pool thread is busy and an
- * item waits behind them: the loops' cue to verify themselves. */
-static void test_backlogged_while_every_thread_has_a_waiting_item(void **state)
+/* work_backlogged() is true exactly while every pool thread is busy and
+ * WORK_BACKLOG items per thread wait behind them: the loops' cue to verify
+ * themselves. */
+static void test_backlogged_while_every_thread_has_waiting_items(void **state)
 {
     struct work_pool *pool = work_pool_new(1);
     struct ctx c;
-    struct item busy, waiting;
+    struct item busy, waiting[WORK_BACKLOG];
     (void)state;
 
     assert_non_null(pool);
@@ -644,15 +645,18 @@ static void test_backlogged_while_every_thread_has_a_waiting_item(void **state)
     for (int i = 0; i < DEADLINE_MS && !atomic_load(&gate_started); i++)
         sleep_us(1000);
     assert_true(atomic_load(&gate_started));
-    assert_false(work_backlogged(c.inbox)); /* the one thread is busy, nothing waits */
-    item_init(&waiting, &c, 2);
-    submit(&c, &waiting);
+    for (int i = 0; i < WORK_BACKLOG; i++) {
+        assert_false(work_backlogged(c.inbox)); /* the one thread is busy, i items wait */
+        item_init(&waiting[i], &c, 2 + i);
+        submit(&c, &waiting[i]);
+    }
     assert_true(work_backlogged(c.inbox));
     atomic_store(&gate_open, true);
-    assert_true(poll_until(&c, 2, loop_now_ms() + DEADLINE_MS));
+    assert_true(poll_until(&c, 1 + WORK_BACKLOG, loop_now_ms() + DEADLINE_MS));
     assert_false(work_backlogged(c.inbox));
     assert_item_complete(&c, &busy);
-    assert_item_complete(&c, &waiting);
+    for (int i = 0; i < WORK_BACKLOG; i++)
+        assert_item_complete(&c, &waiting[i]);
     ctx_close(&c);
     work_pool_free(pool);
 }
@@ -669,7 +673,7 @@ int main(void)
         cmocka_unit_test(test_two_loops_share_one_pool),
         cmocka_unit_test(test_pool_lifecycle),
         cmocka_unit_test(test_free_inbox_right_after_drain),
-        cmocka_unit_test(test_backlogged_while_every_thread_has_a_waiting_item),
+        cmocka_unit_test(test_backlogged_while_every_thread_has_waiting_items),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
