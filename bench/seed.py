@@ -1,6 +1,8 @@
 """bench/seed.py - what bench/run needs from a token set besides the tokens.
 
   seed.py claims TOKENS                 prints "jti sub iat exp" for each token (lookup requests)
+  seed.py forge TOKENS                  prints each token with one bit of its signature flipped:
+                                        well-formed, never valid (an attacker's tokens)
   seed.py revoke PORT ADMIN_KEY_FILE TOKENS
                                         revokes every tenth token (lines 1, 11, 21, ...) with
                                         POST /v1/admin/revoke on 127.0.0.1:PORT, over 4 keep-alive
@@ -31,6 +33,16 @@ def cmd_claims(path):
     for token in read_tokens(path):
         c = claims(token)
         out.write(f"{c['jti']} {c.get('sub', '-')} {c['iat']} {c['exp']}\n")
+
+
+def cmd_forge(path):
+    out = sys.stdout
+    for token in read_tokens(path):
+        head, payload, sig = token.split(".")
+        raw = bytearray(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)))
+        raw[len(raw) // 2] ^= 0x01
+        forged = base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+        out.write(f"{head}.{payload}.{forged}\n")
 
 
 def cmd_revoke(port, admin_key_file, path):
@@ -71,6 +83,8 @@ def cmd_revoke(port, admin_key_file, path):
 def main(argv):
     if len(argv) == 3 and argv[1] == "claims":
         cmd_claims(argv[2])
+    elif len(argv) == 3 and argv[1] == "forge":
+        cmd_forge(argv[2])
     elif len(argv) == 5 and argv[1] == "revoke":
         cmd_revoke(argv[2], argv[3], argv[4])
     else:
