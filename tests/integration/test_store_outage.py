@@ -1,6 +1,6 @@
 """Redis going away: checks fail closed with 503 store_unavailable in bounded time, /readyz says
 not_ready, and both recover once redis-server is back on the same port. Clients that give up
-while their request waits for Redis leave revokd whole."""
+while their request waits for Redis or a signature thread leave revokd whole."""
 
 import os
 import random
