@@ -66,6 +66,12 @@ void reply_store_error(struct reply *rep, int code)
                     "the revocation store cannot be reached; the token's state is unknown");
 }
 
+void reply_store_failed(struct reply *rep, const struct store_result *res)
+{
+    reply_log(rep, "store_error", res->error);
+    reply_store_error(rep, res->rc);
+}
+
 cJSON *reply_parse_body(struct request *req, struct reply *rep, int allow_empty)
 {
     const char *end = NULL;

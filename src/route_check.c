@@ -32,8 +32,7 @@ static void checked(struct request *req, struct reply *rep, const struct store_r
     if (rc == 0) {
         reply_active(rep, &req->claims);
     } else if (rc == -CHECK_ESTORE) {
-        reply_log(rep, "store_error", res->error);
-        reply_store_error(rep, -STORE_EUNAVAILABLE);
+        reply_store_failed(rep, res);
     } else {
         reply_token_failure(rep, rc, &req->claims);
     }
@@ -73,8 +72,7 @@ static void looked_up(struct request *req, struct reply *rep, const struct store
 
     metrics_check(rc);
     if (rc == -CHECK_ESTORE) {
-        reply_log(rep, "store_error", res->error);
-        reply_store_error(rep, -STORE_EUNAVAILABLE);
+        reply_store_failed(rep, res);
         return;
     }
     if (rc < 0) {

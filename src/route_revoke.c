@@ -29,8 +29,7 @@ static void reply_revoked(struct reply *rep, const char *jti, int64_t expires_at
 static void stored_jti(struct request *req, struct reply *rep, const struct store_result *res)
 {
     if (res->rc < 0) {
-        reply_log(rep, "store_error", res->error);
-        reply_store_error(rep, res->rc);
+        reply_store_failed(rep, res);
         return;
     }
     metrics_revocation(METRICS_REVOKE_TOKEN, req->admin);
@@ -96,8 +95,7 @@ static int64_t revoke_all_ttl(const struct request *req)
 static void stored_cutoff(struct request *req, struct reply *rep, const struct store_result *res)
 {
     if (res->rc < 0) {
-        reply_log(rep, "store_error", res->error);
-        reply_store_error(rep, res->rc);
+        reply_store_failed(rep, res);
         return;
     }
     metrics_revocation(METRICS_REVOKE_SUBJECT, req->admin);
@@ -122,8 +120,7 @@ static void holder_checked(struct request *req, struct reply *rep, const struct 
     int rc = check_result(res);
 
     if (rc == -CHECK_ESTORE) {
-        reply_log(rep, "store_error", res->error);
-        reply_store_error(rep, -STORE_EUNAVAILABLE);
+        reply_store_failed(rep, res);
     } else if (rc < 0) {
         reply_token_failure(rep, rc, &req->claims);
     } else {

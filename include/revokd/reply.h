@@ -23,6 +23,9 @@ void reply_token_failure(struct reply *rep, int reason, const struct jwt_claims 
 /* 503 for a store error code (-STORE_*). */
 void reply_store_error(struct reply *rep, int code);
 
+/* The same for a store call that failed (res->rc < 0), its error logged. */
+void reply_store_failed(struct reply *rep, const struct store_result *res);
+
 /* Adds a string field to the request's log line. */
 void reply_log(struct reply *rep, const char *name, const char *value);
 
