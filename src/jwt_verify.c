@@ -243,9 +243,15 @@ int jwt_verify(const struct jwt_policy *p, const char *token, size_t len, struct
     if (jwk_verify(key, (const unsigned char *)token, (size_t)(dot2 - token), buf,
                    (size_t)siglen) < 0)
         goto out;
-    /* Some providers omit jti: the signature then names the token. It is
-     * decoded strictly, so one token has exactly one such id. */
-    sha256(buf, (size_t)siglen, digest);
+    /* Some providers omit jti: the token is then named by what its issuer
+     * signed, the signing input (header.payload), never by the signature.
+     * An ECDSA signature (r, s) has a twin (r, n - s) that verifies too, so
+     * anyone holding a token could mint a second spelling of it; the signed
+     * bytes only its issuer can change, and strict base64url gives them one
+     * spelling. High-S signatures are accepted: JOSE does not ask for low S,
+     * common signers produce both, and with this id a twin names the same
+     * token. */
+    sha256(token, (size_t)(dot2 - token), digest);
     memcpy(out->jti, JWT_DERIVED_PREFIX, sizeof(JWT_DERIVED_PREFIX) - 1);
     b64url_encode(digest, sizeof(digest), out->jti + sizeof(JWT_DERIVED_PREFIX) - 1);
     out->jti_derived = true;

@@ -49,7 +49,7 @@ struct jwt_policy {
 };
 
 struct jwt_claims {
-    char jti[JWT_STR_MAX + 1]; /* the claim, or "sha256:" + digest of the signature */
+    char jti[JWT_STR_MAX + 1]; /* the claim, or "sha256:" + digest of the signing input */
     char sub[JWT_STR_MAX + 1];
     char iss[JWT_STR_MAX + 1];
     bool has_sub, has_iss, jti_derived;
@@ -66,7 +66,8 @@ int jwt_verify(const struct jwt_policy *policy, const char *token, size_t len,
 /* Returns 0, -JWT_expired or -JWT_not_yet_valid for the claims at now. */
 int jwt_check_times(const struct jwt_policy *policy, const struct jwt_claims *c, int64_t now);
 
-/* The id of a token without jti: "sha256:" + base64url(SHA-256(signature)). */
+/* The id of a token without jti: "sha256:" + base64url(SHA-256(header.payload)),
+ * the JWS signing input exactly as the token carries it. */
 #define JWT_DERIVED_PREFIX "sha256:"
 
 #endif

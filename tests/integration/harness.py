@@ -336,11 +336,12 @@ def jwt_parts(token):
 
 
 def token_id(token):
-    """The id revokd uses for a token: its jti, else sha256: + b64url(SHA-256(signature bytes))."""
-    _, payload, sig = jwt_parts(token)
+    """The id revokd uses for a token: its jti, else sha256: + b64url(SHA-256(signing input)),
+    the signing input being the token's header.payload exactly as it is written."""
+    _, payload, _ = jwt_parts(token)
     if "jti" in payload:
         return payload["jti"]
-    return "sha256:" + b64url(hashlib.sha256(sig).digest())
+    return "sha256:" + b64url(hashlib.sha256(token.rsplit(".", 1)[0].encode()).digest())
 
 
 def key_name(kind, iss, value, prefix=DEFAULT_PREFIX):

@@ -35,11 +35,11 @@ class CheckTest(harness.RevokdTestCase):
         self.assertNotIn("sub", body)
         self.assertNotIn("iss", body)
 
-    def test_token_without_jti_gets_signature_hash_id(self):
+    def test_token_without_jti_gets_signing_input_hash_id(self):
         token = self.mint(sub="carol", no_jti=True)
-        _, claims, sig = jwt_parts(token)
-        self.assertNotIn("jti", claims)
-        expected = "sha256:" + b64url(hashlib.sha256(sig).digest())
+        header, claims, _ = token.split(".")
+        self.assertNotIn("jti", jwt_parts(token)[1])
+        expected = "sha256:" + b64url(hashlib.sha256(f"{header}.{claims}".encode()).digest())
         self.assertEqual(token_id(token), expected)
         for resp in (self.revokd.check(token), self.revokd.check_post(token)):
             body = self.assertActive(resp, token)

@@ -49,6 +49,23 @@ def hmac_forge(header, claims, secret):
     return craft(header, claims, signature=hmac.new(secret, signing_input, hashlib.sha256).digest())
 
 
+# The orders of the P-256 and P-384 groups.
+EC_ORDERS = {
+    "ec256": (32, 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551),
+    "ec384": (48, int("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB2"
+                      "48B0A77AECEC196ACCC52973", 16)),
+}
+
+
+def ecdsa_twin(token, half, order):
+    """The token with its signature (r, s) replaced by (r, n - s): another valid signature over
+    the same header and payload, which anyone holding the token can compute."""
+    h, p, s = token.split(".")
+    sig = b64url_decode(s)
+    twin_s = order - int.from_bytes(sig[half:], "big")
+    return f"{h}.{p}.{b64url(sig[:half] + twin_s.to_bytes(half, 'big'))}"
+
+
 def b64len(n):
     return (4 * n + 2) // 3
 
@@ -278,6 +295,33 @@ class SignatureAttackTest(harness.RevokdTestCase):
                 body = self.assertJsonResponse(self.revokd.check(token), 401)
                 self.assertIs(body.get("active"), False, body)
                 self.assertIn(body.get("reason"), ("malformed", "invalid_claims"), body)
+
+
+class MalleabilityTest(harness.RevokdTestCase):
+    """A token without jti is named by its signed bytes, so a re-encoded signature cannot bring a
+    revoked token back."""
+
+    def test_ecdsa_twin_of_revoked_token_without_jti_stays_revoked(self):
+        for name, (half, order) in EC_ORDERS.items():
+            with self.subTest(key=name):
+                token = self.craft(key=self.keys[name], payload=std_claims(jti=None))
+                twin = ecdsa_twin(token, half, order)
+                self.assertNotEqual(twin, token)
+                # Both signatures verify: one of them is high-S.
+                self.assertActive(self.revokd.check(token))
+                twin_id = self.assertActive(self.revokd.check(twin))["jti"]
+                revoked = self.assertJsonResponse(self.revokd.revoke(token), 200)
+                for t in (token, twin):
+                    self.assertTokenFailure(self.revokd.check(t), "revoked")
+                    self.assertTokenFailure(self.revokd.check_post(t), "revoked")
+                # One id for both, made of what was signed.
+                self.assertEqual(revoked["jti"], harness.token_id(token))
+                self.assertEqual(twin_id, revoked["jti"])
+                # Revoking the twin is revoking the same token again.
+                self.assertEqual(self.assertJsonResponse(self.revokd.revoke(twin), 200)["jti"],
+                                 revoked["jti"])
+                self.assertEqual(len(self.redis.keys()), 1)
+                self.redis.flushall()
 
 
 class TokenSizeTest(harness.RevokdTestCase):

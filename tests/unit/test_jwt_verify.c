@@ -18,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 #include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
@@ -862,7 +863,8 @@ static void expect_derived(enum signer s, const char *payload)
     char want[JWT_STR_MAX + 1];
     char *tok = make_token(header_for(s), payload, s);
 
-    SHA256(fx.last_sig, fx.last_sig_len, digest);
+    /* The signing input: everything before the second '.'. */
+    SHA256((const unsigned char *)tok, (size_t)(strrchr(tok, '.') - tok), digest);
     char *d = unit_b64url(digest, sizeof(digest));
     snprintf(want, sizeof(want), "sha256:%s", d);
     assert_int_equal(strlen(want), 7 + 43);
@@ -882,18 +884,85 @@ static void test_derived_jti(void **state)
     expect_derived(S_HS256, payload);
     expect_derived(S_RS256, payload);
     expect_derived(S_ES256, payload);
-    /* Two tokens, two ids: ECDSA signs with a fresh nonce each time. */
+    /* ECDSA signs with a fresh nonce each time; two signatures over the same
+     * header and payload still name one token. */
     char *t1 = make_token(header_for(S_ES256), payload, S_ES256);
     char *t2 = make_token(header_for(S_ES256), payload, S_ES256);
+    assert_string_not_equal(t1, t2);
     assert_int_equal(verify(t1, &a), 0);
     assert_int_equal(verify(t2, &b), 0);
-    assert_string_not_equal(a.jti, b.jti);
+    assert_string_equal(a.jti, b.jti);
     free(t1);
     free(t2);
+    /* Another payload is another token. */
+    t1 = make_token(header_for(S_ES256), "{" ISS_AUD ",\"sub\":\"user-2\"," TIMES "}", S_ES256);
+    assert_int_equal(verify(t1, &b), 0);
+    assert_string_not_equal(a.jti, b.jti);
+    free(t1);
     /* A jti claim wins over the derived one. */
     assert_int_equal(verify_payload(GOOD_PAYLOAD, &a), 0);
     assert_false(a.jti_derived);
     assert_string_equal(a.jti, "id-1");
+}
+
+/* (r, n - s): the twin every ECDSA signature (r, s) has, valid over the same
+ * bytes. order is the group order in hex, half the size of r and of s. */
+static char *ecdsa_twin(const char *tok, const char *order, size_t half)
+{
+    const char *dot2 = strrchr(tok, '.');
+    unsigned char sig[2 * 66];
+    BIGNUM *n = NULL, *s = BN_bin2bn(fx.last_sig + half, (int)half, NULL);
+    char *head = strndup(tok, (size_t)(dot2 - tok) + 1);
+
+    assert_int_equal(fx.last_sig_len, 2 * half);
+    assert_true(BN_hex2bn(&n, order) > 0);
+    assert_non_null(s);
+    assert_non_null(head);
+    assert_int_equal(BN_sub(s, n, s), 1);
+    memcpy(sig, fx.last_sig, half);
+    assert_int_equal(BN_bn2binpad(s, sig + half, (int)half), (int)half);
+    char *b = unit_b64url(sig, 2 * half);
+    char *twin = malloc(strlen(head) + strlen(b) + 1);
+    assert_non_null(twin);
+    strcpy(twin, head);
+    strcat(twin, b);
+    BN_free(n);
+    BN_free(s);
+    free(head);
+    free(b);
+    return twin;
+}
+
+/* A token without jti is named by what was signed, so the twin signature an
+ * ECDSA token's holder can compute names the same token. */
+static void test_derived_jti_ecdsa_twin(void **state)
+{
+    (void)state;
+    static const struct {
+        enum signer s;
+        const char *order;
+        size_t half;
+    } curves[] = {
+        {S_ES256, "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551", 32},
+        {S_ES384,
+         "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973",
+         48},
+    };
+    const char *payload = "{" ISS_AUD ",\"sub\":\"user-1\"," TIMES "}";
+
+    for (size_t i = 0; i < sizeof(curves) / sizeof(curves[0]); i++) {
+        struct jwt_claims a, b;
+        char *tok = make_token(header_for(curves[i].s), payload, curves[i].s);
+        char *twin = ecdsa_twin(tok, curves[i].order, curves[i].half);
+
+        assert_string_not_equal(tok, twin);
+        assert_int_equal(verify(tok, &a), 0);
+        assert_int_equal(verify(twin, &b), 0); /* high S or low S: both verify */
+        assert_true(a.jti_derived && b.jti_derived);
+        assert_string_equal(a.jti, b.jti);
+        free(tok);
+        free(twin);
+    }
 }
 
 /* ---- times -------------------------------------------------------------- */
@@ -991,6 +1060,7 @@ int main(void)
         T(test_invalid_audience),
         T(test_lifetime_exceeded),
         T(test_derived_jti),
+        T(test_derived_jti_ecdsa_twin),
         T(test_check_times_exp),
         T(test_check_times_nbf),
         T(test_check_times_iat),
