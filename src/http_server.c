@@ -102,6 +102,7 @@ struct exchange {
     int64_t start_ns;
     char *body;
     size_t len;
+    bool started;    /* the handler saw the head */
     bool dispatched; /* the handler ran */
     bool parked;     /* waiting, the handler called every round */
     bool suspended;  /* waiting, suspended */
@@ -111,6 +112,8 @@ struct exchange {
     int64_t parked_ns;
     char *auth;       /* the Authorization header's copy, kept across requests */
     size_t auth_size;
+    char *query;      /* the raw query's copy (see on_uri), kept across requests */
+    size_t query_size;
     char id[65];
     struct request req;
     struct reply rep;
@@ -137,11 +140,6 @@ static void request_id(struct MHD_Connection *conn, char *out, size_t size)
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     z ^= z >> 31;
     snprintf(out, size, "%016llx", (unsigned long long)z);
-}
-
-static const char *query_lookup(void *ctx, const char *name)
-{
-    return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, name);
 }
 
 /* Queues rep on conn and writes the request line. Consumes rep's members. */
@@ -287,18 +285,49 @@ void request_store_done(void *arg, const struct store_result *res)
     request_continued(req);
 }
 
-/* See the top of this file. */
-static const char *own_copy(struct exchange *ex, const char *value)
+/* Copies value into *buf (size *size, grown as needed and kept for the
+ * exchange's next request). Returns the copy, or NULL when out of memory. */
+static const char *keep(char **buf, size_t *size, const char *value)
 {
     size_t n = strlen(value) + 1;
-    if (n > ex->auth_size) {
-        char *p = realloc(ex->auth, n);
+    if (n > *size) {
+        char *p = realloc(*buf, n);
         if (p == NULL)
             return NULL;
-        ex->auth = p;
-        ex->auth_size = n;
+        *buf = p;
+        *size = n;
     }
-    return memcpy(ex->auth, value, n);
+    return memcpy(*buf, value, n);
+}
+
+/* libmicrohttpd calls this with the request target exactly as it was sent,
+ * before it parses the query itself, turning '+' into ' ' as form decoding
+ * does. revokd reads '+' as a plus sign everywhere (url.h), so the query is
+ * copied here as sent. What this returns is the exchange that every later
+ * call for the request receives. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct worker *w = cls;
+    struct exchange *ex = w->spare;
+    const char *q = strchr(uri, '?');
+
+    if (ex != NULL)
+        w->spare = ex->next_spare;
+    else if ((ex = calloc(1, sizeof(*ex))) == NULL)
+        return NULL;
+    ex->worker = w;
+    ex->conn = conn;
+    ex->start_ns = loop_now_ns();
+    ex->body = NULL;
+    ex->len = ex->discarded = 0;
+    ex->started = ex->dispatched = ex->parked = ex->suspended = ex->responded = ex->too_large = false;
+    ex->req.route = -1;
+    ex->req.query = q != NULL ? keep(&ex->query, &ex->query_size, q + 1) : NULL;
+    if (q != NULL && ex->req.query == NULL) {
+        exchange_release(ex);
+        return NULL;
+    }
+    return ex;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -312,22 +341,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     size_t max = (size_t)app->cfg->max_body_bytes;
     (void)version;
 
-    if (ex == NULL) {
+    if (ex == NULL)
+        return MHD_NO; /* on_uri ran out of memory */
+    if (!ex->started) {
         /* First call: headers only. Refuse an announced oversized body
          * before reading it. */
-        if ((ex = w->spare) != NULL)
-            w->spare = ex->next_spare;
-        else if ((ex = calloc(1, sizeof(*ex))) == NULL)
-            return MHD_NO;
-        ex->worker = w;
-        ex->conn = conn;
-        ex->start_ns = loop_now_ns();
-        ex->body = NULL;
-        ex->len = ex->discarded = 0;
-        ex->dispatched = ex->parked = ex->suspended = ex->responded = ex->too_large = false;
-        ex->req.route = -1;
+        ex->started = true;
         request_id(conn, ex->id, sizeof(ex->id));
-        *con_cls = ex;
         const union MHD_ConnectionInfo *head =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
         if (head != NULL && head->header_size > (size_t)app->cfg->max_token_bytes + HEAD_HEADROOM)
@@ -367,7 +387,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!ex->dispatched) {
         /* Last call: the whole request is here. */
         const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-        if (auth != NULL && (auth = own_copy(ex, auth)) == NULL)
+        if (auth != NULL && (auth = keep(&ex->auth, &ex->auth_size, auth)) == NULL)
             return MHD_NO;
         ex->dispatched = true;
         ex->req = (struct request){
@@ -377,8 +397,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"),
             .body = ex->body ? ex->body : "",
             .body_len = ex->len,
-            .query = query_lookup,
-            .query_ctx = conn,
+            .query = ex->req.query,
             .app = app,
             .now = (int64_t)time(NULL),
             .store = w->store,
@@ -568,6 +587,7 @@ static void worker_free(struct worker *w)
         struct exchange *ex = w->spare;
         w->spare = ex->next_spare;
         free(ex->auth);
+        free(ex->query);
         free(ex);
     }
     if (w->wake.fd >= 0)
@@ -595,8 +615,9 @@ static int worker_init(struct http_server *srv, struct worker *w, const struct s
         (unsigned)cfg->max_connections, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_token_bytes + HEAD_HEADROOM + REPLY_RESERVE,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped,
-        NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_URI_LOG_CALLBACK, on_uri, w,
+        MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_END);
     if (w->daemon == NULL || (info = MHD_get_daemon_info(w->daemon, MHD_DAEMON_INFO_EPOLL_FD)) == NULL)
         return -1;
     w->mhd = (struct loop_watch){.fd = info->epoll_fd, .on_event = on_mhd_event};

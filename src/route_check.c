@@ -56,13 +56,16 @@ static void verified(struct request *req, struct reply *rep, int rc)
 
 /* One lookup-mode parameter, percent-decoded into out (size bytes, at most
  * JWT_STR_MAX + 1). Returns 1 when present (out filled), 0 when absent, -1
- * when empty, too long or badly encoded. */
+ * when empty, repeated, too long or badly encoded. */
 static int query_param(struct request *req, const char *name, char *out, size_t size)
 {
-    const char *raw = req->query(req->query_ctx, name);
-    if (raw == NULL)
+    const char *raw;
+    size_t len;
+    int n = url_query_find(req->query, name, &raw, &len);
+
+    if (n == 0)
         return 0;
-    return url_decode(raw, strlen(raw), out, size) > 0 ? 1 : -1;
+    return n == 1 && url_decode(raw, len, out, size) > 0 ? 1 : -1;
 }
 
 static void looked_up(struct request *req, struct reply *rep, const struct store_result *res)
@@ -101,8 +104,8 @@ static void check_lookup(struct request *req, struct reply *rep)
 
     if (has_jti < 0 || has_sub < 0 || has_iat < 0 || has_iss < 0) {
         reply_error(rep, 400, "invalid_request",
-                    "jti, sub and iss must be 1 to 256 bytes and iat at most 23 digits, validly "
-                    "percent-encoded");
+                    "jti, sub and iss must be 1 to 256 bytes and iat at most 23 digits, each "
+                    "given once and validly percent-encoded");
         return;
     }
     if (has_sub && !has_iat) {
@@ -137,7 +140,8 @@ void route_check_get(struct request *req, struct reply *rep)
     const char *token;
     size_t len;
 
-    if (req->query(req->query_ctx, "jti") != NULL || req->query(req->query_ctx, "sub") != NULL) {
+    if (url_query_find(req->query, "jti", &token, &len) > 0 ||
+        url_query_find(req->query, "sub", &token, &len) > 0) {
         check_lookup(req, rep);
         return;
     }

@@ -2,6 +2,8 @@
  * and the credentials of a Redis URL. */
 #include "revokd/url.h"
 
+#include <string.h>
+
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')
@@ -33,4 +35,23 @@ long url_decode(const char *in, size_t len, char *out, size_t size)
     }
     out[o] = '\0';
     return (long)o;
+}
+
+int url_query_find(const char *query, const char *name, const char **value, size_t *len)
+{
+    size_t nlen = strlen(name);
+    int found = 0;
+
+    for (const char *p = query; p != NULL && *p != '\0';) {
+        const char *amp = strchr(p, '&');
+        size_t plen = amp ? (size_t)(amp - p) : strlen(p);
+        if (plen >= nlen && memcmp(p, name, nlen) == 0 && (plen == nlen || p[nlen] == '=')) {
+            if (found++ == 0) {
+                *value = p + (plen > nlen ? nlen + 1 : nlen);
+                *len = plen > nlen ? plen - nlen - 1 : 0;
+            }
+        }
+        p += plen + (amp ? 1 : 0);
+    }
+    return found;
 }

@@ -28,9 +28,7 @@ struct request {
     const char *body;          /* NUL-terminated; body_len excludes the NUL */
     size_t body_len;
     cJSON *json;               /* the body parsed by reply_parse_body(), or NULL */
-    /* Raw (percent-encoded) query parameter, or NULL. */
-    const char *(*query)(void *ctx, const char *name);
-    void *query_ctx;
+    const char *query;         /* the query as received, without '?'; NULL when none */
     char param[ROUTE_PARAM_MAX + 1]; /* decoded {sub} of the matched route */
     int route;                       /* index of the matched route, -1 before or without one */
     struct app *app;

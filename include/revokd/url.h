@@ -1,4 +1,10 @@
-/* url.h - percent-decoding. */
+/* url.h - percent-decoding, and parameters of a raw query string.
+ *
+ * One decoding for every identifier that arrives in a URL, path segment or
+ * query alike: RFC 3986 percent-decoding, where '+' is a plus sign. Query
+ * strings are not read as application/x-www-form-urlencoded (which would
+ * make '+' a space), so "alice+x@example.com" names the same subject in a
+ * path, in a query and in a JSON body. */
 #ifndef REVOKD_URL_H
 #define REVOKD_URL_H
 
@@ -8,5 +14,12 @@
  * '+' stays '+' (this is not form decoding). Refuses bad escapes, %00 and
  * overflow. Returns the length or -1. */
 long url_decode(const char *in, size_t len, char *out, size_t size);
+
+/* Finds parameter name in query, the raw query string without '?' ("a=1&b",
+ * may be NULL). Returns how many times name occurs; for the first, *value
+ * points at its raw value inside query and *len is its length (0 for "b" or
+ * "b="). The caller refuses a repeated name: two parsers could pick
+ * different ones. */
+int url_query_find(const char *query, const char *name, const char **value, size_t *len);
 
 #endif

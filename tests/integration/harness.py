@@ -811,7 +811,8 @@ class Revokd:
         return self.request("POST", "/v1/check", {"token": token})
 
     def lookup(self, **params):
-        return self.request("GET", "/v1/check?" + urllib.parse.urlencode(params))
+        # RFC 3986 escapes: revokd reads '+' in a query as a plus sign, never as a space.
+        return self.request("GET", "/v1/check?" + urllib.parse.urlencode(params, quote_via=urllib.parse.quote))
 
     def revoke(self, token):
         return self.request("POST", "/v1/revoke", {"token": token})

@@ -95,6 +95,39 @@ class LookupTest(harness.RevokdTestCase):
         self.assertLookupRevoked(daemon.lookup(jti="empty-ns-jti"))
         self.assertLookupActive(self.revokd.lookup(jti="empty-ns-jti"), jti="empty-ns-jti")
 
+    def test_plus_is_a_plus_sign_in_path_query_and_body(self):
+        """One decoding for every way an id arrives: '+' is a plus sign in a path segment, a
+        query value and a JSON body alike, so a revocation made one way is found by a lookup
+        made another. A space is written %20."""
+        t = now()
+        # Revoked through the path, '+' as sent and as %2B.
+        self.assertJsonResponse(self.revokd.admin_revoke_all(ADMIN_KEY, "alice+x@example.com",
+                                                             quoted=True), 200)
+        self.assertJsonResponse(self.revokd.admin_revoke_all(ADMIN_KEY, "bob+y@example.com"), 200)
+        for sub in ("alice", "bob"):
+            tail = "x" if sub == "alice" else "y"
+            for query in (f"sub={sub}+{tail}@example.com", f"sub={sub}%2B{tail}%40example.com",
+                          f"sub={sub}%2b{tail}@example.com"):
+                with self.subTest(query=query):
+                    self.assertLookupRevoked(self.revokd.request("GET", f"/v1/check?{query}&iat={t}"))
+        # A space is another subject, which nobody revoked.
+        self.assertLookupActive(self.revokd.request("GET", f"/v1/check?sub=alice%20x@example.com&iat={t}"),
+                                sub="alice x@example.com")
+        # Revoked through a JSON body, looked up with '+' as sent and escaped.
+        self.admin_revoke("jti+with+plus")
+        for query in ("jti=jti+with+plus", "jti=jti%2Bwith%2Bplus", "jti=jti+with%2bplus"):
+            with self.subTest(query=query):
+                self.assertLookupRevoked(self.revokd.request("GET", f"/v1/check?{query}"))
+        self.assertLookupActive(self.revokd.request("GET", "/v1/check?jti=jti%20with%20plus"),
+                                jti="jti with plus")
+
+    def test_repeated_parameter_is_refused(self):
+        self.admin_revoke("first")
+        for query in ("jti=other&jti=first", "jti=first&jti=other", f"jti=a&sub=b&iat={now()}&iat=1",
+                      "sub=a&sub=b&iat=1", "jti=a&iss=x&iss=y"):
+            with self.subTest(query=query):
+                self.assertError(self.revokd.request("GET", "/v1/check?" + query), 400, "invalid_request")
+
     def test_string_lengths(self):
         self.assertLookupActive(self.revokd.lookup(jti="j" * 256), jti="j" * 256)
         self.assertLookupActive(self.revokd.lookup(sub="s" * 256, iat=1), sub="s" * 256)

@@ -199,12 +199,3 @@ void unit_expect_contains(const char *text, const char *part)
         print_error("error \"%s\" does not contain \"%s\"\n", text, part);
     assert_non_null(strstr(text, part));
 }
-
-const char *unit_query_pairs(void *ctx, const char *name)
-{
-    const char *const *p = ctx;
-    for (; p != NULL && *p != NULL; p += 2)
-        if (strcmp(p[0], name) == 0)
-            return p[1];
-    return NULL;
-}

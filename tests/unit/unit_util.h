@@ -95,9 +95,4 @@ size_t unit_sign_ecdsa_jws(EVP_PKEY *key, const EVP_MD *md, const void *msg, siz
  * prints `error "<text>" does not contain "<part>"` first. */
 void unit_expect_contains(const char *text, const char *part);
 
-/* A query lookup for struct request (revokd/router.h): ctx is NULL or a
- * NULL-terminated array of name, value pairs, {"jti", "a", "sub", "b", NULL}.
- * Returns the value of the first pair named name, or NULL. */
-const char *unit_query_pairs(void *ctx, const char *name);
-
 #endif
