@@ -51,6 +51,15 @@ static int set_value(struct config *cfg, const struct row *r, const char *value,
     char env[64];
 
     if (r->type == ROW_STR) {
+        size_t n = strlen(value);
+        if (n < (size_t)r->min || n > (size_t)r->max) {
+            env_name(r, env, sizeof(env));
+            if (n == 0)
+                snprintf(err, errlen, "%s: must not be empty", env);
+            else
+                snprintf(err, errlen, "%s: %zu bytes long; at most %lld allowed", env, n, r->max);
+            return -1;
+        }
         char *copy = strdup(value);
         if (copy == NULL) {
             snprintf(err, errlen, "out of memory");
@@ -149,6 +158,8 @@ void config_print_help(FILE *out)
         fprintf(out, "  %s, %s\n      %s (default: \"%s\"", env, flag, rows[i].help, rows[i].def);
         if (rows[i].type == ROW_INT)
             fprintf(out, ", range %lld..%lld", rows[i].min, rows[i].max);
+        else
+            fprintf(out, ", at most %lld bytes", rows[i].max);
         fprintf(out, ")\n");
     }
     fprintf(out, "\nOther modes:\n"
@@ -172,6 +183,8 @@ void config_print_markdown(FILE *out)
             fprintf(out, "| `%s` | `%s` | (none) | %s", env, flag, rows[i].help);
         if (rows[i].type == ROW_INT)
             fprintf(out, " (%lld..%lld)", rows[i].min, rows[i].max);
+        else
+            fprintf(out, " (at most %lld bytes)", rows[i].max);
         fprintf(out, " |\n");
     }
 }

@@ -8,10 +8,13 @@
 
 #include <stddef.h>
 
+#include "revokd/jwt_verify.h"
+
 enum store_key_kind { STORE_KEY_JTI = 'j', STORE_KEY_SUB = 's' };
 
-/* Longest issuer or id that may be named. */
-#define STORE_KEY_ID_MAX 512
+/* Longest issuer or id that may be named: the one limit on iss, jti and sub,
+ * from the token to the configuration (REVOKD_ISSUER). */
+#define STORE_KEY_ID_MAX JWT_STR_MAX
 /* Longest key prefix (REVOKD_KEY_PREFIX). */
 #define STORE_KEY_PREFIX_MAX 64
 /* Bytes of the digest in a key: 120 bits, 20 base64url characters. */

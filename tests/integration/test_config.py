@@ -78,6 +78,53 @@ class ConfigErrorTest(harness.RevokdTestCase):
             with self.subTest(setting=setting, value=value):
                 self.assertConfigError(setting, env=self.valid_env(**{setting: value}))
 
+    def test_long_issuer_stops_start_up(self):
+        """An issuer longer than the 256 bytes a token's iss may have could never match one: it
+        once started, answered every token invalid_claims, cut lookups to 256 bytes, and aborted
+        on the first admin revoke."""
+        for length in (257, 300, 512, 513, 600):
+            with self.subTest(length=length):
+                line = self.assertConfigError("REVOKD_ISSUER",
+                                              env=self.valid_env(REVOKD_ISSUER="i" * length))
+                self.assertIn(f"{length} bytes", line)
+        self.assertConfigError(("REVOKD_ISSUER", "--issuer"), ["--issuer", "i" * 600], env=self.valid_env())
+
+    def test_every_text_setting_is_bounded(self):
+        """Every text setting has a length bound, checked before anything uses it."""
+        limits = {"REVOKD_LISTEN": 80, "REVOKD_REDIS_URL": 1024, "REVOKD_SENTINELS": 2048,
+                  "REVOKD_SENTINEL_MASTER": 127, "REVOKD_JWKS_FILE": 4095,
+                  "REVOKD_JWT_PUBLIC_KEY_FILE": 4095, "REVOKD_JWT_PUBLIC_KEY_ALG": 16,
+                  "REVOKD_JWT_HMAC_SECRET_FILE": 4095, "REVOKD_JWT_HMAC_ALG": 16, "REVOKD_ISSUER": 256,
+                  "REVOKD_AUDIENCE": 256, "REVOKD_ADMIN_KEYS_FILE": 4095, "REVOKD_KEY_PREFIX": 64,
+                  "REVOKD_LOG_LEVEL": 16}
+        markdown = harness.run_revokd(["--config-markdown"]).stdout
+        for setting, limit in limits.items():
+            with self.subTest(setting=setting):
+                self.assertRegex(markdown, rf"`{setting}`.*\(at most {limit} bytes\)")
+                line = self.assertConfigError(setting, env=self.valid_env(**{setting: "x" * (limit + 1)}))
+                self.assertIn(f"{limit + 1} bytes", line)
+        for setting in ("REVOKD_LISTEN", "REVOKD_REDIS_URL", "REVOKD_KEY_PREFIX", "REVOKD_LOG_LEVEL"):
+            with self.subTest(empty=setting):
+                self.assertIn("must not be empty",
+                              self.assertConfigError(setting, env=self.valid_env(**{setting: ""})))
+
+    def test_issuer_at_its_limit_works_everywhere(self):
+        """256 bytes, the longest iss a token may carry, is usable by every path that names the
+        issuer: checks, lookups and admin revocations."""
+        iss = "https://" + "i" * 248
+        self.assertEqual(len(iss), 256)
+        admin_keys = harness.write_admin_keys(os.path.join(self.tmp, "keys-issuer"), ["k" * 32])
+        daemon = self.start_revokd({"REVOKD_ISSUER": iss, "REVOKD_ADMIN_KEYS_FILE": admin_keys})
+        token = self.mint(sub="ivy", iss=iss, jti="jti-long-iss")
+        self.assertActive(daemon.check(token), token)
+        self.assertJsonResponse(daemon.admin_revoke("k" * 32, {"jti": "jti-long-iss", "exp": now() + 600}), 200)
+        self.assertTrue(self.redis.exists(key_name("jti", iss, "jti-long-iss")))
+        self.assertTokenFailure(daemon.check(token), "revoked")
+        self.assertEqual(self.assertJsonResponse(daemon.lookup(jti="jti-long-iss"), 401)["reason"], "revoked")
+        self.assertJsonResponse(daemon.admin_revoke_all("k" * 32, "ivy"), 200)
+        self.assertTrue(self.redis.exists(key_name("sub", iss, "ivy")))
+        self.assertTrue(daemon.alive())
+
     def test_bad_algorithm_settings(self):
         secret = self.path("hs.secret", "s" * 64)
         for env in ({"REVOKD_JWT_HMAC_SECRET_FILE": secret, "REVOKD_JWT_HMAC_ALG": "RS256"},
