@@ -109,14 +109,14 @@ static void test_env_overrides_default(void **state)
     setenv("REVOKD_LEEWAY", "60", 1);
     setenv("REVOKD_ISSUER", "https://issuer.example", 1);
     setenv("REVOKD_MAX_TOKEN_BYTES", "65536", 1);
-    setenv("REVOKD_KEY_PREFIX", "", 1); /* set but empty is a value */
+    setenv("REVOKD_AUDIENCE", "", 1); /* set but empty is a value */
     setenv("REVOKD_NOT_A_SETTING", "x", 1);
     setenv("revokd_leeway", "7", 1); /* names are exact */
     assert_int_equal(load(NULL), 0);
     assert_int_equal(cfg.leeway, 60);
     assert_string_equal(cfg.issuer, "https://issuer.example");
     assert_int_equal(cfg.max_token_bytes, 65536);
-    assert_string_equal(cfg.key_prefix, "");
+    assert_string_equal(cfg.audience, "");
     /* Untouched rows keep their defaults. */
     assert_string_equal(cfg.listen, "127.0.0.1:8080");
     assert_int_equal(cfg.max_token_lifetime, 2592000);
@@ -229,6 +229,31 @@ static void test_out_of_range(void **state)
     expect_err("REVOKD_REDIS_TIMEOUT_MS");
 }
 
+/* Text rows bound their length: the longest issuer is the longest iss a
+ * token may carry, and a setting that must name something is not empty. */
+static void test_text_length(void **state)
+{
+    (void)state;
+    char issuer[JWT_STR_MAX + 2];
+
+    memset(issuer, 'i', JWT_STR_MAX);
+    issuer[JWT_STR_MAX] = '\0';
+    setenv("REVOKD_ISSUER", issuer, 1);
+    assert_int_equal(load(NULL), 0);
+    assert_int_equal(strlen(cfg.issuer), JWT_STR_MAX);
+    strcat(issuer, "i");
+    setenv("REVOKD_ISSUER", issuer, 1);
+    assert_int_equal(load(NULL), -1);
+    expect_err("REVOKD_ISSUER: 257 bytes long; at most 256 allowed");
+    unsetenv("REVOKD_ISSUER");
+
+    assert_int_equal(load("--key-prefix=", NULL), -1);
+    expect_err("REVOKD_KEY_PREFIX: must not be empty");
+    assert_int_equal(load("--log-level", "", NULL), -1);
+    expect_err("REVOKD_LOG_LEVEL: must not be empty");
+    assert_int_equal(load("--audience=", NULL), 0);
+}
+
 static void test_free_is_idempotent(void **state)
 {
     (void)state;
@@ -247,6 +272,7 @@ static void test_help_and_markdown(void **state)
 
     assert_non_null(strstr(help, "REVOKD_LEEWAY, --leeway"));
     assert_non_null(strstr(help, "range 0..3600"));
+    assert_non_null(strstr(help, "at most 256 bytes"));
     assert_non_null(strstr(help, "REVOKD_MAX_TOKEN_BYTES, --max-token-bytes"));
     assert_non_null(strstr(md, "| `REVOKD_LEEWAY` | `--leeway` | `30` |"));
     assert_non_null(strstr(md, "| `REVOKD_LOG_LEVEL` | `--log-level` | `info` |"));
@@ -266,6 +292,7 @@ int main(void)
         T(test_missing_value),
         T(test_bad_integer),
         T(test_out_of_range),
+        T(test_text_length),
         T(test_free_is_idempotent),
         T(test_help_and_markdown),
     };
