@@ -15,6 +15,7 @@
 
 #include "revokd/b64url.h"
 #include "revokd/sha256.h"
+#include "revokd/utf8.h"
 
 /* 9999-12-31T23:59:59Z: any NumericDate beyond is nonsense. */
 #define NUMERICDATE_MAX 253402300799.0
@@ -64,27 +65,34 @@ static int has_duplicates(const cJSON *obj)
 
 /* Decodes one segment and parses it as a JSON object. Refuses embedded NULs
  * (C strings would silently cut a claim short), trailing bytes and duplicate
- * members. Returns the object (caller frees with cJSON_Delete) or NULL. */
-static cJSON *decode_object(const char *seg, size_t len, unsigned char *buf)
+ * members; text that is not UTF-8 is refused with not_utf8 (the JSON it
+ * would be echoed in could not be parsed). Returns 0 with *obj set (caller
+ * frees with cJSON_Delete), or -JWT_malformed or -not_utf8. */
+static int decode_object(const char *seg, size_t len, unsigned char *buf, int not_utf8, cJSON **obj)
 {
     long n = b64url_decode(seg, len, buf);
     const char *end = NULL;
 
+    *obj = NULL;
     if (n <= 0)
-        return NULL;
+        return -JWT_malformed;
     buf[n] = '\0';
     if (strlen((char *)buf) != (size_t)n || strcasestr((char *)buf, "\\u0000") != NULL)
-        return NULL;
-    cJSON *obj = cJSON_ParseWithOpts((char *)buf, &end, 1);
-    if (!cJSON_IsObject(obj) || has_duplicates(obj)) {
-        cJSON_Delete(obj);
-        return NULL;
+        return -JWT_malformed;
+    if (!utf8_valid((char *)buf, (size_t)n))
+        return not_utf8;
+    *obj = cJSON_ParseWithOpts((char *)buf, &end, 1);
+    if (!cJSON_IsObject(*obj) || has_duplicates(*obj)) {
+        cJSON_Delete(*obj);
+        *obj = NULL;
+        return -JWT_malformed;
     }
-    return obj;
+    return 0;
 }
 
 /* 0 when member is absent (*present false), 1 when a valid string was copied,
- * -1 when present but not a string of 1..JWT_STR_MAX bytes. */
+ * -1 when present but not a string of 1..JWT_STR_MAX bytes of text (no
+ * control character: it may be echoed into a log line or a header). */
 static int get_string(const cJSON *obj, const char *name, char *out, bool *present)
 {
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, name);
@@ -94,7 +102,7 @@ static int get_string(const cJSON *obj, const char *name, char *out, bool *prese
     if (!cJSON_IsString(m))
         return -1;
     size_t len = strlen(m->valuestring);
-    if (len == 0 || len > JWT_STR_MAX)
+    if (len == 0 || len > JWT_STR_MAX || !utf8_is_text(m->valuestring, len))
         return -1;
     memcpy(out, m->valuestring, len + 1);
     return 1;
@@ -229,10 +237,8 @@ int jwt_verify(const struct jwt_policy *p, const char *token, size_t len, struct
     if (buf == NULL)
         return -JWT_malformed;
 
-    rc = -JWT_malformed;
-    if ((hdr = decode_object(token, (size_t)(dot1 - token), buf)) == NULL)
-        goto out;
-    if ((rc = pick_key(p, hdr, &key)) < 0)
+    if ((rc = decode_object(token, (size_t)(dot1 - token), buf, -JWT_malformed, &hdr)) < 0 ||
+        (rc = pick_key(p, hdr, &key)) < 0)
         goto out;
 
     rc = -JWT_malformed;
@@ -256,8 +262,8 @@ int jwt_verify(const struct jwt_policy *p, const char *token, size_t len, struct
     b64url_encode(digest, sizeof(digest), out->jti + sizeof(JWT_DERIVED_PREFIX) - 1);
     out->jti_derived = true;
 
-    rc = -JWT_malformed;
-    if ((payload = decode_object(dot1 + 1, (size_t)(dot2 - dot1 - 1), buf)) == NULL)
+    if ((rc = decode_object(dot1 + 1, (size_t)(dot2 - dot1 - 1), buf, -JWT_invalid_claims,
+                            &payload)) < 0)
         goto out;
     rc = check_claims(p, payload, out);
 

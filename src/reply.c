@@ -8,6 +8,7 @@
 
 #include "revokd/log.h"
 #include "revokd/store.h"
+#include "revokd/utf8.h"
 
 void reply_json(struct reply *rep, int status, cJSON *body)
 {
@@ -86,10 +87,10 @@ cJSON *reply_parse_body(struct request *req, struct reply *rep, int allow_empty)
            (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
         end++;
     if (!cJSON_IsObject(json) || end != req->body + req->body_len ||
-        strcasestr(req->body, "\\u0000") != NULL) {
+        strcasestr(req->body, "\\u0000") != NULL || !utf8_valid(req->body, req->body_len)) {
         cJSON_Delete(json);
         reply_error(rep, 400, "invalid_request",
-                    "the body must be a JSON object (and contain no \\u0000)");
+                    "the body must be a JSON object in UTF-8 (and contain no \\u0000)");
         return NULL;
     }
     req->json = json;
@@ -124,6 +125,12 @@ int json_string(const cJSON *obj, const char *name, size_t max, const char **out
         return -1;
     *out = m->valuestring;
     return 1;
+}
+
+int json_id(const cJSON *obj, const char *name, const char **out)
+{
+    int rc = json_string(obj, name, JWT_STR_MAX, out);
+    return rc == 1 && !utf8_is_text(*out, strlen(*out)) ? -1 : rc;
 }
 
 void json_add_int(cJSON *obj, const char *name, int64_t value)

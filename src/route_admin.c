@@ -31,8 +31,8 @@ static int authorize(struct request *req, struct reply *rep)
 static const char *namespace_of(struct request *req, struct reply *rep, const cJSON *body)
 {
     const char *iss = req->app->cfg->issuer;
-    if (body != NULL && json_string(body, "iss", JWT_STR_MAX, &iss) < 0) {
-        reply_error(rep, 400, "invalid_request", "iss must be a string of 1 to 256 bytes");
+    if (body != NULL && json_id(body, "iss", &iss) < 0) {
+        reply_error(rep, 400, "invalid_request", "iss must be 1 to 256 bytes of text");
         return NULL;
     }
     return iss;
@@ -49,10 +49,9 @@ void route_admin_revoke(struct request *req, struct reply *rep)
     const cJSON *exp = cJSON_GetObjectItemCaseSensitive(body, "exp");
     if ((iss = namespace_of(req, rep, body)) == NULL)
         return;
-    if (json_string(body, "jti", JWT_STR_MAX, &jti) != 1 ||
-        json_string(body, "reason", JWT_STR_MAX, &reason) < 0) {
+    if (json_id(body, "jti", &jti) != 1 || json_string(body, "reason", JWT_STR_MAX, &reason) < 0) {
         reply_error(rep, 400, "invalid_request",
-                    "jti (and reason, if given) must be strings of 1 to 256 bytes");
+                    "jti must be 1 to 256 bytes of text, and reason, if given, a string of 1 to 256 bytes");
         return;
     }
     if (!cJSON_IsNumber(exp) || exp->valuedouble != floor(exp->valuedouble) || exp->valuedouble < 0) {

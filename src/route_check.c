@@ -9,6 +9,7 @@
 #include "revokd/metrics.h"
 #include "revokd/reply.h"
 #include "revokd/url.h"
+#include "revokd/utf8.h"
 
 static void reply_active(struct reply *rep, const struct jwt_claims *c)
 {
@@ -56,7 +57,7 @@ static void verified(struct request *req, struct reply *rep, int rc)
 
 /* One lookup-mode parameter, percent-decoded into out (size bytes, at most
  * JWT_STR_MAX + 1). Returns 1 when present (out filled), 0 when absent, -1
- * when empty, repeated, too long or badly encoded. */
+ * when empty, repeated, too long, badly encoded or not text (utf8.h). */
 static int query_param(struct request *req, const char *name, char *out, size_t size)
 {
     const char *raw;
@@ -65,7 +66,8 @@ static int query_param(struct request *req, const char *name, char *out, size_t 
 
     if (n == 0)
         return 0;
-    return n == 1 && url_decode(raw, len, out, size) > 0 ? 1 : -1;
+    long dlen = n == 1 ? url_decode(raw, len, out, size) : -1;
+    return dlen > 0 && utf8_is_text(out, (size_t)dlen) ? 1 : -1;
 }
 
 static void looked_up(struct request *req, struct reply *rep, const struct store_result *res)
@@ -104,8 +106,8 @@ static void check_lookup(struct request *req, struct reply *rep)
 
     if (has_jti < 0 || has_sub < 0 || has_iat < 0 || has_iss < 0) {
         reply_error(rep, 400, "invalid_request",
-                    "jti, sub and iss must be 1 to 256 bytes and iat at most 23 digits, each "
-                    "given once and validly percent-encoded");
+                    "jti, sub and iss must be 1 to 256 bytes of UTF-8 text and iat at most 23 "
+                    "digits, each given once and validly percent-encoded");
         return;
     }
     if (has_sub && !has_iat) {

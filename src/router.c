@@ -7,6 +7,7 @@
 
 #include "revokd/reply.h"
 #include "revokd/url.h"
+#include "revokd/utf8.h"
 
 struct route {
     const char *method;
@@ -34,7 +35,7 @@ static const struct route routes[] = {
 
 /* Matches path against pattern; a "{...}" segment matches one non-empty
  * segment, decoded into param. Returns 1 on a match, 0 otherwise, -1 when
- * the segment matched but does not decode. */
+ * the segment matched but does not decode to text (utf8.h). */
 static int match(const char *pattern, const char *path, char *param, size_t size)
 {
     const char *open = strchr(pattern, '{');
@@ -52,7 +53,8 @@ static int match(const char *pattern, const char *path, char *param, size_t size
     size_t seglen = pathlen - head - taillen;
     if (memchr(seg, '/', seglen) != NULL)
         return 0;
-    return url_decode(seg, seglen, param, size) > 0 ? 1 : -1;
+    long n = url_decode(seg, seglen, param, size);
+    return n > 0 && utf8_is_text(param, (size_t)n) ? 1 : -1;
 }
 
 /* A body is JSON when Content-Type is application/json, parameters allowed. */
@@ -80,7 +82,8 @@ void router_dispatch(struct request *req, struct reply *rep)
          * are counted under it. */
         req->route = (int)i;
         if (rc < 0) {
-            reply_error(rep, 400, "invalid_request", "the path segment is not valid percent-encoding");
+            reply_error(rep, 400, "invalid_request",
+                        "the path segment is not percent-encoded UTF-8 text");
             return;
         }
         /* GET bodies are ignored (and bounded by http_server.c); only a POST

@@ -43,6 +43,10 @@ int request_bearer(const struct request *req, const char **token, size_t *len);
  * set), 0 when absent, -1 when present but not such a string. */
 int json_string(const cJSON *obj, const char *name, size_t max, const char **out);
 
+/* json_string() for an identifier (jti, sub, iss): 1..JWT_STR_MAX bytes of
+ * text without control characters (utf8.h). */
+int json_id(const cJSON *obj, const char *name, const char **out);
+
 /* Adds an integer member, printed exactly: cJSON would format it as a
  * double (sprintf, then sscanf to check), the costliest part of a check's
  * reply. */

@@ -149,6 +149,22 @@ class AdminRevokeTest(harness.RevokdTestCase):
                                               "Authorization": f"Bearer {KEY1}"}), 415, "unsupported_media_type")
         self.assertEqual(self.redis.keys(), [])
 
+    def test_ids_that_are_not_utf8_text_are_refused(self):
+        """A jti or iss that is not UTF-8 text would be echoed into the reply and the log."""
+        t = now()
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY1}"}
+        for raw in (b'{"jti":"a\xff","exp":%d}', b'{"jti":"a\xc0\xafb","exp":%d}',
+                    b'{"jti":"a","exp":%d,"reason":"\xed\xa0\x80"}', b'{"jti":"a","exp":%d,"iss":"\xff"}'):
+            with self.subTest(body=raw):
+                resp = self.revokd.request("POST", "/v1/admin/revoke", raw % (t + 60), headers)
+                self.assertError(resp, 400, "invalid_request")
+                self.assertNotIn(b"\xff", resp.body)
+        for body in ({"jti": "a\r\nb", "exp": t + 60}, {"jti": "a\tb", "exp": t + 60},
+                     {"jti": "a", "exp": t + 60, "iss": "x\ny"}):
+            with self.subTest(body=body):
+                self.assertError(self.revoke(body), 400, "invalid_request")
+        self.assertEqual(self.redis.keys(), [])
+
     def test_reason_at_limit(self):
         exp = now() + 600
         self.assertJsonResponse(self.revoke({"jti": "long-reason", "exp": exp, "reason": "r" * 256}), 200)
@@ -197,6 +213,14 @@ class AdminRevokeAllTest(harness.RevokdTestCase):
                 else:
                     resp = self.revoke_all("alice", body)
                 self.assertError(resp, 400, "invalid_request")
+        self.assertEqual(self.redis.keys(), [])
+
+    def test_subject_that_is_not_utf8_text_is_refused(self):
+        for segment in ("%FF", "a%C0%AFb", "%ED%A0%80", "a%0D%0Ab", "a%09b", "%7F"):
+            with self.subTest(segment=segment):
+                resp = self.revoke_all(segment)
+                self.assertError(resp, 400, "invalid_request")
+                self.assertNotIn(b"\xff", resp.body)
         self.assertEqual(self.redis.keys(), [])
 
     def test_long_subject(self):

@@ -3,6 +3,7 @@ types and sizes, duplicate claims. Tokens are signed correctly; only the claims 
 
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -204,6 +205,34 @@ class ClaimsTest(harness.RevokdTestCase):
             with self.subTest(payload=payload):
                 token = craft({"alg": "RS256", "kid": "rsa-1"}, payload.encode(), self.keys["rsa"])
                 self.assertTokenFailure(self.revokd.check(token), "malformed")
+
+    def test_claims_that_are_not_utf8_text_are_refused(self):
+        """Raw bytes that are not UTF-8 (\\xff, the overlong \\xc0\\xaf) were once echoed into the
+        reply and the log, which strict JSON parsers then reject; control characters in an id
+        could split a header or a log line. Both are invalid_claims, and nothing is stored."""
+        t = now()
+        raw = {"sub \\xff": b'"sub":"alice\xff"', "sub overlong": b'"sub":"a\xc0\xafb"',
+               "jti \\xff": b'"jti":"\xffjti"', "jti surrogate": b'"jti":"\xed\xa0\x80"',
+               "other claim": b'"name":"\xe2\x82"',
+               "jti CR LF": b'"jti":"a\\r\\nSet-Cookie: x=1"', "sub tab": b'"sub":"a\\tb"'}
+        for name, member in raw.items():
+            with self.subTest(case=name):
+                payload = (f'{{"iss":"{ISS}","aud":"{AUD}","iat":{t},"exp":{t + 300},'.encode()
+                           + member + b"}")
+                token = craft({"alg": "RS256", "kid": "rsa-1"}, payload, self.keys["rsa"])
+                mark = self.revokd.log_mark()
+                for resp in (self.revokd.check(token), self.revokd.revoke(token)):
+                    failure = self.assertTokenFailure(resp, "invalid_claims")
+                    self.assertNotIn(b"\xff", resp.body)
+                    self.assertEqual(set(failure), {"active", "reason", "error", "error_description"})
+                time.sleep(0.1)
+                self.assertNotIn("\ufffd", self.revokd.log_text(mark))
+        self.assertEqual(self.redis.keys(), [])
+        # Text beyond ASCII is fine, raw or escaped.
+        for sub in ("caf\u00e9", "\u30e6\u30fc\u30b6\u30fc", "\U0001f511"):
+            with self.subTest(sub=sub):
+                body = self.assertAccepted(self.claims(sub=sub))
+                self.assertEqual(body["sub"], sub)
 
     def test_unknown_claims_are_ignored(self):
         self.assertAccepted(self.claims(scope="read write", roles=["a", "b"], nested={"x": [1, 2]}))

@@ -150,6 +150,8 @@ class LookupTest(harness.RevokdTestCase):
             f"sub={long}&iat=1",
             "jti=abc&iss=",
             f"jti=abc&iss={long}",
+            "jti=%FF", "jti=a%C0%AF", "sub=%ED%A0%80&iat=1", "jti=a%0D%0Ab", "jti=a&iss=%FF",
+            "jti=a%09b",
         ]
         for query in cases:
             with self.subTest(query=query[:60]):

@@ -771,6 +771,29 @@ static void test_invalid_claims_strings(void **state)
     expect_payload("{\"aud\":\"" AUD "\"," TIMES ",\"iss\":1}", JWT_invalid_claims);
 }
 
+/* Claims that are not UTF-8 could not be echoed in a JSON reply or log line;
+ * ids with control characters could split a header or a log line. */
+static void test_invalid_claims_not_text(void **state)
+{
+    (void)state;
+    expect_payload("{" ISS_AUD "," TIMES ",\"sub\":\"\xff\"}", JWT_invalid_claims);
+    expect_payload("{" ISS_AUD "," TIMES ",\"jti\":\"a\xc0\xaf\"}", JWT_invalid_claims);
+    expect_payload("{" ISS_AUD "," TIMES ",\"jti\":\"\xed\xa0\x80\"}", JWT_invalid_claims);
+    /* Anywhere in the claims, not only in the ones revokd reads. */
+    expect_payload("{" ISS_AUD "," TIMES ",\"name\":\"\xe2\x82\"}", JWT_invalid_claims);
+    /* Escaped control characters decode to control characters. */
+    expect_payload("{" ISS_AUD "," TIMES ",\"jti\":\"a\\r\\nSet-Cookie: x\"}", JWT_invalid_claims);
+    expect_payload("{" ISS_AUD "," TIMES ",\"sub\":\"a\\tb\"}", JWT_invalid_claims);
+    expect_payload("{" ISS_AUD "," TIMES ",\"sub\":\"a\\u007fb\"}", JWT_invalid_claims);
+    /* Text beyond ASCII, raw or escaped, is fine. */
+    expect_payload("{" ISS_AUD "," TIMES ",\"sub\":\"caf\xc3\xa9\"}", JWT_OK);
+    expect_payload("{" ISS_AUD "," TIMES ",\"sub\":\"caf\\u00e9 \\ud83d\\udd11\"}", JWT_OK);
+    /* In the header, the token is malformed. */
+    assert_int_equal(verify_header("{\"alg\":\"HS256\",\"x\":\"\xff\"}", S_HS256), -JWT_malformed);
+    assert_int_equal(verify_header("{\"alg\":\"HS384\",\"kid\":\"hs384\\n\"}", S_HS384),
+                     -JWT_malformed);
+}
+
 static void test_invalid_claims_aud_types(void **state)
 {
     (void)state;
@@ -1054,6 +1077,7 @@ int main(void)
         T(test_invalid_claims_exp),
         T(test_invalid_claims_iat_nbf),
         T(test_invalid_claims_strings),
+        T(test_invalid_claims_not_text),
         T(test_invalid_claims_aud_types),
         T(test_invalid_claims_sub_length),
         T(test_invalid_issuer),
