@@ -41,8 +41,12 @@ struct admin_keys *admin_keys_load(const char *path, char *err, size_t errlen)
         goto fail;
     }
     for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
-        size_t n = strlen(line);
         lineno++;
+        /* Whitespace around a key is never part of it: a presented key is
+         * taken without the blanks around it (request_bearer), so a key kept
+         * with them could never match. */
+        line += strspn(line, " \t");
+        size_t n = strlen(line);
         while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
             line[--n] = '\0';
         if (n == 0 || line[0] == '#')

@@ -104,10 +104,9 @@ int request_bearer(const struct request *req, const char **token, size_t *len)
     if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
         return -1;
     h += 7;
-    while (*h == ' ')
-        h++;
+    h += strspn(h, " \t");
     size_t n = strlen(h);
-    while (n > 0 && h[n - 1] == ' ')
+    while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
         n--;
     if (n == 0)
         return -1;

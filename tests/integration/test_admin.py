@@ -55,6 +55,22 @@ class AdminAuthTest(harness.RevokdTestCase):
                 self.assertJsonResponse(resp, 200)
                 self.assertTrue(self.redis.exists(key_name("jti", ISS, f"by-{key[:6]}")))
 
+    def test_key_lines_are_trimmed(self):
+        """Whitespace around a key line is the file's, not the key's: a key indented by an editor
+        once loaded without error and never matched."""
+        path = os.path.join(self.tmp, "indented-keys")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(f"  {KEY1}\n\t{KEY2} \n")
+        daemon = self.start_revokd({"REVOKD_ISSUER": ISS, "REVOKD_ADMIN_KEYS_FILE": path})
+        for key in (KEY1, KEY2):
+            for authorization in (f"Bearer {key}", f"Bearer  {key}", f"Bearer \t{key}\t"):
+                with self.subTest(key=key[:6], authorization=repr(authorization[:9])):
+                    resp = daemon.admin_revoke(None, {"jti": f"trim-{key[:6]}", "exp": now() + 600})
+                    self.assertUnauthorized(resp)
+                    resp = daemon.request("POST", "/v1/admin/revoke", {"jti": f"trim-{key[:6]}", "exp": now() + 600},
+                                          {"Authorization": authorization})
+                    self.assertJsonResponse(resp, 200)
+
     def test_admin_disabled_without_keys(self):
         daemon = self.start_revokd({"REVOKD_ISSUER": ISS, "REVOKD_ADMIN_KEYS_FILE": None})
         for headers in ({}, {"Authorization": f"Bearer {KEY1}"}, {"Authorization": "Bearer whatever"}):

@@ -78,6 +78,16 @@ static void test_load_with_comments_and_blanks(void **state)
     assert_false(check(keys, KEY2 " "));
     admin_keys_free(keys);
 
+    /* So were leading ones: a presented key never has them (request_bearer
+     * drops the blanks around it), so such a key could never match. */
+    keys = load_text("  " KEY1 "\n\t" KEY2 "\n \t # indented comment\n");
+    assert_non_null(keys);
+    assert_true(check(keys, KEY1));
+    assert_true(check(keys, KEY2));
+    assert_false(check(keys, "  " KEY1));
+    assert_false(check(keys, "# indented comment"));
+    admin_keys_free(keys);
+
     /* No final newline. */
     keys = load_text(KEY1);
     assert_non_null(keys);
