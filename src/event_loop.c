@@ -11,6 +11,8 @@
 
 struct loop {
     int epfd;
+    struct loop_timer *timers; /* armed, soonest first */
+    uint64_t round;            /* loop_poll() calls so far */
 };
 
 struct loop *loop_new(void)
@@ -22,6 +24,8 @@ struct loop *loop_new(void)
         free(l);
         return NULL;
     }
+    l->timers = NULL;
+    l->round = 0;
     return l;
 }
 
@@ -54,18 +58,65 @@ void loop_unwatch(struct loop *l, struct loop_watch *w)
     w->events = 0;
 }
 
+void loop_timer_disarm(struct loop *l, struct loop_timer *t)
+{
+    if (!t->armed)
+        return;
+    for (struct loop_timer **p = &l->timers; *p != NULL; p = &(*p)->next) {
+        if (*p == t) {
+            *p = t->next;
+            break;
+        }
+    }
+    t->armed = false;
+}
+
+/* A loop has a handful of timers, so a sorted list is all it takes. */
+void loop_timer_arm(struct loop *l, struct loop_timer *t, int64_t after_ms)
+{
+    struct loop_timer **p = &l->timers;
+
+    loop_timer_disarm(l, t);
+    t->when_ms = loop_now_ms() + after_ms;
+    t->round = l->round;
+    while (*p != NULL && (*p)->when_ms <= t->when_ms)
+        p = &(*p)->next;
+    t->next = *p;
+    *p = t;
+    t->armed = true;
+}
+
 int loop_poll(struct loop *l, int timeout_ms)
 {
     struct epoll_event evs[MAX_EVENTS];
-    int n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout_ms);
+    int n;
 
-    if (n < 0)
-        return errno == EINTR ? 0 : -1;
+    if (l->timers != NULL) {
+        int64_t due = l->timers->when_ms - loop_now_ms();
+        if (due < 0)
+            due = 0;
+        if (timeout_ms < 0 || due < timeout_ms)
+            timeout_ms = (int)due;
+    }
+    l->round++;
+    n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout_ms);
+    if (n < 0 && errno != EINTR)
+        return -1;
     for (int i = 0; i < n; i++) {
         struct loop_watch *w = evs[i].data.ptr;
         w->on_event(w, evs[i].events);
     }
-    return n;
+    /* One due timer at a time, since a callback may disarm or re-arm any
+     * timer; one armed during this round waits for the next, however soon
+     * it is due. */
+    int64_t now = loop_now_ms();
+    while (l->timers != NULL && l->timers->when_ms <= now && l->timers->round < l->round) {
+        struct loop_timer *t = l->timers;
+        l->timers = t->next;
+        t->armed = false;
+        t->on_timer(t);
+    }
+    return n < 0 ? 0 : n;
 }
 
 int64_t loop_now_ns(void)

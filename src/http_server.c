@@ -19,11 +19,21 @@
  * request's connection (the client went away) and free its head: so the
  * Authorization header is copied into the exchange, where a pool thread may
  * read its token, and the exchange outlives the connection until nothing
- * waits (req->gone). */
+ * waits (req->gone).
+ *
+ * Beside libmicrohttpd, each worker tracks its client connections (struct
+ * client) for what libmicrohttpd 0.9.75 does not bound: the time a request
+ * may take to arrive (its idle timeout restarts with every byte, so a
+ * client trickling a byte a second would hold a connection forever), the
+ * connections of one client address across every worker (addr_limit.h),
+ * and the close after an answer sent before the body was read, which must
+ * linger, as nginx's does, or the unread bytes make the kernel reset the
+ * connection before the client reads the answer. */
 #include "revokd/http_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,15 +41,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received (glibc's lacks it) */
+
 #include <microhttpd.h>
 #include <openssl/rand.h>
 
+#include "revokd/addr_limit.h"
 #include "revokd/event_loop.h"
 #include "revokd/log.h"
 #include "revokd/metrics.h"
@@ -65,6 +79,14 @@
  * requests, asks for another round at once (it may also have a reply to
  * finish writing, which then waits at most this long). */
 #define PARK_MS 1
+/* How often a worker looks at its connections' deadlines. */
+#define SWEEP_MS 500
+/* After an answer sent before the body was read, how long the rest of the
+ * body is read and dropped before the connection is closed for good. */
+#define LINGER_MS 5000
+
+struct client;
+struct lingerer;
 
 struct worker {
     struct http_server *srv;
@@ -80,8 +102,13 @@ struct worker {
                                is too large for malloc's per-thread cache */
     unsigned parked;        /* requests parked (see the top of this file) */
     int64_t round_ns;       /* when libmicrohttpd's current round began */
-    bool again;             /* libmicrohttpd has work now: a parked request's
-                               answer came, or a reply was queued */
+    bool again;             /* libmicrohttpd has work now that it does not
+                               know of: a waiting request's answer came, or a
+                               reply was queued */
+    struct client *clients; /* open connections */
+    struct lingerer *lingering;
+    struct loop_timer sweep; /* request deadlines and lingering closes */
+    int64_t logged_ms[METRICS_NLIMITS]; /* the last log line for each limit */
 };
 
 struct http_server {
@@ -89,15 +116,47 @@ struct http_server {
     struct worker *workers;
     unsigned nworkers;
     atomic_bool quiescing, stopping;
-    atomic_uint open;   /* connections of all workers */
+    atomic_uint open;   /* connections of all workers, lingering ones included */
     unsigned max_open;  /* REVOKD_MAX_CONNECTIONS */
+    struct addr_limit *per_address; /* REVOKD_MAX_CONNECTIONS_PER_ADDRESS */
     char host[HOST_MAX]; /* the listening address without brackets */
     int port;
+};
+
+/* One client connection, from accept to close (libmicrohttpd's socket
+ * context). A request is RECEIVING from its first byte until it is whole
+ * (the first request from the connection's opening), HANDLED until its
+ * answer is sent, then the connection is IDLE until the next request's
+ * first byte, which libmicrohttpd does not report: the sweep sees it in the
+ * socket's count of bytes received (TCP_INFO). */
+struct client {
+    struct worker *worker;
+    struct client *prev, *next;
+    int fd;
+    enum { CLIENT_RECEIVING, CLIENT_HANDLED, CLIENT_IDLE } state;
+    int64_t since_ms;    /* RECEIVING: when the request began */
+    uint64_t idle_bytes; /* IDLE: bytes received when the sweep first looked */
+    bool idle_seen;      /* IDLE: idle_bytes is set */
+    bool counted;        /* counted in the server's per_address */
+    bool linger;         /* answered before its body was read */
+    struct sockaddr_storage addr;
+};
+
+/* A connection libmicrohttpd closed after an early answer: a duplicate of
+ * its socket, read and dropped until the client closes or LINGER_MS. */
+struct lingerer {
+    struct loop_watch watch; /* first: on_linger_event finds it from the watch */
+    struct worker *worker;
+    struct lingerer *next;
+    int64_t until_ms;
+    bool counted;
+    struct sockaddr_storage addr;
 };
 
 /* Per-request state, from the first call of the handler to completion. */
 struct exchange {
     struct worker *worker;
+    struct client *client; /* until on_completed: it may go before the exchange */
     struct MHD_Connection *conn;
     int64_t start_ns;
     char *body;
@@ -108,7 +167,7 @@ struct exchange {
     bool suspended;  /* waiting, suspended */
     bool responded;  /* a reply was queued */
     bool too_large;  /* the body outgrew the limit: discard it, answer 413 */
-    size_t discarded;
+    bool close;      /* the answer closes the connection */
     int64_t parked_ns;
     char *auth;       /* the Authorization header's copy, kept across requests */
     size_t auth_size;
@@ -168,6 +227,8 @@ static enum MHD_Result respond(struct MHD_Connection *conn, struct exchange *ex,
             MHD_add_response_header(resp, "Allow", rep->allow);
         if (rep->www_authenticate[0] != '\0')
             MHD_add_response_header(resp, "WWW-Authenticate", rep->www_authenticate);
+        if (ex->close)
+            MHD_add_response_header(resp, "Connection", "close");
         ok = MHD_queue_response(conn, (unsigned)rep->status, resp);
         MHD_destroy_response(resp);
     }
@@ -203,12 +264,65 @@ static enum MHD_Result refuse(struct MHD_Connection *conn, struct exchange *ex, 
     return respond(conn, ex, method, url, &rep);
 }
 
-static enum MHD_Result too_large(struct MHD_Connection *conn, struct exchange *ex,
-                                 const char *method, const char *url, size_t max)
+/* Answers from the head alone, in the first call: libmicrohttpd then reads
+ * no more of the request and closes the connection after the answer, which
+ * says so (Connection: close), and the close lingers (see the top of this
+ * file) so that the client reads the answer whatever it sent after it. */
+static enum MHD_Result refuse_head(struct MHD_Connection *conn, struct exchange *ex,
+                                   const char *method, const char *url, int status,
+                                   const char *error, const char *why)
 {
-    char why[96];
-    snprintf(why, sizeof(why), "the body is larger than %zu bytes (REVOKD_MAX_BODY_BYTES)", max);
-    return refuse(conn, ex, method, url, 413, "payload_too_large", why);
+    ex->close = true;
+    ex->client->linger = true;
+    return refuse(conn, ex, method, url, status, error, why);
+}
+
+static const char *too_large(size_t max, char *why, size_t size)
+{
+    snprintf(why, size, "the body is larger than %zu bytes (REVOKD_MAX_BODY_BYTES)", max);
+    return why;
+}
+
+struct framing {
+    unsigned content_length, transfer_encoding, authorization;
+    bool chunked;
+};
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    struct framing *f = cls;
+    (void)kind;
+    if (strcasecmp(key, "Content-Length") == 0) {
+        f->content_length++;
+    } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+        f->transfer_encoding++;
+        f->chunked = strcasecmp(value, "chunked") == 0;
+    } else if (strcasecmp(key, "Authorization") == 0) {
+        f->authorization++;
+    }
+    return MHD_YES;
+}
+
+/* A head whose body two parsers could frame differently is refused and the
+ * connection closed (RFC 9112 6.1 and 6.3), so that no part of it can pass
+ * for a request of its own behind a proxy (request smuggling); so is a head
+ * with two Authorization headers, since a backend behind a gateway might
+ * read the other one. Returns why, or NULL. */
+static const char *ambiguous_head(struct MHD_Connection *conn)
+{
+    struct framing f = {0};
+
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
+    if (f.content_length > 1)
+        return "more than one Content-Length header";
+    if (f.transfer_encoding > 0 && f.content_length > 0)
+        return "both Content-Length and Transfer-Encoding";
+    if (f.transfer_encoding > 1 || (f.transfer_encoding == 1 && !f.chunked))
+        return "a Transfer-Encoding other than one \"chunked\"";
+    if (f.authorization > 1)
+        return "more than one Authorization header";
+    return NULL;
 }
 
 /* The request waits for the store or for the pool. */
@@ -269,6 +383,8 @@ void request_continued(struct request *req)
     } else if (ex->suspended) {
         ex->suspended = false;
         MHD_resume_connection(ex->conn);
+        /* MHD_get_timeout() does not count a resumed connection as work. */
+        ex->worker->again = true;
     } else if (ex->parked) {
         ex->worker->again = true; /* its handler replies in the next round */
     }
@@ -310,17 +426,28 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     struct worker *w = cls;
     struct exchange *ex = w->spare;
     const char *q = strchr(uri, '?');
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct client *c = ci != NULL ? ci->socket_context : NULL;
 
+    if (c == NULL)
+        return NULL; /* on_connection ran out of memory */
+    if (c->state == CLIENT_IDLE) {
+        /* The request line is here before the sweep saw its first byte. */
+        c->state = CLIENT_RECEIVING;
+        c->since_ms = loop_now_ms();
+    }
     if (ex != NULL)
         w->spare = ex->next_spare;
     else if ((ex = calloc(1, sizeof(*ex))) == NULL)
         return NULL;
     ex->worker = w;
+    ex->client = c;
     ex->conn = conn;
     ex->start_ns = loop_now_ns();
     ex->body = NULL;
-    ex->len = ex->discarded = 0;
+    ex->len = 0;
     ex->started = ex->dispatched = ex->parked = ex->suspended = ex->responded = ex->too_large = false;
+    ex->close = false;
     ex->req.route = -1;
     ex->req.query = q != NULL ? keep(&ex->query, &ex->query_size, q + 1) : NULL;
     if (q != NULL && ex->req.query == NULL) {
@@ -339,39 +466,39 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct exchange *ex = *con_cls;
     struct app *app = w->srv->app;
     size_t max = (size_t)app->cfg->max_body_bytes;
+    char why[96];
+    const char *ambiguous;
     (void)version;
 
     if (ex == NULL)
         return MHD_NO; /* on_uri ran out of memory */
     if (!ex->started) {
-        /* First call: headers only. Refuse an announced oversized body
-         * before reading it. */
+        /* First call: headers only. Refuse an ambiguous head, and an
+         * announced oversized body before reading it. */
         ex->started = true;
         request_id(conn, ex->id, sizeof(ex->id));
+        if ((ambiguous = ambiguous_head(conn)) != NULL)
+            return refuse_head(conn, ex, method, url, 400, "invalid_request", ambiguous);
         const union MHD_ConnectionInfo *head =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
         if (head != NULL && head->header_size > (size_t)app->cfg->max_token_bytes + HEAD_HEADROOM)
-            return refuse(conn, ex, method, url, 431, "request_header_fields_too_large",
-                          "the request line and headers are longer than REVOKD_MAX_TOKEN_BYTES + 1024 bytes");
+            return refuse_head(conn, ex, method, url, 431, "request_header_fields_too_large",
+                               "the request line and headers are longer than REVOKD_MAX_TOKEN_BYTES + 1024 bytes");
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl != NULL && strtoull(cl, NULL, 10) > max)
-            return too_large(conn, ex, method, url, max);
-        return MHD_YES;
-    }
-    if (ex->responded) {
-        *upload_data_size = 0; /* discard the rest of a refused body */
+            return refuse_head(conn, ex, method, url, 413, "payload_too_large",
+                               too_large(max, why, sizeof(why)));
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
         /* A chunked body announces no length: it is found too large only
-         * while it arrives, when libmicrohttpd cannot answer yet. Discard
-         * the rest and answer 413 at its end, up to a bound past which the
-         * sender is just wasting our time. */
+         * while it arrives, when libmicrohttpd cannot answer yet. The rest
+         * is read and dropped, and the 413 goes out at its end; a sender
+         * that never ends meets REVOKD_REQUEST_TIMEOUT. */
         if (ex->too_large || *upload_data_size > max - ex->len) {
             ex->too_large = true;
-            ex->discarded += *upload_data_size;
             *upload_data_size = 0;
-            return ex->discarded > 16 * max ? MHD_NO : MHD_YES;
+            return MHD_YES;
         }
         if (ex->body == NULL && (ex->body = malloc(max + 1)) == NULL)
             return MHD_NO;
@@ -382,13 +509,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
 
     if (ex->too_large)
-        return too_large(conn, ex, method, url, max);
+        return refuse(conn, ex, method, url, 413, "payload_too_large", too_large(max, why, sizeof(why)));
 
     if (!ex->dispatched) {
         /* Last call: the whole request is here. */
         const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
         if (auth != NULL && (auth = keep(&ex->auth, &ex->auth_size, auth)) == NULL)
             return MHD_NO;
+        ex->client->state = CLIENT_HANDLED;
         ex->dispatched = true;
         ex->req = (struct request){
             .method = method,
@@ -436,6 +564,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (ex == NULL)
         return;
     *con_cls = NULL;
+    /* The next request's deadline runs from its first byte. */
+    ex->client->state = CLIENT_IDLE;
+    ex->client->idle_seen = false;
+    ex->client = NULL;
     unpark(ex);
     /* Closed while parked (the client went away, or a timeout): the
      * callback it waits for releases the exchange. */
@@ -496,24 +628,215 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, char *host, 
 
 /* The kernel spreads new connections over the workers' sockets unevenly,
  * so REVOKD_MAX_CONNECTIONS is counted across all workers, not split. */
+/* The client's address as text, for a log line. */
+static const char *addr_text(const struct sockaddr_storage *ss, char *out, size_t size)
+{
+    const void *a = ss->ss_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+                                              : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+    if (inet_ntop(ss->ss_family, a, out, (socklen_t)size) == NULL)
+        snprintf(out, size, "unknown");
+    return out;
+}
+
+/* Counts a limit's hit, and logs it at most once a second per worker: a
+ * flood of refused connections must not become a flood of log lines. */
+static void limit_hit(struct worker *w, enum metrics_limit limit, const struct sockaddr_storage *addr)
+{
+    static const char *const names[METRICS_NLIMITS] = {
+        "REVOKD_MAX_CONNECTIONS", "REVOKD_MAX_CONNECTIONS_PER_ADDRESS", "REVOKD_REQUEST_TIMEOUT"};
+    int64_t now = loop_now_ms();
+    char text[INET6_ADDRSTRLEN];
+
+    metrics_limit(limit);
+    if (now - w->logged_ms[limit] < 1000 || !log_enabled(LOG_WARN))
+        return;
+    w->logged_ms[limit] = now;
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "limit", names[limit]);
+    cJSON_AddStringToObject(f, "client", addr_text(addr, text, sizeof(text)));
+    log_event(LOG_WARN, limit == METRICS_LIMIT_REQUEST_TIME ? "request_timeout" : "connection_refused", f);
+}
+
+/* The kernel spreads new connections over the workers' sockets unevenly,
+ * so REVOKD_MAX_CONNECTIONS and the per-address limit are counted across
+ * all workers, not split. */
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
 {
-    struct http_server *srv = cls;
-    (void)addr;
-    (void)len;
-    return atomic_load(&srv->open) < srv->max_open ? MHD_YES : MHD_NO;
+    struct worker *w = cls;
+    struct http_server *srv = w->srv;
+    struct sockaddr_storage ss = {0};
+    enum metrics_limit limit;
+
+    if (atomic_load(&srv->open) >= srv->max_open)
+        limit = METRICS_LIMIT_CONNECTIONS;
+    else if (!addr_limit_admits(srv->per_address, addr))
+        limit = METRICS_LIMIT_PER_ADDRESS;
+    else
+        return MHD_YES;
+    memcpy(&ss, addr, len < sizeof(ss) ? len : sizeof(ss));
+    limit_hit(w, limit, &ss);
+    return MHD_NO;
+}
+
+static void client_forget(struct http_server *srv, bool counted, const struct sockaddr_storage *addr)
+{
+    if (counted)
+        addr_limit_remove(srv->per_address, (const struct sockaddr *)addr);
+    atomic_fetch_sub(&srv->open, 1);
+}
+
+static void linger_end(struct lingerer *lg)
+{
+    struct worker *w = lg->worker;
+
+    for (struct lingerer **p = &w->lingering; *p != NULL; p = &(*p)->next) {
+        if (*p == lg) {
+            *p = lg->next;
+            break;
+        }
+    }
+    loop_unwatch(w->loop, &lg->watch);
+    close(lg->watch.fd);
+    client_forget(w->srv, lg->counted, &lg->addr);
+    free(lg);
+}
+
+static void on_linger_event(struct loop_watch *lw, uint32_t events)
+{
+    struct lingerer *lg = (struct lingerer *)lw;
+    static char sink[16384]; /* nobody reads what is dropped here */
+    ssize_t n;
+    (void)events;
+
+    while ((n = read(lw->fd, sink, sizeof(sink))) > 0) {
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+        linger_end(lg);
+}
+
+/* libmicrohttpd is about to close c's socket, after an answer that did not
+ * wait for the body (it has shut down the sending side, so the client has
+ * the whole answer and then end of file). A duplicate of the socket keeps
+ * it open while what the client still sends is read and dropped; closing
+ * with those bytes unread would make the kernel reset the connection, and
+ * the client could lose the answer. Returns 0 when the duplicate now owns
+ * c's counts. */
+static int linger_start(struct client *c)
+{
+    struct worker *w = c->worker;
+    struct lingerer *lg = calloc(1, sizeof(*lg));
+    int fd = lg != NULL ? fcntl(c->fd, F_DUPFD_CLOEXEC, 0) : -1;
+
+    if (fd < 0) {
+        free(lg);
+        return -1;
+    }
+    *lg = (struct lingerer){.watch = {.fd = fd, .on_event = on_linger_event},
+                          .worker = w,
+                          .next = w->lingering,
+                          .until_ms = loop_now_ms() + LINGER_MS,
+                          .counted = c->counted,
+                          .addr = c->addr};
+    if (loop_watch(w->loop, &lg->watch, EPOLLIN) < 0) {
+        close(fd);
+        free(lg);
+        return -1;
+    }
+    w->lingering = lg;
+    return 0;
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    struct http_server *srv = cls;
-    (void)conn;
-    (void)socket_context;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+    struct worker *w = cls;
+    struct http_server *srv = w->srv;
+    struct client *c = *socket_context;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *addr = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
         atomic_fetch_add(&srv->open, 1);
-    else
+        if (fd == NULL || addr == NULL || (c = calloc(1, sizeof(*c))) == NULL) {
+            /* Untracked, it would have no deadline: on_uri refuses its
+             * requests, so libmicrohttpd closes it. */
+            *socket_context = NULL;
+            return;
+        }
+        c->worker = w;
+        c->fd = fd->connect_fd;
+        c->state = CLIENT_RECEIVING;
+        c->since_ms = loop_now_ms();
+        memcpy(&c->addr, addr->client_addr,
+               addr->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+        c->counted = addr_limit_add(srv->per_address, addr->client_addr) == 0;
+        c->next = w->clients;
+        if (w->clients != NULL)
+            w->clients->prev = c;
+        w->clients = c;
+        *socket_context = c;
+        return;
+    }
+    if (c == NULL) {
         atomic_fetch_sub(&srv->open, 1);
+        return;
+    }
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        w->clients = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    if (!c->linger || linger_start(c) < 0)
+        client_forget(srv, c->counted, &c->addr);
+    free(c);
+}
+
+/* The bytes the kernel has received on fd, or -1. */
+static int64_t bytes_received(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
+        return -1;
+    return (int64_t)ti.tcpi_bytes_received;
+}
+
+/* Every SWEEP_MS: a request that has not arrived whole REVOKD_REQUEST_TIMEOUT
+ * after its first byte loses its connection (shut down here; libmicrohttpd
+ * sees the end of the stream and closes it), an idle connection whose next
+ * request has begun gets that request's deadline, and lingering closes that
+ * ran out of time end. */
+static void on_sweep(struct loop_timer *t)
+{
+    struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, sweep));
+    int64_t now = loop_now_ms(), limit_ms = w->srv->app->cfg->request_timeout * 1000;
+
+    for (struct client *c = w->clients; c != NULL; c = c->next) {
+        if (c->state == CLIENT_IDLE) {
+            int64_t n = bytes_received(c->fd);
+            if (n >= 0 && c->idle_seen && (uint64_t)n != c->idle_bytes) {
+                c->state = CLIENT_RECEIVING;
+                c->since_ms = now;
+            } else if (n >= 0) {
+                c->idle_bytes = (uint64_t)n;
+                c->idle_seen = true;
+            }
+        } else if (c->state == CLIENT_RECEIVING && now - c->since_ms >= limit_ms) {
+            shutdown(c->fd, SHUT_RDWR);
+            c->state = CLIENT_HANDLED; /* once */
+            limit_hit(w, METRICS_LIMIT_REQUEST_TIME, &c->addr);
+        }
+    }
+    for (struct lingerer *lg = w->lingering, *next; lg != NULL; lg = next) {
+        next = lg->next;
+        if (now >= lg->until_ms)
+            linger_end(lg);
+    }
+    loop_timer_arm(w->loop, &w->sweep, SWEEP_MS);
 }
 
 static void on_mhd_event(struct loop_watch *lw, uint32_t events)
@@ -549,11 +872,17 @@ static void *worker_run(void *arg)
 
     while (!atomic_load(&srv->stopping)) {
         MHD_UNSIGNED_LONG_LONG mhd_ms;
+        /* The tick may fail requests waiting on a link that timed out:
+         * their answers are then ready, and must not wait for the next
+         * event (which could be a second away). */
         int timeout = store_conn_tick(w->store);
-        if (MHD_get_timeout(w->daemon, &mhd_ms) == MHD_YES && mhd_ms < (MHD_UNSIGNED_LONG_LONG)timeout) {
+        if (w->again) {
+            timeout = 0;
+        } else if (MHD_get_timeout(w->daemon, &mhd_ms) == MHD_YES &&
+                   mhd_ms < (MHD_UNSIGNED_LONG_LONG)timeout) {
             /* Parked requests alone make libmicrohttpd ask for a round at
              * once: then wait for Redis instead, up to PARK_MS. */
-            if (mhd_ms == 0 && w->parked > 0 && !w->again)
+            if (mhd_ms == 0 && w->parked > 0)
                 timeout = timeout >= 0 && timeout < PARK_MS ? timeout : PARK_MS;
             else
                 timeout = (int)mhd_ms;
@@ -581,6 +910,10 @@ static void worker_free(struct worker *w)
 {
     if (w->daemon != NULL)
         MHD_stop_daemon(w->daemon); /* completes the last requests into w->spare */
+    while (w->lingering != NULL)
+        linger_end(w->lingering);
+    if (w->loop != NULL)
+        loop_timer_disarm(w->loop, &w->sweep);
     store_conn_free(w->store);
     work_inbox_free(w->inbox);
     while (w->spare != NULL) {
@@ -611,8 +944,8 @@ static int worker_init(struct http_server *srv, struct worker *w, const struct s
      * same port, and the kernel spreads connections over them. */
     w->daemon = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0), 0, on_accept,
-        srv, on_request, w, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+        w, on_request, w, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->max_connections, MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_token_bytes + HEAD_HEADROOM + REPLY_RESERVE,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_URI_LOG_CALLBACK, on_uri, w,
@@ -625,6 +958,8 @@ static int worker_init(struct http_server *srv, struct worker *w, const struct s
     if (w->wake.fd < 0 || loop_watch(w->loop, &w->mhd, EPOLLIN) < 0 ||
         loop_watch(w->loop, &w->wake, EPOLLIN) < 0)
         return -1;
+    w->sweep.on_timer = on_sweep;
+    loop_timer_arm(w->loop, &w->sweep, SWEEP_MS);
     return 0;
 }
 
@@ -662,6 +997,12 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
     RAND_bytes((unsigned char *)&id_seed, sizeof(id_seed));
 
     srv->max_open = (unsigned)cfg->max_connections;
+    /* Lingering closes count too; they cannot outnumber the connections. */
+    if ((srv->per_address = addr_limit_new(2 * srv->max_open, (unsigned)cfg->max_connections_per_address)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        http_server_stop(srv);
+        return NULL;
+    }
     for (unsigned i = 0; i < n; i++) {
         errno = 0;
         if (worker_init(srv, &srv->workers[i], (struct sockaddr *)&ss, v6) < 0) {
@@ -727,5 +1068,6 @@ void http_server_stop(struct http_server *srv)
         worker_free(&srv->workers[i]);
     }
     free(srv->workers);
+    addr_limit_free(srv->per_address);
     free(srv);
 }

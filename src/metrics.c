@@ -96,6 +96,7 @@ struct shard {
     struct hist redis;
     counter redis_errors;
     counter cache[2]; /* [hit] */
+    counter limits[METRICS_NLIMITS];
     struct route_stats route[];
 };
 
@@ -268,6 +269,14 @@ void metrics_cache(bool hit)
         bump(&s->cache[hit], 1);
 }
 
+void metrics_limit(enum metrics_limit limit)
+{
+    struct shard *s = shard_get();
+
+    if (s != NULL && limit < METRICS_NLIMITS)
+        bump(&s->limits[limit], 1);
+}
+
 /* ---- rendering ---------------------------------------------------------- */
 
 static void hist_add(struct hist *to, const struct hist *from)
@@ -290,6 +299,8 @@ static void shard_add(struct shard *total, const struct shard *s)
     bump(&total->redis_errors, get(&s->redis_errors));
     for (size_t h = 0; h < 2; h++)
         bump(&total->cache[h], get(&s->cache[h]));
+    for (size_t i = 0; i < METRICS_NLIMITS; i++)
+        bump(&total->limits[i], get(&s->limits[i]));
     for (size_t r = 0; r <= s->nroutes; r++) {
         size_t to = r < s->nroutes && r < total->nroutes ? r : total->nroutes;
         hist_add(&total->route[to].seconds, &s->route[r].seconds);
@@ -465,6 +476,14 @@ static void render_counts(struct out *o, const struct shard *t)
     family(o, "revokd_token_cache_misses_total", "counter",
            "Tokens not found in the verified-token cache.");
     put(o, "revokd_token_cache_misses_total %" PRIu64 "\n", get(&t->cache[0]));
+    family(o, "revokd_http_limit_hits_total", "counter",
+           "Connections refused at accept (max_connections, max_connections_per_address) or "
+           "closed because their request did not arrive in time (request_timeout).");
+    static const char *const limits[METRICS_NLIMITS] = {"max_connections", "max_connections_per_address",
+                                                        "request_timeout"};
+    for (size_t i = 0; i < METRICS_NLIMITS; i++)
+        put(o, "revokd_http_limit_hits_total{limit=\"%s\"} %" PRIu64 "\n", limits[i],
+            get(&t->limits[i]));
 }
 
 static void render_gauges(struct out *o, const struct metrics_gauges *g)

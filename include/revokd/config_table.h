@@ -49,7 +49,11 @@
     X(verify_threads, INT, "0", 0, 256,                                                          \
       "threads verifying the signatures of tokens the cache does not hold; 0 = half the cores, at least one") \
     X(max_connections, INT, "1000", 4, 100000, "simultaneous HTTP connections")                  \
+    X(max_connections_per_address, INT, "500", 1, 100000,                                        \
+      "simultaneous HTTP connections from one client address; behind a load balancer, at least its own limit") \
     X(connection_timeout, INT, "30", 1, 3600, "idle HTTP connections are closed after this many seconds") \
+    X(request_timeout, INT, "10", 1, 60,                                                         \
+      "a request's head and body must arrive within this many seconds of its first byte, else the connection is closed") \
     X(max_body_bytes, INT, "16384", 256, 1048576, "largest accepted request body")               \
     X(max_token_bytes, INT, "8192", 256, 65536, "longest accepted JWT")                          \
     X(token_cache_size, INT, "100000", 0, 10000000,                                               \

@@ -20,6 +20,16 @@ struct loop_watch {
     void (*on_event)(struct loop_watch *w, uint32_t events);
 };
 
+/* A timer, embedded in its owner; armed, it runs once when its time comes. */
+struct loop_timer {
+    void (*on_timer)(struct loop_timer *t);
+    bool armed;
+    /* The loop's: */
+    int64_t when_ms;         /* monotonic ms, while armed */
+    uint64_t round;          /* the loop_poll() it was armed in */
+    struct loop_timer *next; /* armed timers, soonest first */
+};
+
 struct loop *loop_new(void);
 void loop_free(struct loop *l);
 
@@ -28,8 +38,14 @@ void loop_free(struct loop *l);
 int loop_watch(struct loop *l, struct loop_watch *w, uint32_t events);
 void loop_unwatch(struct loop *l, struct loop_watch *w);
 
-/* Waits up to timeout_ms (-1: no limit) and runs the callbacks of the
- * descriptors that became ready. Returns the number of events, or -1. */
+/* Runs t->on_timer once, in the first loop_poll() at or after after_ms from
+ * now; re-arming an armed timer moves it. */
+void loop_timer_arm(struct loop *l, struct loop_timer *t, int64_t after_ms);
+void loop_timer_disarm(struct loop *l, struct loop_timer *t);
+
+/* Waits up to timeout_ms (-1: no limit), or less when a timer is due
+ * sooner, runs the callbacks of the descriptors that became ready, then
+ * those of the timers that are due. Returns the number of events, or -1. */
 int loop_poll(struct loop *l, int timeout_ms);
 
 /* Monotonic milliseconds and nanoseconds. */

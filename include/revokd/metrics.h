@@ -38,6 +38,15 @@ void metrics_redis(double seconds, bool ok);
 /* One look into the verified-token cache. */
 void metrics_cache(bool hit);
 
+/* A limit that refused a connection or cut one short. */
+enum metrics_limit {
+    METRICS_LIMIT_CONNECTIONS,  /* REVOKD_MAX_CONNECTIONS: refused at accept */
+    METRICS_LIMIT_PER_ADDRESS,  /* REVOKD_MAX_CONNECTIONS_PER_ADDRESS: refused at accept */
+    METRICS_LIMIT_REQUEST_TIME, /* REVOKD_REQUEST_TIMEOUT: closed mid-request */
+    METRICS_NLIMITS
+};
+void metrics_limit(enum metrics_limit limit);
+
 /* Values read at scrape time. */
 struct metrics_gauges {
     unsigned connections;   /* open HTTP connections */

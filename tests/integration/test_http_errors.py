@@ -1,7 +1,9 @@
 """Generic HTTP behaviour: 404, 405 with Allow, 413, 415, 400 on malformed JSON, JSON content
 type and X-Request-Id on every response."""
 
+import http.client
 import os
+import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -81,6 +83,88 @@ class HttpErrorsTest(harness.RevokdTestCase):
         resp, err = harness.raw_exchange(self.revokd.port, req)
         self.assertIsNotNone(resp, f"no response ({err!r})")
         self.assertError(resp, 413, "payload_too_large")
+
+    def test_oversized_body_without_expect_gets_its_413(self):
+        """Most clients send the whole body without waiting for 100 Continue. revokd answers 413
+        from the head and closes, but lingers: it reads and drops the rest, so the client reads
+        the answer instead of a connection reset."""
+        for size in (MAX_BODY + 1, 300 * 1024, 10 * 1024 * 1024):
+            with self.subTest(size=size):
+                body = b'{"token":"' + b"x" * (size - 12) + b'"}'
+                conn = http.client.HTTPConnection(harness.LOOPBACK, self.revokd.port, timeout=30)
+                try:
+                    conn.request("POST", "/v1/revoke", body=body, headers=JSON)
+                    resp = conn.getresponse()
+                    out = harness.Response(resp.status, resp.headers, resp.read())
+                finally:
+                    conn.close()
+                self.assertError(out, 413, "payload_too_large")
+                self.assertEqual(out.header("Connection"), "close")
+                self.assertEqual(out.header("Cache-Control"), "no-store")
+        self.assertEqual(self.redis.keys(), [])
+
+    def test_chunked_body_far_over_the_limit_gets_its_413(self):
+        """A chunked body announces no length, so it is found too large while it arrives; the
+        rest is read and dropped and the 413 goes out at its end, however long it is (the
+        request timeout bounds the time)."""
+        chunk = b"x" * 65536
+        body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(64)) + b"0\r\n\r\n"
+        req = (b"POST /v1/check HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n" + body)
+        resp, err = harness.raw_exchange(self.revokd.port, req)
+        self.assertIsNotNone(resp, f"no response ({err!r})")
+        self.assertIsNone(err)
+        self.assertError(resp, 413, "payload_too_large")
+
+    def assertRefusedAndClosed(self, data, why):
+        """The request is answered 400 with Connection: close, and nothing after it is taken for a
+        request: the connection closes without a second answer."""
+        sock = socket.create_connection((harness.LOOPBACK, self.revokd.port), timeout=5)
+        try:
+            sock.sendall(data)
+            received = b""
+            while True:
+                try:
+                    chunk = sock.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                received += chunk
+        finally:
+            sock.close()
+        self.assertEqual(received.count(b"HTTP/1.1 "), 1, received)
+        resp = harness._parse_response(received, final=True)
+        body = self.assertError(resp, 400, "invalid_request")
+        self.assertIn(why, body["error_description"])
+        self.assertEqual(resp.header("Connection"), "close")
+
+    def test_ambiguous_framing_is_refused_and_closed(self):
+        """RFC 9112 6.3: a body two parsers could frame differently must not leave bytes behind
+        that pass for a request of their own (request smuggling)."""
+        smuggled = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        body = b'{"token":"a.b.c"}'
+        head = b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        cases = {
+            "two Content-Length": (head + b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n"
+                                   % (len(body), len(body) + len(smuggled)) + body + smuggled,
+                                   "Content-Length"),
+            "two equal Content-Length": (head + b"Content-Length: %d\r\ncontent-length: %d\r\n\r\n"
+                                         % (len(body), len(body)) + body + smuggled, "Content-Length"),
+            "Content-Length and Transfer-Encoding": (
+                head + b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n" % (len(body) + 5)
+                + b"0\r\n\r\n" + smuggled, "Transfer-Encoding"),
+            "Transfer-Encoding not chunked": (head + b"Transfer-Encoding: gzip\r\n\r\n" + body,
+                                              "Transfer-Encoding"),
+            "two Transfer-Encoding": (head + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                      + b"0\r\n\r\n" + smuggled, "Transfer-Encoding"),
+            "two Authorization": (b"GET /v1/check HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a.b.c\r\n"
+                                  b"Authorization: Bearer d.e.f\r\n\r\n" + smuggled, "Authorization"),
+        }
+        for name, (data, why) in cases.items():
+            with self.subTest(case=name):
+                self.assertRefusedAndClosed(data, why)
+        self.assertEqual(self.redis.keys(), [])
 
     def test_unsupported_media_type(self):
         token = self.craft()

@@ -117,6 +117,26 @@ class StoreOutageTest(harness.RevokdTestCase):
             self.redis.resume()
         self.wait_recovered(token)
 
+    def test_answer_after_a_redis_timeout_comes_at_the_timeout(self):
+        """A command without a reply fails its requests when REVOKD_REDIS_TIMEOUT_MS runs out, and
+        their 503 goes out then. A request that had waited long enough to be suspended was once
+        resumed without waking the loop, which then slept its default second: the 503 came at
+        the timeout plus one second."""
+        token = self.mint(sub="erin", iss=ISS)
+        self.assertActive(self.revokd.check(token), token)  # verified and cached: no crypto below
+        slack = 0.6  # far under the second the lost wake-up cost
+        self.redis.pause()
+        try:
+            for call in (lambda: self.revokd.check(token), lambda: self.revokd.lookup(jti="a-jti")):
+                start = time.monotonic()
+                self.assertError(call(), 503, "store_unavailable")
+                elapsed = time.monotonic() - start
+                self.assertLess(elapsed, REDIS_TIMEOUT_MS / 1000 + slack,
+                                f"503 after {elapsed:.2f}s for a {REDIS_TIMEOUT_MS} ms timeout")
+        finally:
+            self.redis.resume()
+        self.wait_recovered(token)
+
     def test_repeated_outages(self):
         token = self.mint(sub="dave", iss=ISS)
         for _ in range(2):

@@ -1,0 +1,222 @@
+"""Connections a client cannot exhaust: a per-address limit counted across every worker, and a
+deadline for a request's head and body from its first byte (REVOKD_REQUEST_TIMEOUT), so that
+neither idle sockets nor a head trickled a byte a second lock other clients out. Other clients
+connect from another loopback address, 127.0.0.2, as a second host would."""
+
+import os
+import select
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import LOOPBACK  # noqa: E402
+
+OTHER = "127.0.0.2"
+MONITOR = "127.0.0.3"  # reads /metrics, so that its own connection counts with neither
+MAX_CONNECTIONS = 24
+PER_ADDRESS = 12
+REQUEST_TIMEOUT = 2
+
+
+def open_from(port, source, timeout=5):
+    """A connection to revokd from the loopback address `source`."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    sock.bind((source, 0))
+    sock.connect((LOOPBACK, port))
+    return sock
+
+
+def closed_by_peer(sock, within):
+    """True when the server closes sock (end of file or reset) within `within` seconds."""
+    sock.settimeout(within)
+    try:
+        return sock.recv(4096) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def get_from(port, source, path="/healthz"):
+    """GET path on a fresh connection from `source`: the response, or None when refused."""
+    try:
+        sock = open_from(port, source)
+    except OSError:
+        return None
+    try:
+        sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return harness._parse_response(data, final=True)
+    except OSError:
+        return None
+    finally:
+        sock.close()
+
+
+def healthz_from(port, source):
+    resp = get_from(port, source)
+    return resp.status if resp is not None else None
+
+
+class ConnectionLimitsTest(harness.RevokdTestCase):
+    revokd_env = {"REVOKD_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
+                  "REVOKD_MAX_CONNECTIONS_PER_ADDRESS": str(PER_ADDRESS),
+                  "REVOKD_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT),
+                  "REVOKD_CONNECTION_TIMEOUT": "30"}
+
+    def setUp(self):
+        super().setUp()
+        self.socks = []
+        self.addCleanup(self.close_all)
+        # The connections of the test before (closed by the client) must be gone.
+        harness.wait_until(lambda: self.connections() == 0, 10, what="no open connections")
+
+    def close_all(self):
+        for s in self.socks:
+            s.close()
+
+    def metric(self, name):
+        resp = get_from(self.revokd.port, MONITOR, "/metrics")
+        self.assertIsNotNone(resp, "/metrics refused")
+        for line in resp.body.decode().splitlines():
+            if line.startswith(name + " "):
+                return int(float(line.split()[1]))
+        raise AssertionError(f"no {name} in /metrics")
+
+    def connections(self):
+        """Open connections, not counting the one that asks."""
+        return self.metric("revokd_http_connections") - 1
+
+    def limit_hits(self, limit):
+        return self.metric(f'revokd_http_limit_hits_total{{limit="{limit}"}}')
+
+    def test_idle_sockets_of_one_address_do_not_lock_out_others(self):
+        before = self.limit_hits("max_connections_per_address")
+        for _ in range(MAX_CONNECTIONS):
+            self.socks.append(open_from(self.revokd.port, LOOPBACK))
+        opened = time.monotonic()
+        # The address got its share; the connections beyond it were closed at once.
+        harness.wait_until(lambda: self.connections() == PER_ADDRESS, 1, what="the per-address share")
+        readable, _, _ = select.select(self.socks, [], [], 0.3)
+        self.assertEqual(sum(closed_by_peer(s, 0.1) for s in readable), MAX_CONNECTIONS - PER_ADDRESS)
+        self.assertEqual(self.limit_hits("max_connections_per_address") - before,
+                         MAX_CONNECTIONS - PER_ADDRESS)
+        # Another address is served while the idle sockets stay open.
+        for _ in range(5):
+            self.assertEqual(healthz_from(self.revokd.port, OTHER), 200)
+        self.assertEqual(self.connections(), PER_ADDRESS)
+        self.assertLess(time.monotonic() - opened, REQUEST_TIMEOUT)
+        # A connection that sends nothing is a request that does not arrive: the rest go at the
+        # request deadline, well before the idle timeout of 30 s.
+        harness.wait_until(lambda: self.connections() == 0, REQUEST_TIMEOUT + 3,
+                           what="the idle sockets closed at the request deadline")
+
+    def test_trickled_head_is_cut_at_the_request_deadline(self):
+        """A client sending one byte a second resets libmicrohttpd's idle timer with every byte;
+        the request deadline still closes it, REQUEST_TIMEOUT after its first byte."""
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
+        sock = open_from(self.revokd.port, LOOPBACK)
+        self.socks.append(sock)
+        before = self.limit_hits("request_timeout")
+        start = time.monotonic()
+        closed_at = None
+        for byte in head:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                closed_at = time.monotonic()
+                break
+            if closed_by_peer(sock, 0.5):
+                closed_at = time.monotonic()
+                break
+            time.sleep(0.5)
+        self.assertIsNotNone(closed_at, "the trickling connection was never closed")
+        elapsed = closed_at - start
+        self.assertGreaterEqual(elapsed, REQUEST_TIMEOUT - 0.5)
+        self.assertLess(elapsed, REQUEST_TIMEOUT + 3)
+        self.assertEqual(self.limit_hits("request_timeout") - before, 1)
+
+    def test_trickling_clients_do_not_lock_out_others(self):
+        """MAX_CONNECTIONS clients, each sending one byte a second, once held every connection:
+        now one address gets its share, each is cut at the deadline, and another address is
+        served all along."""
+        stop = threading.Event()
+        cut = []
+
+        def trickle():
+            while not stop.is_set():
+                try:
+                    sock = open_from(self.revokd.port, LOOPBACK)
+                except OSError:
+                    time.sleep(0.1)
+                    continue
+                try:
+                    sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+                    while not stop.is_set():
+                        sock.sendall(b"a")
+                        if closed_by_peer(sock, 1.0):
+                            cut.append(1)
+                            break
+                except OSError:
+                    cut.append(1)
+                finally:
+                    sock.close()
+
+        threads = [threading.Thread(target=trickle, daemon=True) for _ in range(MAX_CONNECTIONS)]
+        for t in threads:
+            t.start()
+        try:
+            deadline = time.monotonic() + 3 * REQUEST_TIMEOUT
+            served = 0
+            while time.monotonic() < deadline:
+                self.assertEqual(healthz_from(self.revokd.port, OTHER), 200)
+                served += 1
+                time.sleep(0.2)
+            self.assertGreater(served, 10)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(5)
+        self.assertGreater(len(cut), 0)
+
+    def test_idle_keep_alive_connection_is_not_a_slow_request(self):
+        """The deadline runs from a request's first byte: a kept-alive connection that waits
+        longer than REQUEST_TIMEOUT between requests is governed by the idle timeout only."""
+        sock = open_from(self.revokd.port, LOOPBACK)
+        self.socks.append(sock)
+        for attempt in range(2):
+            if attempt:
+                time.sleep(REQUEST_TIMEOUT + 1.5)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            while harness._parse_response(data) is None:
+                chunk = sock.recv(4096)
+                self.assertTrue(chunk, "closed before the answer")
+                data += chunk
+            self.assertEqual(harness._parse_response(data).status, 200)
+
+    def test_request_sent_in_pieces_within_the_deadline_is_served(self):
+        sock = open_from(self.revokd.port, LOOPBACK)
+        self.socks.append(sock)
+        for piece in (b"GET /heal", b"thz HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"):
+            sock.sendall(piece)
+            time.sleep(REQUEST_TIMEOUT / 5)
+        data = b""
+        while harness._parse_response(data) is None:
+            chunk = sock.recv(4096)
+            self.assertTrue(chunk, "closed before the answer")
+            data += chunk
+        self.assertEqual(harness._parse_response(data).status, 200)
+
+
+if __name__ == "__main__":
+    harness.main()
