@@ -166,6 +166,50 @@ class HttpErrorsTest(harness.RevokdTestCase):
                 self.assertRefusedAndClosed(data, why)
         self.assertEqual(self.redis.keys(), [])
 
+    def test_answers_of_the_http_library_are_as_documented(self):
+        """What libmicrohttpd answers on its own, before revokd sees the request (openapi.yaml,
+        Answers from the HTTP library): the status, none of revokd's headers, a closed
+        connection, and nothing in Redis."""
+        head = b"POST /v1/check HTTP/1.1\r\nHost: x\r\n"
+        cases = [
+            ("no version", b"GET /healthz\r\n\r\n", 400),
+            ("header line without colon", b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad\r\n\r\n", 400),
+            ("malformed chunk", head + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+            ("Content-Length not a number", head + b"Content-Length: abc\r\n\r\n", 400),
+            ("Content-Length beyond 2^64", head + b"Content-Length: 99999999999999999999999\r\n\r\n", 413),
+            ("chunk size beyond 2^64", head + b"Transfer-Encoding: chunked\r\n\r\nfffffffffffffffffffff\r\n", 413),
+            ("request line too long", b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+            ("HTTP/2.0", b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+            ("HTTP/0.9", b"GET /healthz HTTP/0.9\r\nHost: x\r\n\r\n", 505),
+        ]
+        for name, data, status in cases:
+            with self.subTest(case=name):
+                sock = socket.create_connection((harness.LOOPBACK, self.revokd.port), timeout=5)
+                received = b""
+                try:
+                    sock.sendall(data)
+                    while True:
+                        chunk = sock.recv(65536)
+                        if not chunk:
+                            break
+                        received += chunk
+                except ConnectionResetError:
+                    pass
+                finally:
+                    sock.close()
+                resp = harness._parse_response(received, final=True)
+                self.assertIsNotNone(resp, received)
+                self.assertEqual(resp.status, status, received[:300])
+                for name in ("Content-Type", "X-Request-Id", "Cache-Control"):
+                    self.assertIsNone(resp.header(name), received[:300])
+                self.assertEqual(resp.header("Connection"), "close")
+        # Not HTTP at all: closed without an answer.
+        resp, _ = harness.raw_exchange(self.revokd.port, b"GARBAGE\r\n\r\n", timeout=2)
+        self.assertIsNone(resp)
+        self.assertTrue(self.revokd.alive())
+        self.assertJsonResponse(self.revokd.healthz(), 200)
+        self.assertEqual(self.redis.keys(), [])
+
     def test_unsupported_media_type(self):
         token = self.craft()
         body = ('{"token":"' + token + '"}').encode()
