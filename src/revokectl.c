@@ -41,7 +41,9 @@ static const char usage[] =
     "  check TOKEN               GET /v1/check\n"
     "  revoke TOKEN              POST /v1/revoke\n"
     "  revoke-jti JTI --exp N [--iss I] [--reason R]   POST /v1/admin/revoke\n"
-    "  revoke-all SUBJECT [--reason R]                 POST /v1/admin/subjects/{sub}/revoke-all\n"
+    "  revoke-all SUBJECT [--iss I] [--reason R]       POST /v1/admin/subjects/{sub}/revoke-all\n"
+    "                            --iss '' names the tokens without iss; without --iss the\n"
+    "                            server's REVOKD_ISSUER is used (required when unset)\n"
     "  health                    GET /readyz\n"
     "\n"
     "URL defaults to $REVOKD_URL or http://127.0.0.1:8080. The admin key is read\n"
@@ -528,7 +530,10 @@ int main(int argc, char **argv)
             return die_usage(key == NULL ? "an admin key is required" : "bad arguments");
         }
         cJSON *o = cJSON_CreateObject();
-        add_string(o, "iss", iss);
+        if (iss != NULL && iss[0] == '\0')
+            cJSON_AddNullToObject(o, "iss");
+        else
+            add_string(o, "iss", iss);
         add_string(o, "reason", reason);
         if (cmd[7] == 'j') {
             add_string(o, "jti", id);

@@ -26,13 +26,22 @@ static int authorize(struct request *req, struct reply *rep)
     return 0;
 }
 
-/* The namespace to act in: the body's "iss", else the configured issuer.
- * Returns NULL after replying 400 when "iss" is not a valid string. */
+/* The namespace to act in: the body's "iss" (null for the tokens without
+ * iss), else REVOKD_ISSUER. Returns NULL after replying 400 when "iss" is
+ * not valid, or absent with no REVOKD_ISSUER (ISSUER_REQUIRED). */
 static const char *namespace_of(struct request *req, struct reply *rep, const cJSON *body)
 {
     const char *iss = req->app->cfg->issuer;
-    if (body != NULL && json_id(body, "iss", &iss) < 0) {
-        reply_error(rep, 400, "invalid_request", "iss must be 1 to 256 bytes of text");
+    int rc = body != NULL ? json_id(body, "iss", &iss) : 0;
+
+    if (rc < 0 && cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(body, "iss")))
+        return "";
+    if (rc < 0) {
+        reply_error(rep, 400, "invalid_request", "iss must be 1 to 256 bytes of text, or null");
+        return NULL;
+    }
+    if (rc == 0 && iss[0] == '\0') {
+        reply_error(rep, 400, "invalid_request", ISSUER_REQUIRED);
         return NULL;
     }
     return iss;

@@ -102,7 +102,12 @@ static void check_lookup(struct request *req, struct reply *rep)
     int has_jti = query_param(req, "jti", c->jti, sizeof(c->jti));
     int has_sub = query_param(req, "sub", c->sub, sizeof(c->sub));
     int has_iat = query_param(req, "iat", iat, sizeof(iat));
-    int has_iss = query_param(req, "iss", c->iss, sizeof(c->iss));
+    const char *raw;
+    size_t rawlen;
+    /* iss= (empty) names the tokens without iss. */
+    int has_iss = url_query_find(req->query, "iss", &raw, &rawlen) == 1 && rawlen == 0
+                      ? (c->iss[0] = '\0', 1)
+                      : query_param(req, "iss", c->iss, sizeof(c->iss));
 
     if (has_jti < 0 || has_sub < 0 || has_iat < 0 || has_iss < 0) {
         reply_error(rep, 400, "invalid_request",
@@ -123,6 +128,10 @@ static void check_lookup(struct request *req, struct reply *rep)
             return;
         }
         c->iat = v;
+    }
+    if (!has_iss && req->app->cfg->issuer[0] == '\0') {
+        reply_error(rep, 400, "invalid_request", ISSUER_REQUIRED);
+        return;
     }
     if (!has_iss)
         snprintf(c->iss, sizeof(c->iss), "%s", req->app->cfg->issuer);

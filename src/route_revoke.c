@@ -16,11 +16,31 @@ static void keep(char *field, const char *s)
         snprintf(field, JWT_STR_MAX + 1, "%s", s);
 }
 
-static void reply_revoked(struct reply *rep, const char *jti, int64_t expires_at, bool expired)
+/* Keeps the namespace acted in, for the answer: the body it may point into
+ * is gone by the time Redis answers. */
+static void keep_namespace(struct request *req, const char *iss)
+{
+    keep(req->claims.iss, iss);
+    req->claims.has_iss = iss[0] != '\0';
+}
+
+/* Every answer to a revocation says which issuer's tokens it reached:
+ * "iss", null for the tokens without iss. */
+static void add_namespace(cJSON *body, const struct jwt_claims *c)
+{
+    if (c->has_iss)
+        cJSON_AddStringToObject(body, "iss", c->iss);
+    else
+        cJSON_AddNullToObject(body, "iss");
+}
+
+static void reply_revoked(struct reply *rep, const struct jwt_claims *c, const char *jti,
+                          int64_t expires_at, bool expired)
 {
     cJSON *body = cJSON_CreateObject();
     cJSON_AddTrueToObject(body, "revoked");
     cJSON_AddStringToObject(body, "jti", jti);
+    add_namespace(body, c);
     cJSON_AddNumberToObject(body, "expires_at", (double)expires_at);
     cJSON_AddBoolToObject(body, "expired", expired);
     reply_json(rep, 200, body);
@@ -33,7 +53,7 @@ static void stored_jti(struct request *req, struct reply *rep, const struct stor
         return;
     }
     metrics_revocation(METRICS_REVOKE_TOKEN, req->admin);
-    reply_revoked(rep, req->claims.jti, req->claims.exp, false);
+    reply_revoked(rep, &req->claims, req->claims.jti, req->claims.exp, false);
 }
 
 void revoke_jti_and_reply(struct request *req, struct reply *rep, const char *iss, const char *jti,
@@ -43,8 +63,10 @@ void revoke_jti_and_reply(struct request *req, struct reply *rep, const char *is
     int64_t expires_at = exp + req->app->policy.leeway;
 
     reply_log(rep, "jti", jti);
+    keep_namespace(req, iss);
     if (expires_at <= req->now) {
-        reply_revoked(rep, jti, expires_at, true); /* nothing to store: it is dead already */
+        /* nothing to store: it is dead already */
+        reply_revoked(rep, &req->claims, jti, expires_at, true);
         return;
     }
     /* The body that jti may point into is gone by the time Redis answers. */
@@ -84,12 +106,22 @@ void route_revoke(struct request *req, struct reply *rep)
     check_verify(req, token, strlen(token), false, revoke_verified);
 }
 
+/* A revoke-all made now revokes every token issued up to now + leeway: a
+ * token stamped by an issuer whose clock runs fast, within the leeway, is
+ * accepted now, and a cutoff of now would leave it active. The price is
+ * that tokens issued in the next leeway seconds are refused too, which the
+ * answer's cutoff tells the client. */
+static int64_t revoke_all_cutoff(const struct request *req)
+{
+    return req->now + req->app->policy.leeway;
+}
+
 static int64_t revoke_all_ttl(const struct request *req)
 {
     const struct jwt_policy *p = &req->app->policy;
-    /* Any token of sub issued up to now lives at most max_lifetime (longer
-     * ones are refused), plus leeway; the record may go after that. */
-    return p->max_lifetime + p->leeway;
+    /* A token issued at the cutoff lives at most max_lifetime (longer ones
+     * are refused), plus leeway; the record may go after that. */
+    return revoke_all_cutoff(req) - req->now + p->max_lifetime + p->leeway;
 }
 
 static void stored_cutoff(struct request *req, struct reply *rep, const struct store_result *res)
@@ -102,6 +134,7 @@ static void stored_cutoff(struct request *req, struct reply *rep, const struct s
     cJSON *body = cJSON_CreateObject();
     cJSON_AddTrueToObject(body, "revoked_all");
     cJSON_AddStringToObject(body, "sub", req->claims.sub);
+    add_namespace(body, &req->claims);
     cJSON_AddNumberToObject(body, "cutoff", (double)res->cutoff);
     cJSON_AddNumberToObject(body, "expires_at", (double)(req->now + revoke_all_ttl(req)));
     reply_json(rep, 200, body);
@@ -111,8 +144,10 @@ void revoke_all_and_reply(struct request *req, struct reply *rep, const char *is
 {
     reply_log(rep, "sub", sub);
     keep(req->claims.sub, sub);
+    keep_namespace(req, iss);
     req->then = stored_cutoff;
-    store_revoke_all(req->store, iss, sub, req->now, revoke_all_ttl(req), request_store_done, req);
+    store_revoke_all(req->store, iss, sub, revoke_all_cutoff(req), revoke_all_ttl(req),
+                     request_store_done, req);
 }
 
 static void holder_checked(struct request *req, struct reply *rep, const struct store_result *res)

@@ -9,6 +9,14 @@
 #include "revokd/jwt_verify.h"
 #include "revokd/router.h"
 
+/* Why a lookup or an admin revocation that names no issuer is refused when
+ * REVOKD_ISSUER is unset: it would reach only the tokens without iss, which
+ * most providers never issue, and report success for a revocation that
+ * revokes nothing. */
+#define ISSUER_REQUIRED                                                                          \
+    "iss is required since REVOKD_ISSUER is not set: give the token's issuer (empty or null "      \
+    "for tokens without iss)"
+
 /* Sets status and body (takes ownership of body). */
 void reply_json(struct reply *rep, int status, cJSON *body);
 

@@ -93,7 +93,7 @@ class AdminRevokeTest(harness.RevokdTestCase):
     def test_revoke_jti(self):
         exp = now() + 900
         body = self.assertJsonResponse(self.revoke({"jti": "admin-jti-1", "exp": exp}), 200)
-        self.assertEqual(body, {"revoked": True, "jti": "admin-jti-1", "expires_at": exp + LEEWAY,
+        self.assertEqual(body, {"revoked": True, "jti": "admin-jti-1", "iss": ISS, "expires_at": exp + LEEWAY,
                                 "expired": False})
         key = key_name("jti", ISS, "admin-jti-1")
         self.assertEqual(key, revokd_key_name("jti", ISS, "admin-jti-1"))
@@ -118,7 +118,8 @@ class AdminRevokeTest(harness.RevokdTestCase):
 
     def test_revoke_in_other_issuer_namespace(self):
         exp = now() + 600
-        self.assertJsonResponse(self.revoke({"jti": "ns-jti", "exp": exp, "iss": "https://other.test"}), 200)
+        body = self.assertJsonResponse(self.revoke({"jti": "ns-jti", "exp": exp, "iss": "https://other.test"}), 200)
+        self.assertEqual(body["iss"], "https://other.test")
         key = key_name("jti", "https://other.test", "ns-jti")
         self.assertEqual(self.redis.keys(), [key])
         token = self.mint(sub="bob", iss=ISS, jti="ns-jti")
@@ -134,7 +135,8 @@ class AdminRevokeTest(harness.RevokdTestCase):
     def test_revoke_past_exp_stores_nothing(self):
         exp = now() - 100
         body = self.assertJsonResponse(self.revoke({"jti": "old-jti", "exp": exp}), 200)
-        self.assertEqual(body, {"revoked": True, "jti": "old-jti", "expires_at": exp + LEEWAY, "expired": True})
+        self.assertEqual(body, {"revoked": True, "jti": "old-jti", "iss": ISS, "expires_at": exp + LEEWAY,
+                                "expired": True})
         self.assertEqual(self.redis.keys(), [])
 
     def test_exp_bound(self):
@@ -187,6 +189,44 @@ class AdminRevokeTest(harness.RevokdTestCase):
         self.assertEqual(self.redis.get(key_name("jti", ISS, "long-reason")), "r" * 256)
 
 
+class AdminWithoutIssuerTest(harness.RevokdTestCase):
+    """With no REVOKD_ISSUER, an admin revocation that names no issuer would reach only the
+    tokens without iss, which most providers never issue, and still answer revoked: it is
+    refused. "iss": null names the tokens without iss; every answer says which it reached."""
+    admin_keys = (KEY1,)
+
+    def test_issuer_required(self):
+        headers = {"Authorization": f"Bearer {KEY1}"}
+        exp = now() + 600
+        calls = (("POST", "/v1/admin/revoke", {"jti": "no-iss", "exp": exp}),
+                 ("POST", "/v1/admin/subjects/alice/revoke-all", None),
+                 ("POST", "/v1/admin/subjects/alice/revoke-all", {"reason": "left"}))
+        for method, path, body in calls:
+            with self.subTest(path=path, body=body):
+                resp = self.revokd.request(method, path, body, headers)
+                err = self.assertError(resp, 400, "invalid_request")
+                self.assertIn("REVOKD_ISSUER", err["error_description"])
+        self.assertEqual(self.redis.keys(), [])
+
+    def test_named_issuer_and_null(self):
+        exp = now() + 600
+        body = self.assertJsonResponse(self.revokd.admin_revoke(KEY1, {"jti": "j1", "exp": exp, "iss": ISS}), 200)
+        self.assertEqual(body["iss"], ISS)
+        body = self.assertJsonResponse(self.revokd.admin_revoke(KEY1, {"jti": "j2", "exp": exp, "iss": None}), 200)
+        self.assertIsNone(body["iss"])
+        body = self.assertJsonResponse(self.revokd.admin_revoke_all(KEY1, "bob", {"iss": None}), 200)
+        self.assertIsNone(body["iss"])
+        self.assertEqual(self.redis.keys(), sorted([key_name("jti", ISS, "j1"), key_name("jti", "", "j2"),
+                                                    key_name("sub", "", "bob")]))
+        # What each reached: a token with iss ISS and j1, a token without iss and j2.
+        with_iss = self.craft(payload=harness.std_claims(jti="j1", iss=ISS))
+        without = self.craft(payload=harness.std_claims(jti="j2"))
+        other = self.craft(payload=harness.std_claims(jti="j2", iss=ISS))
+        self.assertTokenFailure(self.revokd.check(with_iss), "revoked")
+        self.assertTokenFailure(self.revokd.check(without), "revoked")
+        self.assertActive(self.revokd.check(other), other)
+
+
 class AdminRevokeAllTest(harness.RevokdTestCase):
     revokd_env = {"REVOKD_ISSUER": ISS}
     admin_keys = (KEY1,)
@@ -206,8 +246,9 @@ class AdminRevokeAllTest(harness.RevokdTestCase):
                 self.assertEqual(key, revokd_key_name("sub", ISS, sub))
                 self.assertEqual(self.redis.get(key), str(body["cutoff"]))
                 self.assertEqual(body["expires_at"] - body["cutoff"], MAX_LIFETIME + LEEWAY)
+                self.assertEqual(body["iss"], ISS)
                 ttl = self.redis.ttl(key)
-                self.assertTrue(MAX_LIFETIME + LEEWAY - 10 < ttl <= MAX_LIFETIME + LEEWAY, ttl)
+                self.assertTrue(MAX_LIFETIME + 2 * LEEWAY - 10 < ttl <= MAX_LIFETIME + 2 * LEEWAY, ttl)
 
         token = self.mint(sub="user/1", iss=ISS, iat=now() - 5)
         self.assertTokenFailure(self.revokd.check(token), "revoked")

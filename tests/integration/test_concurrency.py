@@ -304,7 +304,7 @@ class UncachedConcurrencyTest(ConcurrencyCase):
             tok = res.job[1]
             try:
                 body = self.assertJson(res)
-                self.assertEqual((res.status, body), (200, {"revoked": True, "jti": tok.jti,
+                self.assertEqual((res.status, body), (200, {"revoked": True, "jti": tok.jti, "iss": ISS,
                                                             "expires_at": tok.exp + LEEWAY,
                                                             "expired": False}), res)
             except AssertionError as e:

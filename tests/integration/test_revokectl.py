@@ -123,6 +123,15 @@ class CommandsTest(harness.RevokdTestCase):
         self.assertExit(out, 0)
         cutoff = json.loads(out.stdout)["cutoff"]
         self.assertEqual(self.redis.get(key_name("sub", ISS, "bob")), str(cutoff))
+        # --iss names another issuer's tokens, --iss '' the tokens without iss.
+        out = self.ctl("revoke-all", "carol", "--iss", "https://other.test", env={"REVOKD_ADMIN_KEY": ADMIN_KEY})
+        self.assertExit(out, 0)
+        self.assertEqual(json.loads(out.stdout)["iss"], "https://other.test")
+        self.assertTrue(self.redis.exists(key_name("sub", "https://other.test", "carol")))
+        out = self.ctl("revoke-jti", "ctl-jti-4", "--exp", str(exp), "--iss", "", env={"REVOKD_ADMIN_KEY": ADMIN_KEY})
+        self.assertExit(out, 0)
+        self.assertIsNone(json.loads(out.stdout)["iss"])
+        self.assertTrue(self.redis.exists(key_name("jti", "", "ctl-jti-4")))
         out = self.ctl("revoke-jti", "ctl-jti-3", "--exp", str(exp), env={"REVOKD_ADMIN_KEY": "wrong-key-0123456789"})
         self.assertExit(out, 1)
         self.assertFalse(self.redis.exists(key_name("jti", ISS, "ctl-jti-3")))
