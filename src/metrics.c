@@ -496,6 +496,10 @@ static void render_gauges(struct out *o, const struct metrics_gauges *g)
     family(o, "revokd_store_up", "gauge",
            "1 when the store's last Redis command succeeded, else 0.");
     put(o, "revokd_store_up %d\n", g->store_up ? 1 : 0);
+    family(o, "revokd_store_data_lost", "gauge",
+           "1 when the readiness probe found that Redis lost its data (revocations made before "
+           "are gone) since this node started, else 0.");
+    put(o, "revokd_store_data_lost %d\n", g->store_data_lost ? 1 : 0);
     family(o, "revokd_http_connections", "gauge", "Open HTTP connections.");
     put(o, "revokd_http_connections %u\n", g->connections);
 }

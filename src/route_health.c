@@ -24,7 +24,9 @@ static void probed(struct request *req, struct reply *rep, const struct store_re
     (void)req;
 
     if (res->rc < 0) {
-        not_ready(rep, "store_unavailable", res->error);
+        /* Data lost: checks go on from what Redis holds now, but this node
+         * can no longer vouch that a revoked token stays revoked. */
+        not_ready(rep, res->rc == -STORE_EDATALOST ? "store_data_lost" : "store_unavailable", res->error);
         reply_log(rep, "store_error", res->error);
         return;
     }

@@ -21,6 +21,7 @@ void route_metrics(struct request *req, struct reply *rep)
         g.cache_capacity = token_cache_capacity(app->cache);
     }
     g.store_up = app->store != NULL && store_up(app->store);
+    g.store_data_lost = app->store != NULL && store_data_lost(app->store);
 
     char *text = metrics_render(&g);
     if (text == NULL) {

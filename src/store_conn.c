@@ -90,6 +90,7 @@ struct call {
     struct link *link;
     enum call_kind kind;
     int pending;   /* replies still to come */
+    int replies;   /* replies come so far */
     bool has_sub, revoke_all;
     int64_t iat;
     store_done done;
@@ -361,7 +362,7 @@ static struct call *call_new(struct store_conn *c, struct link *l, enum call_kin
     call->conn = c;
     call->link = l;
     call->kind = kind;
-    call->pending = 0;
+    call->pending = call->replies = 0;
     call->has_sub = call->revoke_all = false;
     call->done = done;
     call->arg = arg;
@@ -483,22 +484,36 @@ static void wait_result(struct call *call, const redisReply *r)
                    s->replication_timeout_ms);
 }
 
-/* The probe's ROLE, then its SET. */
+/* The probe's ROLE, its SET, then its SET of the data-loss marker. */
 static void probe_result(struct call *call, const redisReply *r)
 {
     struct store_status *st = &call->res.status;
-    if (call->pending == 1) {
+    if (call->replies == 1) {
         if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->type == REDIS_REPLY_STRING)
             snprintf(st->role, sizeof(st->role), "%s",
                      strcmp(r->element[0]->str, "slave") == 0 ? "replica" : r->element[0]->str);
         return;
     }
-    st->accepts_revocations = r->type != REDIS_REPLY_ERROR;
-    if (strcmp(st->role, "master") != 0)
-        call_error(call, -STORE_EUNAVAILABLE, "Redis is a %s, not a primary", st->role);
-    else if (!st->accepts_revocations && strncmp(r->str, "NOREPLICAS", 10) != 0)
-        call_error(call, -STORE_EUNAVAILABLE, "Redis refuses writes: %.100s", r->str);
-    /* NOREPLICAS: ready, without revocations; see store.h */
+    if (call->replies == 2) {
+        st->accepts_revocations = r->type != REDIS_REPLY_ERROR;
+        if (strcmp(st->role, "master") != 0)
+            call_error(call, -STORE_EUNAVAILABLE, "Redis is a %s, not a primary", st->role);
+        else if (!st->accepts_revocations && strncmp(r->str, "NOREPLICAS", 10) != 0)
+            call_error(call, -STORE_EUNAVAILABLE, "Redis refuses writes: %.100s", r->str);
+        /* NOREPLICAS: ready, without revocations; see store.h */
+        return;
+    }
+    /* The marker: nil when it is missing (before this node adopted one,
+     * the probe's SET NX made it this node's candidate), else the one
+     * found. A primary refusing writes (or one found wrong above) says
+     * nothing about it. */
+    if (call->res.rc < 0 || (r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_STRING))
+        return;
+    if (!store_epoch_holds(call->conn->s, r->type == REDIS_REPLY_STRING ? r->str : NULL)) {
+        st->data_lost = true;
+        call_error(call, -STORE_EDATALOST,
+                   "Redis lost its data since this node started: revocations made before are gone");
+    }
 }
 
 static void on_call_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -511,6 +526,7 @@ static void on_call_reply(redisAsyncContext *ac, void *reply, void *privdata)
     metrics_redis(at ? (double)(loop_now_ns() - at) / 1e9 : 0,
                   r != NULL && r->type != REDIS_REPLY_ERROR);
     call->pending--;
+    call->replies++;
     if (r == NULL) {
         call_error(call, -STORE_EUNAVAILABLE, "%s: %s", l->name,
                    ac->err ? ac->errstr : l->error[0] ? l->error : "connection lost");
@@ -618,11 +634,17 @@ void store_revoke_all(struct store_conn *c, const char *iss, const char *sub, in
 
 void store_probe(struct store_conn *c, store_done done, void *arg)
 {
-    char key[STORE_KEY_PREFIX_MAX + 8];
+    char key[STORE_KEY_PREFIX_MAX + 8], marker[STORE_KEY_PREFIX_MAX + 8];
     const char *role[1] = {"ROLE"};
     size_t rlen[1] = {4};
     const char *set[5] = {"SET", key, "1", "PX", "10000"};
     size_t slen[5] = {3, (size_t)snprintf(key, sizeof(key), "%sreadyz", c->s->prefix), 1, 2, 5};
+    const char *mark[5] = {"SET", marker, c->s->candidate, "NX", "GET"};
+    size_t mlen[5] = {3, (size_t)snprintf(marker, sizeof(marker), "%sepoch", c->s->prefix),
+                      strlen(c->s->candidate), 2, 3};
+    const char *get[2] = {"GET", marker};
+    size_t glen[2] = {3, mlen[1]};
+    bool adopted = atomic_load(&c->s->adopted);
     struct call *call = call_start(c, &c->writes, CALL_PROBE, done, arg);
 
     if (call == NULL)
@@ -637,7 +659,9 @@ void store_probe(struct store_conn *c, store_done done, void *arg)
     }
     /* The address is known once the link is open. */
     snprintf(call->res.status.address, sizeof(call->res.status.address), "%s", c->writes.address);
-    call_send(call, 5, set, slen, c->s->timeout_ms); /* on failure, ROLE's reply answers */
+    /* On failure, the replies already due answer. */
+    if (call_send(call, 5, set, slen, c->s->timeout_ms) == 0)
+        call_send(call, adopted ? 2 : 5, adopted ? get : mark, adopted ? glen : mlen, c->s->timeout_ms);
 }
 
 /* ---- the worker's side ---- */

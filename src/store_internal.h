@@ -45,6 +45,14 @@ struct store {
     _Atomic int64_t confirmed_ms;
 
     atomic_bool up; /* the last answer any worker waited for came */
+
+    /* The data-loss marker (store.h, store_probe): the id this node writes
+     * when it finds none before it has adopted one, and the one it adopted
+     * (under lock). Once adopted, a probe only reads the marker: writing it
+     * again after a loss would hide the loss. */
+    char candidate[33];
+    char epoch[33];
+    atomic_bool adopted, data_lost;
     pthread_t watcher;
     bool watcher_started;
     atomic_bool stopping;
@@ -65,5 +73,10 @@ bool store_confirmed(struct store *s);
 /* Forgets the primary (it was found not to be one) unless it already
  * changed since seen_generation, so the next connection asks again. */
 void store_primary_forget(struct store *s, unsigned seen_generation);
+
+/* The marker a probe found (NULL: there was none, and the probe wrote the
+ * candidate): adopts it when this node has none yet, and returns whether
+ * the data this node knew is still there. */
+bool store_epoch_holds(struct store *s, const char *found);
 
 #endif

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
+#include <openssl/rand.h>
 
 #include "revokd/event_loop.h"
 #include "revokd/log.h"
@@ -148,6 +149,13 @@ struct store *store_new(const struct store_opts *o, char *err, size_t errlen)
         return NULL;
     }
     pthread_mutex_init(&s->lock, NULL);
+    unsigned char id[16];
+    if (RAND_bytes(id, sizeof(id)) != 1) {
+        snprintf(err, errlen, "no randomness for the store's marker");
+        goto fail;
+    }
+    for (size_t i = 0; i < sizeof(id); i++)
+        snprintf(s->candidate + 2 * i, 3, "%02x", id[i]);
     s->timeout_ms = o->timeout_ms;
     s->min_replicas = o->min_replicas;
     s->replication_timeout_ms = o->replication_timeout_ms;
@@ -270,6 +278,37 @@ bool store_primary(struct store *s, struct endpoint *ep, unsigned *gen)
 bool store_up(struct store *s)
 {
     return atomic_load(&s->up);
+}
+
+bool store_data_lost(struct store *s)
+{
+    return atomic_load(&s->data_lost);
+}
+
+bool store_epoch_holds(struct store *s, const char *found)
+{
+    bool holds, was = atomic_load(&s->data_lost);
+
+    pthread_mutex_lock(&s->lock);
+    if (s->epoch[0] == '\0') {
+        /* The first marker this node sees, or the one its probe wrote. */
+        snprintf(s->epoch, sizeof(s->epoch), "%s", found != NULL ? found : s->candidate);
+        atomic_store(&s->adopted, true);
+        holds = true;
+    } else {
+        holds = found != NULL && strcmp(found, s->epoch) == 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    atomic_store(&s->data_lost, !holds);
+    if (!holds && !was)
+        log_msg(LOG_ERROR, "store_data_lost",
+                "the store's marker %s: Redis lost its data (FLUSHALL, or a restart without "
+                "persistence), and revocations made before are gone; /readyz answers 503 until "
+                "they are restored or revokd is restarted",
+                found == NULL ? "is gone" : "was replaced");
+    else if (holds && was)
+        log_msg(LOG_WARN, "store_data_restored", "the store's marker is back");
+    return holds;
 }
 
 /* ---- Sentinel watcher ---- */

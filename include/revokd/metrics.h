@@ -53,6 +53,7 @@ struct metrics_gauges {
     size_t cache_entries;   /* verified tokens cached */
     size_t cache_capacity;
     bool store_up;          /* the store answered its last command */
+    bool store_data_lost;   /* the last probe found the store's data lost */
 };
 
 /* The whole exposition, malloc'd and NUL-terminated (the caller frees), or

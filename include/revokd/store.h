@@ -26,7 +26,7 @@ struct store_opts {
     int role_check_ms;      /* Sentinel mode: re-confirm ROLE this often */
 };
 
-enum { STORE_EUNAVAILABLE = 1, STORE_ENOTREPLICATED = 2 };
+enum { STORE_EUNAVAILABLE = 1, STORE_ENOTREPLICATED = 2, STORE_EDATALOST = 3 };
 
 /* Parses the options and prepares the store; no connection is made yet.
  * Returns NULL with one line naming the bad setting in err. */
@@ -48,10 +48,11 @@ struct store_status {
     char role[16];     /* "master", "replica", "unknown" */
     char address[300]; /* host:port or the socket path */
     bool accepts_revocations;
+    bool data_lost;    /* see store_probe() */
 };
 
 struct store_result {
-    int rc;             /* 0, -STORE_EUNAVAILABLE or -STORE_ENOTREPLICATED */
+    int rc;             /* 0, -STORE_EUNAVAILABLE, -STORE_ENOTREPLICATED or -STORE_EDATALOST */
     const char *error;  /* why, for logs, when rc < 0 */
     bool revoked;       /* store_is_revoked */
     int64_t cutoff;     /* store_revoke_all: the cutoff in force */
@@ -95,10 +96,24 @@ void store_revoke_all(struct store_conn *c, const char *iss, const char *sub, in
  * refuses the write only for want of replicas (NOREPLICAS) counts as ready
  * with accepts_revocations false. Every node shares that primary, so
  * draining this one would take checks down on all of them while helping
- * none; revokes answer 503 not_replicated meanwhile. */
+ * none; revokes answer 503 not_replicated meanwhile.
+ *
+ * The probe also watches for Redis losing its data (FLUSHALL, a restart
+ * without persistence, a replica resynchronised from an empty primary),
+ * which would silently bring back every revoked token: a marker key
+ * (<prefix>epoch) holds a random id, written by whichever node probes first
+ * and adopted by every node that finds it; once a node has adopted one, its
+ * probes only read it. A marker that is then gone or different means the
+ * data it stood for is gone: the probe fails with -STORE_EDATALOST and
+ * status.data_lost, until the adopted marker is back (the data restored) or
+ * the node restarts, which adopts the marker as it finds it (writing one
+ * when there is none). */
 void store_probe(struct store_conn *c, store_done done, void *arg);
 
 /* True when the last command any worker sent got an answer (for metrics). */
 bool store_up(struct store *s);
+
+/* True when the last probe found the store's data lost (for metrics). */
+bool store_data_lost(struct store *s);
 
 #endif

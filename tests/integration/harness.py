@@ -41,6 +41,8 @@ SETTINGS = (
 DEFAULT_LEEWAY = 30
 DEFAULT_MAX_LIFETIME = 2592000
 DEFAULT_PREFIX = "revokd:"
+# revokd's data-loss marker is <prefix>epoch (store.h, store_probe).
+MARKER_SUFFIX = "epoch"
 
 START_TIMEOUT = 15.0   # seconds for redis-server or revokd to become ready
 STOP_GRACE = 5.0       # seconds between SIGTERM and SIGKILL
@@ -223,7 +225,7 @@ class Resp:
 
 
 class RedisServer:
-    """A private redis-server on a loopback port, with no persistence."""
+    """A private redis-server on a loopback port, with its data in an append-only file."""
 
     def __init__(self, workdir, port=None, password=None, unix_socket=False):
         self.port = port
@@ -238,7 +240,10 @@ class RedisServer:
         if self.port is None:
             self.port = free_port()
         argv = ["redis-server", "--port", str(self.port), "--bind", LOOPBACK,
-                "--save", "", "--appendonly", "no", "--dir", self.dir,
+                # An append-only file synced on every write, as deploy/redis has: a test that
+                # kills and restarts Redis finds every revocation, and revokd's data-loss
+                # marker, still there.
+                "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir,
                 "--daemonize", "no", "--logfile", self.log_path]
         if self.password is not None:
             argv += ["--requirepass", self.password]
@@ -308,10 +313,18 @@ class RedisServer:
         return self.command("EXPIRETIME", key, db=db)
 
     def keys(self, pattern="*", db=0):
-        return sorted(self.command("KEYS", pattern, db=db))
+        """The keys, but revokd's data-loss markers (MARKER_SUFFIX), which are no revocations."""
+        return sorted(k for k in self.command("KEYS", pattern, db=db) if not k.endswith(MARKER_SUFFIX))
 
-    def flushall(self):
+    def flushall(self, keep_markers=True):
+        """FLUSHALL between tests. revokd's data-loss markers stay unless keep_markers is False:
+        a flush between tests is not the data loss a running revokd watches for."""
+        markers = []
+        for db in range(16) if keep_markers else ():
+            markers += [(db, k, self.get(k, db=db)) for k in self.command("KEYS", "*" + MARKER_SUFFIX, db=db)]
         self.command("FLUSHALL")
+        for db, key, value in markers:
+            self.command("SET", key, value, db=db)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -137,6 +137,48 @@ class StoreOutageTest(harness.RevokdTestCase):
             self.redis.resume()
         self.wait_recovered(token)
 
+    def metric(self, name):
+        for line in self.revokd.request("GET", "/metrics").body.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError(f"no {name} in /metrics")
+
+    def test_redis_losing_its_data_is_reported(self):
+        """Redis losing its data (FLUSHALL here; a restart without persistence, or a replica
+        resynchronised from an empty primary, is the same) brings back every revoked token.
+        revokd cannot undo that, but it notices: /readyz answers 503 store_data_lost, so load
+        balancers drain the node, revokd_store_data_lost is 1 and an error line is logged."""
+        token = self.mint(sub="frank", iss=ISS)
+        self.assertJsonResponse(self.revokd.revoke(token), 200)
+        self.assertTokenFailure(self.revokd.check(token), "revoked")
+        self.assertReady(self.revokd.readyz())
+        self.assertEqual(self.metric("revokd_store_data_lost"), 0)
+        marker = self.redis.get(harness.DEFAULT_PREFIX + harness.MARKER_SUFFIX)
+        self.assertRegex(marker, r"^[0-9a-f]{32}$")
+
+        mark = self.revokd.log_mark()
+        self.redis.flushall(keep_markers=False)
+        for _ in range(2):  # the probe of every worker, and again
+            body = self.assertError(self.revokd.readyz(), 503, "store_data_lost")
+            self.assertEqual(body["status"], "not_ready")
+        self.assertEqual(self.metric("revokd_store_data_lost"), 1)
+        logged = [o for o in self.revokd.json_logs(mark) if isinstance(o, dict) and o.get("event") == "store_data_lost"]
+        self.assertEqual(len(logged), 1, logged)
+        self.assertEqual(logged[0]["level"], "error")
+        # What is lost is lost: the store now says the token was never revoked.
+        self.assertActive(self.revokd.check(token), token)
+        # A node started now adopts the store as it finds it.
+        fresh = self.start_revokd(self.base_env(self.revokd_env))
+        self.assertReady(fresh.readyz())
+        self.assertError(self.revokd.readyz(), 503, "store_data_lost")
+
+        # The data restored, marker included, the node is ready again.
+        self.redis.command("SET", harness.DEFAULT_PREFIX + harness.MARKER_SUFFIX, marker)
+        self.assertJsonResponse(self.revokd.revoke(token), 200)
+        self.wait_recovered()
+        self.assertEqual(self.metric("revokd_store_data_lost"), 0)
+        self.assertError(fresh.readyz(), 503, "store_data_lost")  # it knew the other marker
+
     def test_repeated_outages(self):
         token = self.mint(sub="dave", iss=ISS)
         for _ in range(2):
