@@ -89,35 +89,32 @@ unsigned addr_limit_count(struct addr_limit *l, const struct sockaddr *addr)
     return n;
 }
 
-bool addr_limit_admits(struct addr_limit *l, const struct sockaddr *addr)
-{
-    return addr_limit_count(l, addr) < l->max;
-}
-
-int addr_limit_add(struct addr_limit *l, const struct sockaddr *addr)
+bool addr_limit_take(struct addr_limit *l, const struct sockaddr *addr)
 {
     unsigned char key[16];
-    int rc = 0;
+    bool taken = true;
 
     key_of(addr, key);
     pthread_mutex_lock(&l->lock);
     struct slot *s = find(l, key);
-    if (s->count == 0) {
+    if (s->count >= l->max) {
+        taken = false;
+    } else if (s->count == 0) {
         /* At most half full keeps probe runs short (and find() finite). */
         if (l->used >= (l->mask + 1) / 2) {
-            rc = -1;
+            taken = false;
         } else {
             memcpy(s->key, key, 16);
             l->used++;
         }
     }
-    if (rc == 0)
+    if (taken)
         s->count++;
     pthread_mutex_unlock(&l->lock);
-    return rc;
+    return taken;
 }
 
-void addr_limit_remove(struct addr_limit *l, const struct sockaddr *addr)
+void addr_limit_release(struct addr_limit *l, const struct sockaddr *addr)
 {
     unsigned char key[16];
 

@@ -106,6 +106,11 @@ struct worker {
                                know of: a waiting request's answer came, or a
                                reply was queued */
     struct client *clients; /* open connections */
+    /* The place on_accept reserved for the connection libmicrohttpd is
+     * accepting (counted in open and per_address), which on_connection
+     * then takes over; one left over means that accept failed. */
+    bool reserved;
+    struct sockaddr_storage reserved_addr;
     struct lingerer *lingering;
     struct loop_timer sweep; /* request deadlines and lingering closes */
     int64_t logged_ms[METRICS_NLIMITS]; /* the last log line for each limit */
@@ -657,32 +662,47 @@ static void limit_hit(struct worker *w, enum metrics_limit limit, const struct s
     log_event(LOG_WARN, limit == METRICS_LIMIT_REQUEST_TIME ? "request_timeout" : "connection_refused", f);
 }
 
+static void client_forget(struct http_server *srv, bool counted, const struct sockaddr_storage *addr)
+{
+    if (counted)
+        addr_limit_release(srv->per_address, (const struct sockaddr *)addr);
+    atomic_fetch_sub(&srv->open, 1);
+}
+
+static void reservation_drop(struct worker *w)
+{
+    if (w->reserved)
+        client_forget(w->srv, true, &w->reserved_addr);
+    w->reserved = false;
+}
+
 /* The kernel spreads new connections over the workers' sockets unevenly,
  * so REVOKD_MAX_CONNECTIONS and the per-address limit are counted across
- * all workers, not split. */
+ * all workers, not split, and a place is reserved here at once, so that
+ * workers accepting at the same moment cannot go past either limit. */
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
 {
     struct worker *w = cls;
     struct http_server *srv = w->srv;
-    struct sockaddr_storage ss = {0};
-    enum metrics_limit limit;
+    unsigned open = atomic_load(&srv->open);
+    enum metrics_limit limit = METRICS_LIMIT_CONNECTIONS;
 
-    if (atomic_load(&srv->open) >= srv->max_open)
-        limit = METRICS_LIMIT_CONNECTIONS;
-    else if (!addr_limit_admits(srv->per_address, addr))
+    reservation_drop(w);
+    memset(&w->reserved_addr, 0, sizeof(w->reserved_addr));
+    memcpy(&w->reserved_addr, addr, len < sizeof(w->reserved_addr) ? len : sizeof(w->reserved_addr));
+    while (open < srv->max_open) {
+        if (!atomic_compare_exchange_weak(&srv->open, &open, open + 1))
+            continue;
+        if (addr_limit_take(srv->per_address, addr)) {
+            w->reserved = true;
+            return MHD_YES;
+        }
+        atomic_fetch_sub(&srv->open, 1);
         limit = METRICS_LIMIT_PER_ADDRESS;
-    else
-        return MHD_YES;
-    memcpy(&ss, addr, len < sizeof(ss) ? len : sizeof(ss));
-    limit_hit(w, limit, &ss);
+        break;
+    }
+    limit_hit(w, limit, &w->reserved_addr);
     return MHD_NO;
-}
-
-static void client_forget(struct http_server *srv, bool counted, const struct sockaddr_storage *addr)
-{
-    if (counted)
-        addr_limit_remove(srv->per_address, (const struct sockaddr *)addr);
-    atomic_fetch_sub(&srv->open, 1);
 }
 
 static void linger_end(struct lingerer *lg)
@@ -755,12 +775,17 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        const union MHD_ConnectionInfo *addr = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 
-        atomic_fetch_add(&srv->open, 1);
-        if (fd == NULL || addr == NULL || (c = calloc(1, sizeof(*c))) == NULL) {
+        /* on_accept reserved its place; every connection comes through it. */
+        bool counted = w->reserved;
+        if (!counted)
+            atomic_fetch_add(&srv->open, 1);
+        w->reserved = false;
+        if (fd == NULL || (c = calloc(1, sizeof(*c))) == NULL) {
             /* Untracked, it would have no deadline: on_uri refuses its
              * requests, so libmicrohttpd closes it. */
+            if (counted)
+                addr_limit_release(srv->per_address, (const struct sockaddr *)&w->reserved_addr);
             *socket_context = NULL;
             return;
         }
@@ -768,9 +793,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         c->fd = fd->connect_fd;
         c->state = CLIENT_RECEIVING;
         c->since_ms = loop_now_ms();
-        memcpy(&c->addr, addr->client_addr,
-               addr->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
-        c->counted = addr_limit_add(srv->per_address, addr->client_addr) == 0;
+        c->addr = w->reserved_addr;
+        c->counted = counted;
         c->next = w->clients;
         if (w->clients != NULL)
             w->clients->prev = c;
@@ -893,6 +917,7 @@ static void *worker_run(void *arg)
         w->again = false;
         w->round_ns = loop_now_ns();
         MHD_run(w->daemon);
+        reservation_drop(w); /* an accept that failed after on_accept */
     }
     /* Take back every signature check still in the pool (its request may
      * then ask the store), answer the requests still waiting for Redis, and

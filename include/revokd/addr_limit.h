@@ -18,16 +18,15 @@ struct addr_limit;
 struct addr_limit *addr_limit_new(unsigned capacity, unsigned max);
 void addr_limit_free(struct addr_limit *l);
 
-/* Would one more connection from addr stay within the limit? */
-bool addr_limit_admits(struct addr_limit *l, const struct sockaddr *addr);
+/* Counts one more connection from addr, unless addr already has max (or
+ * the table is full, which cannot happen while connections stay within the
+ * capacity). Returns whether it was counted. */
+bool addr_limit_take(struct addr_limit *l, const struct sockaddr *addr);
+
+/* Counts a connection from addr out again. */
+void addr_limit_release(struct addr_limit *l, const struct sockaddr *addr);
 
 /* The connections counted for addr. */
 unsigned addr_limit_count(struct addr_limit *l, const struct sockaddr *addr);
-
-/* Counts a connection from addr in, or out again. Counting in beyond the
- * limit is possible (two workers admitting at once): the limit then holds
- * for the next ones. Returns -1 when the table is full, else 0. */
-int addr_limit_add(struct addr_limit *l, const struct sockaddr *addr);
-void addr_limit_remove(struct addr_limit *l, const struct sockaddr *addr);
 
 #endif
