@@ -3,6 +3,7 @@ type and X-Request-Id on every response."""
 
 import http.client
 import os
+import re
 import socket
 import sys
 
@@ -203,6 +204,12 @@ class HttpErrorsTest(harness.RevokdTestCase):
                 for name in ("Content-Type", "X-Request-Id", "Cache-Control"):
                     self.assertIsNone(resp.header(name), received[:300])
                 self.assertEqual(resp.header("Connection"), "close")
+        # Exactly these statuses are the ones openapi.yaml lists as the library's own.
+        with open(os.path.join(harness.REPO, "openapi.yaml"), encoding="utf-8") as f:
+            text = f.read()
+        section = text.split("## Answers from the HTTP library", 1)[1].split("\n    ## ", 1)[0]
+        documented = {int(m) for m in re.findall(r"^\s*\| (\d{3}) \|", section, re.M)}
+        self.assertEqual(documented - {431}, {status for _, _, status in cases})
         # Not HTTP at all: closed without an answer.
         resp, _ = harness.raw_exchange(self.revokd.port, b"GARBAGE\r\n\r\n", timeout=2)
         self.assertIsNone(resp)
