@@ -62,6 +62,16 @@ def get_from(port, source, path="/healthz"):
         sock.close()
 
 
+def read_answer(test, sock):
+    """The response on sock, read until it is whole; fails test if sock closes first."""
+    data = b""
+    while harness._parse_response(data) is None:
+        chunk = sock.recv(4096)
+        test.assertTrue(chunk, "closed before the answer")
+        data += chunk
+    return harness._parse_response(data)
+
+
 def healthz_from(port, source):
     resp = get_from(port, source)
     return resp.status if resp is not None else None
@@ -202,12 +212,7 @@ class ConnectionLimitsTest(harness.RevokdTestCase):
             if attempt:
                 time.sleep(REQUEST_TIMEOUT + 1.5)
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            data = b""
-            while harness._parse_response(data) is None:
-                chunk = sock.recv(4096)
-                self.assertTrue(chunk, "closed before the answer")
-                data += chunk
-            self.assertEqual(harness._parse_response(data).status, 200)
+            self.assertEqual(read_answer(self, sock).status, 200)
 
     def test_request_sent_in_pieces_within_the_deadline_is_served(self):
         sock = open_from(self.revokd.port, LOOPBACK)
@@ -215,12 +220,7 @@ class ConnectionLimitsTest(harness.RevokdTestCase):
         for piece in (b"GET /heal", b"thz HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"):
             sock.sendall(piece)
             time.sleep(REQUEST_TIMEOUT / 5)
-        data = b""
-        while harness._parse_response(data) is None:
-            chunk = sock.recv(4096)
-            self.assertTrue(chunk, "closed before the answer")
-            data += chunk
-        self.assertEqual(harness._parse_response(data).status, 200)
+        self.assertEqual(read_answer(self, sock).status, 200)
 
 
 if __name__ == "__main__":
