@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 #include "revokd/metrics.h"
-#include "revokd/work_pool.h"
+#include "revokd/work.h"
 
 const char *check_namespace(const struct jwt_claims *c)
 {

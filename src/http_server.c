@@ -54,12 +54,12 @@
 #include <openssl/rand.h>
 
 #include "revokd/addr_limit.h"
-#include "revokd/event_loop.h"
+#include "revokd/loop.h"
 #include "revokd/log.h"
 #include "revokd/metrics.h"
 #include "revokd/reply.h"
 #include "revokd/router.h"
-#include "revokd/work_pool.h"
+#include "revokd/work.h"
 
 #define HOST_MAX 64 /* an IPv6 literal is at most 45 characters */
 /* A connection's memory holds the request head, whose largest part is the

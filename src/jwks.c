@@ -77,7 +77,7 @@ struct jwks {
     size_t n;
 };
 
-int jwt_alg_parse(const char *name)
+int jwks_alg_parse(const char *name)
 {
     for (size_t i = 0; i < NALGS; i++)
         if (strcmp(name, algs[i].name) == 0)
@@ -85,7 +85,7 @@ int jwt_alg_parse(const char *name)
     return -1;
 }
 
-const char *jwt_alg_name(enum jwt_alg alg)
+const char *jwks_alg_name(enum jwt_alg alg)
 {
     return algs[alg].name;
 }
@@ -230,7 +230,7 @@ int jwks_load_pem(struct jwks *set, const char *path, const char *alg, char *err
         snprintf(err, errlen, "\"%s\" is not a PEM public key", path);
         goto fail;
     }
-    a = (alg == NULL || *alg == '\0') ? infer_alg(k.pkey) : jwt_alg_parse(alg);
+    a = (alg == NULL || *alg == '\0') ? infer_alg(k.pkey) : jwks_alg_parse(alg);
     if (a < 0 || algs[a].kind == KIND_HMAC) {
         snprintf(err, errlen, "no usable algorithm for \"%s\" (RS256/384/512, ES256, ES384)", path);
         goto fail;
@@ -272,7 +272,7 @@ int jwks_load_hmac(struct jwks *set, const char *path, const char *alg, char *er
     struct jwk k = {0};
     size_t len = 0;
     char *secret;
-    int a = jwt_alg_parse(alg);
+    int a = jwks_alg_parse(alg);
 
     if (a < 0 || algs[a].kind != KIND_HMAC) {
         snprintf(err, errlen, "\"%.16s\" is not HS256, HS384 or HS512", alg);
@@ -445,7 +445,7 @@ static int parse_jwk(const cJSON *jwk, struct jwk *k, char *err, size_t errlen)
             return -1;
         }
     }
-    if (alg != NULL && (!cJSON_IsString(alg) || (a = jwt_alg_parse(alg->valuestring)) < 0)) {
+    if (alg != NULL && (!cJSON_IsString(alg) || (a = jwks_alg_parse(alg->valuestring)) < 0)) {
         snprintf(err, errlen, "unsupported alg");
         return -1;
     }
@@ -595,7 +595,7 @@ static void verify_ctx_put(const struct jwk *key, EVP_PKEY_CTX *ctx)
     EVP_PKEY_CTX_free(ctx); /* more threads than spares: rare, and only costs a set-up */
 }
 
-int jwk_verify(const struct jwk *key, const unsigned char *msg, size_t msglen,
+int jwks_verify(const struct jwk *key, const unsigned char *msg, size_t msglen,
                const unsigned char *sig, size_t siglen)
 {
     const struct alg_info *a = &algs[key->alg];

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "revokd/admin_auth.h"
+#include "revokd/admin_keys.h"
 #include "revokd/app.h"
 #include "revokd/config.h"
 #include "revokd/http_server.h"
@@ -22,7 +22,7 @@
 #include "revokd/router.h"
 #include "revokd/store.h"
 #include "revokd/store_key.h"
-#include "revokd/work_pool.h"
+#include "revokd/work.h"
 
 #ifndef REVOKD_VERSION
 #define REVOKD_VERSION "dev"
@@ -86,13 +86,13 @@ static int load_keys(const struct config *cfg, struct jwks *keys, char *err, siz
 
     /* Name the algorithm settings themselves when they are wrong, before
      * any file is read. */
-    alg = jwt_alg_parse(cfg->jwt_hmac_alg);
+    alg = jwks_alg_parse(cfg->jwt_hmac_alg);
     if (alg < ALG_HS256) {
         snprintf(err, errlen, "REVOKD_JWT_HMAC_ALG: \"%.16s\" is not HS256, HS384 or HS512",
                  cfg->jwt_hmac_alg);
         return -1;
     }
-    alg = cfg->jwt_public_key_alg[0] ? jwt_alg_parse(cfg->jwt_public_key_alg) : ALG_RS256;
+    alg = cfg->jwt_public_key_alg[0] ? jwks_alg_parse(cfg->jwt_public_key_alg) : ALG_RS256;
     if (alg < 0 || alg >= ALG_HS256) {
         snprintf(err, errlen,
                  "REVOKD_JWT_PUBLIC_KEY_ALG: \"%.16s\" is not RS256, RS384, RS512, ES256 or ES384",

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "revokd/check.h"
-#include "revokd/jwt_verify.h"
+#include "revokd/jwt.h"
 
 #ifndef REVOKD_VERSION
 #define REVOKD_VERSION "dev"

@@ -4,7 +4,7 @@
 
 #include "revokd/reply.h"
 
-void route_healthz(struct request *req, struct reply *rep)
+void route_health_live(struct request *req, struct reply *rep)
 {
     (void)req;
     cJSON *body = cJSON_CreateObject();
@@ -39,7 +39,7 @@ static void probed(struct request *req, struct reply *rep, const struct store_re
     reply_json(rep, 200, body);
 }
 
-void route_readyz(struct request *req, struct reply *rep)
+void route_health_ready(struct request *req, struct reply *rep)
 {
     if (atomic_load(&req->app->shutting_down)) {
         not_ready(rep, "shutting_down", "the node is shutting down");

@@ -27,8 +27,8 @@ static const struct route routes[] = {
     ROUTE("POST", "/v1/revoke-all", route_revoke_all, "POST"),
     ROUTE("POST", "/v1/admin/revoke", route_admin_revoke, "POST"),
     ROUTE("POST", "/v1/admin/subjects/{sub}/revoke-all", route_admin_revoke_all, "POST"),
-    ROUTE("GET", "/healthz", route_healthz, "GET"),
-    ROUTE("GET", "/readyz", route_readyz, "GET"),
+    ROUTE("GET", "/healthz", route_health_live, "GET"),
+    ROUTE("GET", "/readyz", route_health_ready, "GET"),
     ROUTE("GET", "/metrics", route_metrics, "GET"),
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

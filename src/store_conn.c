@@ -27,7 +27,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#include "revokd/event_loop.h"
+#include "revokd/loop.h"
 #include "revokd/metrics.h"
 #include "revokd/store.h"
 #include "revokd/store_key.h"

@@ -19,7 +19,7 @@
 #include <hiredis/hiredis.h>
 #include <openssl/rand.h>
 
-#include "revokd/event_loop.h"
+#include "revokd/loop.h"
 #include "revokd/log.h"
 #include "revokd/store_key.h"
 #include "revokd/url.h"

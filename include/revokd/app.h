@@ -4,9 +4,9 @@
 
 #include <stdatomic.h>
 
-#include "revokd/admin_auth.h"
+#include "revokd/admin_keys.h"
 #include "revokd/config.h"
-#include "revokd/jwt_verify.h"
+#include "revokd/jwt.h"
 #include "revokd/store.h"
 #include "revokd/token_cache.h"
 

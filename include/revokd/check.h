@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "revokd/app.h"
-#include "revokd/jwt_verify.h"
+#include "revokd/jwt.h"
 #include "revokd/router.h"
 
 /* The store could not answer: the state is unknown. */

@@ -9,7 +9,7 @@
 #ifndef REVOKD_CONFIG_TABLE_H
 #define REVOKD_CONFIG_TABLE_H
 
-#include "revokd/jwt_verify.h"
+#include "revokd/jwt.h"
 #include "revokd/store_key.h"
 
 /* Longest file path a setting may name. */

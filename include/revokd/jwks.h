@@ -11,8 +11,8 @@
 enum jwt_alg { ALG_RS256, ALG_RS384, ALG_RS512, ALG_ES256, ALG_ES384, ALG_HS256, ALG_HS384, ALG_HS512 };
 
 /* Returns the algorithm for an exact JWS name ("RS256"), or -1. */
-int jwt_alg_parse(const char *name);
-const char *jwt_alg_name(enum jwt_alg alg);
+int jwks_alg_parse(const char *name);
+const char *jwks_alg_name(enum jwt_alg alg);
 
 struct jwks;
 struct jwk;
@@ -38,7 +38,7 @@ int jwks_select(const struct jwks *set, const char *kid, int alg, const struct j
 
 /* Verifies sig over msg with key and its pinned algorithm. Returns 0 when the
  * signature is valid, -1 otherwise. Safe to call from many threads. */
-int jwk_verify(const struct jwk *key, const unsigned char *msg, size_t msglen,
+int jwks_verify(const struct jwk *key, const unsigned char *msg, size_t msglen,
                const unsigned char *sig, size_t siglen);
 
 #endif

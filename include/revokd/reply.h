@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "revokd/jwt_verify.h"
+#include "revokd/jwt.h"
 #include "revokd/router.h"
 
 /* Why a lookup or an admin revocation that names no issuer is refused when

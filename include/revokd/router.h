@@ -13,7 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "revokd/app.h"
-#include "revokd/work_pool.h"
+#include "revokd/work.h"
 
 struct reply;
 
@@ -100,8 +100,8 @@ void route_revoke(struct request *req, struct reply *rep);
 void route_revoke_all(struct request *req, struct reply *rep);
 void route_admin_revoke(struct request *req, struct reply *rep);
 void route_admin_revoke_all(struct request *req, struct reply *rep);
-void route_healthz(struct request *req, struct reply *rep);
-void route_readyz(struct request *req, struct reply *rep);
+void route_health_live(struct request *req, struct reply *rep);
+void route_health_ready(struct request *req, struct reply *rep);
 void route_metrics(struct request *req, struct reply *rep);
 
 /* Shared by the holder's and the admin's revoke routes (route_revoke.c).

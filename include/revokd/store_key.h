@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "revokd/jwt_verify.h"
+#include "revokd/jwt.h"
 
 enum store_key_kind { STORE_KEY_JTI = 'j', STORE_KEY_SUB = 's' };
 

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "revokd/jwt_verify.h"
+#include "revokd/jwt.h"
 
 /* The key is the first 16 bytes of SHA-256 of the token: 128 bits are
  * enough here. A hit returns the claims that were verified for the cached

@@ -83,7 +83,7 @@ static size_t sign_ec(EVP_PKEY *key, const EVP_MD *md, size_t half, unsigned cha
 
 static int verify_msg(const struct jwk *k, const unsigned char *sig, size_t len)
 {
-    return jwk_verify(k, (const unsigned char *)msg, strlen(msg), sig, len);
+    return jwks_verify(k, (const unsigned char *)msg, strlen(msg), sig, len);
 }
 
 static void write_pem_public(const char *name, EVP_PKEY *k, char *path, size_t size)
@@ -132,15 +132,15 @@ static void test_alg_names(void **state)
     static const char *const names[] = {"RS256", "RS384", "RS512", "ES256",
                                         "ES384", "HS256", "HS384", "HS512"};
     for (int i = 0; i < 8; i++) {
-        assert_int_equal(jwt_alg_parse(names[i]), i);
-        assert_string_equal(jwt_alg_name((enum jwt_alg)i), names[i]);
+        assert_int_equal(jwks_alg_parse(names[i]), i);
+        assert_string_equal(jwks_alg_name((enum jwt_alg)i), names[i]);
     }
-    assert_int_equal(jwt_alg_parse("none"), -1);
-    assert_int_equal(jwt_alg_parse("rs256"), -1);
-    assert_int_equal(jwt_alg_parse("RS256 "), -1);
-    assert_int_equal(jwt_alg_parse("PS256"), -1);
-    assert_int_equal(jwt_alg_parse("ES512"), -1);
-    assert_int_equal(jwt_alg_parse(""), -1);
+    assert_int_equal(jwks_alg_parse("none"), -1);
+    assert_int_equal(jwks_alg_parse("rs256"), -1);
+    assert_int_equal(jwks_alg_parse("RS256 "), -1);
+    assert_int_equal(jwks_alg_parse("PS256"), -1);
+    assert_int_equal(jwks_alg_parse("ES512"), -1);
+    assert_int_equal(jwks_alg_parse(""), -1);
 }
 
 /* ---- RSA ---------------------------------------------------------------- */

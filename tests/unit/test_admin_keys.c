@@ -1,4 +1,4 @@
-/* test_admin_auth.c - loading admin API keys and checking a presented key. */
+/* test_admin_keys.c - loading admin API keys and checking a presented key. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "revokd/admin_auth.h"
+#include "revokd/admin_keys.h"
 
 #include "unit_util.h"
 

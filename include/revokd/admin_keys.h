@@ -1,6 +1,6 @@
-/* admin_auth.h - the admin API keys and their constant-time check. */
-#ifndef REVOKD_ADMIN_AUTH_H
-#define REVOKD_ADMIN_AUTH_H
+/* admin_keys.h - the admin API keys and their constant-time check. */
+#ifndef REVOKD_ADMIN_KEYS_H
+#define REVOKD_ADMIN_KEYS_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* test_event_loop.c - the loop's timers: order, disarming, re-arming from a
+/* test_loop.c - the loop's timers: order, disarming, re-arming from a
  * callback (which waits for the next round), and loop_poll() waking for the
  * soonest timer rather than sleeping its whole timeout. */
 #include <setjmp.h>
@@ -10,7 +10,7 @@
 
 #include <string.h>
 
-#include "revokd/event_loop.h"
+#include "revokd/loop.h"
 
 struct probe {
     struct loop_timer timer; /* first: the callback finds the probe from it */

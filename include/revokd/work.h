@@ -1,4 +1,4 @@
-/* work_pool.h - threads that do CPU-heavy work off the event loops.
+/* work.h - threads that do CPU-heavy work off the event loops.
  *
  * An RS256 signature check costs about 15 us; done on a worker's event loop
  * it stalls every other request of that loop meanwhile, so the loops would
@@ -9,8 +9,8 @@
  * it came from, through that loop's inbox, to finish there.
  *
  * A work item is embedded in its owner, so submitting allocates nothing. */
-#ifndef REVOKD_WORK_POOL_H
-#define REVOKD_WORK_POOL_H
+#ifndef REVOKD_WORK_H
+#define REVOKD_WORK_H
 
 #include <stdbool.h>
 

@@ -1,4 +1,4 @@
-/* test_work_pool.c - the pool that runs signature checks off the event
+/* test_work.c - the pool that runs signature checks off the event
  * loops: every item submitted through a loop's inbox runs once on a pool
  * thread and comes back once, to that loop's thread, with what run()
  * computed; many items in bursts; one pool thread takes items first in,
@@ -29,8 +29,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "revokd/event_loop.h"
-#include "revokd/work_pool.h"
+#include "revokd/loop.h"
+#include "revokd/work.h"
 
 /* Generous: valgrind runs the threads one at a time, far slower. */
 #define DEADLINE_MS 60000

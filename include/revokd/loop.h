@@ -1,11 +1,11 @@
-/* event_loop.h - the epoll loop each worker thread runs.
+/* loop.h - the epoll loop each worker thread runs.
  *
  * A worker serves HTTP and talks to Redis on the same thread, so that a
  * request waiting for Redis costs no thread and no lock: libmicrohttpd's and
  * hiredis's descriptors are both watched here, and a Redis reply resumes the
  * request it belongs to directly. */
-#ifndef REVOKD_EVENT_LOOP_H
-#define REVOKD_EVENT_LOOP_H
+#ifndef REVOKD_LOOP_H
+#define REVOKD_LOOP_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,11 +1,11 @@
-/* work_pool.c - the pool's threads, its queue, and the loops' inboxes; see
- * work_pool.h.
+/* work.c - the pool's threads, its queue, and the loops' inboxes; see
+ * work.h.
  *
  * One lock guards the queue, one each inbox. Under load nobody sleeps: a
  * pool thread takes the next item as soon as it finishes one, and a loop
  * takes every item that came back in one go, woken by one eventfd write for
  * the whole batch. */
-#include "revokd/work_pool.h"
+#include "revokd/work.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,7 +16,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "revokd/event_loop.h"
+#include "revokd/loop.h"
 
 struct work_pool {
     pthread_mutex_t lock;

@@ -1,9 +1,9 @@
-/* admin_auth.c - admin API keys.
+/* admin_keys.c - admin API keys.
  *
  * Keys are hashed at load and the presented key is hashed once, so the
  * comparison runs over fixed-length digests (no length leak) with
  * CRYPTO_memcmp, and every configured key is compared (no early exit). */
-#include "revokd/admin_auth.h"
+#include "revokd/admin_keys.h"
 
 #include <stdio.h>
 #include <stdlib.h>

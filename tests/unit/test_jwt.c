@@ -1,4 +1,4 @@
-/* test_jwt_verify.c - jwt_verify() and jwt_check_times() against tokens built
+/* test_jwt.c - jwt_verify() and jwt_check_times() against tokens built
  * here: HS256 (jwks_load_hmac), HS384, RS256, ES256 and ES384 (one JWKS file),
  * each key generated or chosen by the test and written to a temporary dir.
  * The tests' own base64url (unit_util.c: OpenSSL's encoder, alphabet
@@ -25,7 +25,7 @@
 #include <openssl/sha.h>
 
 #include "revokd/jwks.h"
-#include "revokd/jwt_verify.h"
+#include "revokd/jwt.h"
 
 #include "unit_util.h"
 

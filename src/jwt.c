@@ -1,10 +1,10 @@
-/* jwt_verify.c - parse a compact JWS strictly, verify it, check its claims.
+/* jwt.c - parse a compact JWS strictly, verify it, check its claims.
  *
  * Order matters: the length is capped before anything is decoded, the header
  * picks a key whose pinned algorithm must match, the signature is verified
  * before the payload is parsed, and each claim's JSON type is checked here
  * rather than coerced (libjwt reads a string exp as 0). */
-#include "revokd/jwt_verify.h"
+#include "revokd/jwt.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -150,7 +150,7 @@ static int pick_key(const struct jwt_policy *p, const cJSON *hdr, const struct j
         cJSON_GetObjectItemCaseSensitive(hdr, "crit") != NULL ||
         get_string(hdr, "kid", kid, &has_kid) < 0)
         return -JWT_malformed;
-    if ((a = jwt_alg_parse(alg->valuestring)) < 0)
+    if ((a = jwks_alg_parse(alg->valuestring)) < 0)
         return -JWT_algorithm_not_allowed; /* "none", "PS256", ... */
     switch (jwks_select(p->keys, has_kid ? kid : NULL, a, key)) {
     case 0:
@@ -246,7 +246,7 @@ int jwt_verify(const struct jwt_policy *p, const char *token, size_t len, struct
     if (siglen <= 0)
         goto out;
     rc = -JWT_invalid_signature;
-    if (jwk_verify(key, (const unsigned char *)token, (size_t)(dot2 - token), buf,
+    if (jwks_verify(key, (const unsigned char *)token, (size_t)(dot2 - token), buf,
                    (size_t)siglen) < 0)
         goto out;
     /* Some providers omit jti: the token is then named by what its issuer

@@ -1,5 +1,5 @@
-/* event_loop.c - a thin epoll wrapper; see event_loop.h. */
-#include "revokd/event_loop.h"
+/* loop.c - a thin epoll loop with timers; see loop.h. */
+#include "revokd/loop.h"
 
 #include <errno.h>
 #include <stdlib.h>

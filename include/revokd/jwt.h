@@ -1,10 +1,10 @@
-/* jwt_verify.h - decide whether a JWT is genuine and currently valid.
+/* jwt.h - decide whether a JWT is genuine and currently valid.
  *
  * Structure, signature and every claim are checked here, by us: the token's
  * own alg is only compared with the key's pinned one. Revocation is not this
  * module's business (see check.h). */
-#ifndef REVOKD_JWT_VERIFY_H
-#define REVOKD_JWT_VERIFY_H
+#ifndef REVOKD_JWT_H
+#define REVOKD_JWT_H
 
 #include <stdbool.h>
 #include <stddef.h>
