@@ -6,23 +6,17 @@
 #include <stddef.h>
 
 #include "revokd/metrics.h"
-#include "revokd/work.h"
 
 const char *check_namespace(const struct jwt_claims *c)
 {
     return c->has_iss ? c->iss : "";
 }
 
-static struct request *request_of(struct work *w)
-{
-    return (struct request *)((char *)w - offsetof(struct request, verify.work));
-}
-
-/* On a pool thread: the full check of a token the cache did not know. The
- * request waits meanwhile, so nothing else touches it. */
+/* The full check of a token the cache did not know: on a pool thread, while
+ * the request waits and nothing else touches it, or on the loop. */
 static void verify_run(struct work *w)
 {
-    struct request *req = request_of(w);
+    struct request *req = (struct request *)((char *)w - offsetof(struct request, verify.work));
     struct app *app = req->app;
     int rc = jwt_verify(&app->policy, req->verify.token, req->verify.len, &req->claims);
 
@@ -35,19 +29,13 @@ static void verify_run(struct work *w)
 }
 
 /* Back on the worker's thread. */
-static void verify_done(struct work *w)
+static enum request_step verified(struct request *req, struct reply *rep)
 {
-    struct request *req = request_of(w);
-    void (*then)(struct request *, struct reply *, int) = req->verify.then;
-
-    req->verify.then = NULL;
-    if (!req->gone)
-        then(req, req->reply, req->verify.rc);
-    request_continued(req);
+    return req->verify.then(req, rep, req->verify.rc);
 }
 
-void check_verify(struct request *req, const char *token, size_t len, bool times,
-                  void (*then)(struct request *req, struct reply *rep, int rc))
+enum request_step check_verify(struct request *req, const char *token, size_t len, bool times,
+                               enum request_step (*then)(struct request *req, struct reply *rep, int rc))
 {
     struct app *app = req->app;
     /* A token longer than the limit is refused by jwt_verify before any
@@ -59,36 +47,36 @@ void check_verify(struct request *req, const char *token, size_t len, bool times
         token_cache_key(token, len, req->verify.key);
         bool hit = token_cache_get(app->cache, req->verify.key, req->now, &req->claims);
         metrics_cache(hit);
-        if (hit) {
-            then(req, req->reply, times ? jwt_check_times(&app->policy, &req->claims, req->now) : 0);
-            return;
-        }
+        if (hit)
+            return then(req, &req->reply, times ? jwt_check_times(&app->policy, &req->claims, req->now) : 0);
     }
     req->verify.token = token;
     req->verify.len = len;
     req->verify.times = times;
     req->verify.cacheable = cacheable;
+    req->verify.then = then;
+    req->verify.work.run = verify_run;
     if (work_backlogged(req->inbox)) {
         /* A flood of tokens to verify (forged ones never enter the cache):
          * the loop's other requests are mostly the same, so it verifies too
          * rather than let the queue grow. */
         verify_run(&req->verify.work);
-        then(req, req->reply, req->verify.rc);
-        return;
+        return verified(req, &req->reply);
     }
-    req->verify.then = then;
-    req->verify.work.run = verify_run;
-    req->verify.work.done = verify_done;
-    work_submit(req->inbox, &req->verify.work);
+    return request_wait_work(req, &req->verify.work, verified);
 }
 
-void check_revoked(struct request *req,
-                   void (*then)(struct request *req, struct reply *rep, const struct store_result *res))
+enum request_step check_revoked(struct request *req, request_store_then then)
 {
     const struct jwt_claims *c = &req->claims;
-    req->then = then;
-    store_is_revoked(req->store, check_namespace(c), c->jti, c->has_sub ? c->sub : NULL, c->iat,
-                     request_store_done, req);
+    struct store_call call = {
+        .op = STORE_IS_REVOKED,
+        .iss = check_namespace(c),
+        .jti = c->jti,
+        .sub = c->has_sub ? c->sub : NULL,
+        .iat = c->iat,
+    };
+    return request_wait_store(req, &call, then);
 }
 
 int check_result(const struct store_result *res)

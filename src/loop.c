@@ -12,7 +12,9 @@
 struct loop {
     int epfd;
     struct loop_timer *timers; /* armed, soonest first */
+    struct loop_hook *hooks;
     uint64_t round;            /* loop_poll() calls so far */
+    bool woken;                /* loop_wake(): the next wait does not sleep */
 };
 
 struct loop *loop_new(void)
@@ -25,7 +27,9 @@ struct loop *loop_new(void)
         return NULL;
     }
     l->timers = NULL;
+    l->hooks = NULL;
     l->round = 0;
+    l->woken = false;
     return l;
 }
 
@@ -86,11 +90,40 @@ void loop_timer_arm(struct loop *l, struct loop_timer *t, int64_t after_ms)
     t->armed = true;
 }
 
+void loop_hook_add(struct loop *l, struct loop_hook *h)
+{
+    struct loop_hook **p = &l->hooks;
+    while (*p != NULL)
+        p = &(*p)->next;
+    h->next = NULL;
+    *p = h;
+}
+
+void loop_hook_remove(struct loop *l, struct loop_hook *h)
+{
+    for (struct loop_hook **p = &l->hooks; *p != NULL; p = &(*p)->next) {
+        if (*p == h) {
+            *p = h->next;
+            return;
+        }
+    }
+}
+
+void loop_wake(struct loop *l)
+{
+    l->woken = true;
+}
+
 int loop_poll(struct loop *l, int timeout_ms)
 {
     struct epoll_event evs[MAX_EVENTS];
     int n;
 
+    for (struct loop_hook *h = l->hooks; h != NULL; h = h->next)
+        h->before_sleep(h);
+    if (l->woken)
+        timeout_ms = 0;
+    l->woken = false;
     if (l->timers != NULL) {
         int64_t due = l->timers->when_ms - loop_now_ms();
         if (due < 0)

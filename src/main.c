@@ -16,12 +16,11 @@
 #include "revokd/config.h"
 #include "revokd/http_server.h"
 #include "revokd/metrics.h"
-#include "revokd/router.h"
 #include "revokd/jwks.h"
 #include "revokd/log.h"
 #include "revokd/router.h"
-#include "revokd/store.h"
 #include "revokd/store_key.h"
+#include "revokd/store_redis.h"
 #include "revokd/work.h"
 
 #ifndef REVOKD_VERSION
@@ -191,7 +190,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "revokd: REVOKD_ADMIN_KEYS_FILE: %s\n", err);
         goto out;
     }
-    struct store_opts so = {
+    struct store_redis_opts so = {
         .url = cfg.redis_url,
         .sentinels = cfg.sentinels,
         .master = cfg.sentinel_master,
@@ -201,7 +200,7 @@ int main(int argc, char **argv)
         .replication_timeout_ms = (int)cfg.replication_timeout_ms,
         .role_check_ms = (int)cfg.role_check_ms,
     };
-    if ((app.store = store_new(&so, err, sizeof(err))) == NULL) {
+    if ((app.store = store_redis_new(&so, err, sizeof(err))) == NULL) {
         usage_error(err);
         goto out;
     }

@@ -5,7 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "revokd/reply.h"
+#include "revokd/revoke.h"
+#include "revokd/routes.h"
 
 /* Returns 0 when the caller holds an admin key, else replies and returns -1. */
 static int authorize(struct request *req, struct reply *rep)
@@ -29,12 +30,12 @@ static int authorize(struct request *req, struct reply *rep)
 /* The namespace to act in: the body's "iss" (null for the tokens without
  * iss), else REVOKD_ISSUER. Returns NULL after replying 400 when "iss" is
  * not valid, or absent with no REVOKD_ISSUER (ISSUER_REQUIRED). */
-static const char *namespace_of(struct request *req, struct reply *rep, const cJSON *body)
+static const char *namespace_of(struct request *req, struct reply *rep)
 {
     const char *iss = req->app->cfg->issuer;
-    int rc = body != NULL ? json_id(body, "iss", &iss) : 0;
+    int rc = request_body_id(req, "iss", &iss);
 
-    if (rc < 0 && cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(body, "iss")))
+    if (rc < 0 && request_body_null(req, "iss"))
         return "";
     if (rc < 0) {
         reply_error(rep, 400, "invalid_request", "iss must be 1 to 256 bytes of text, or null");
@@ -47,58 +48,52 @@ static const char *namespace_of(struct request *req, struct reply *rep, const cJ
     return iss;
 }
 
-void route_admin_revoke(struct request *req, struct reply *rep)
+enum request_step route_admin_revoke(struct request *req, struct reply *rep)
 {
     const char *jti = NULL, *reason = NULL, *iss;
     const struct jwt_policy *p = &req->app->policy;
-    cJSON *body;
+    double exp = -1;
 
-    if (authorize(req, rep) < 0 || (body = reply_parse_body(req, rep, 0)) == NULL)
-        return;
-    const cJSON *exp = cJSON_GetObjectItemCaseSensitive(body, "exp");
-    if ((iss = namespace_of(req, rep, body)) == NULL)
-        return;
-    if (json_id(body, "jti", &jti) != 1 || json_string(body, "reason", JWT_STR_MAX, &reason) < 0) {
+    if (authorize(req, rep) < 0 || request_body(req, rep, false) < 0 ||
+        (iss = namespace_of(req, rep)) == NULL)
+        return REQUEST_DONE;
+    if (request_body_id(req, "jti", &jti) != 1 ||
+        request_body_string(req, "reason", JWT_STR_MAX, &reason) < 0) {
         reply_error(rep, 400, "invalid_request",
                     "jti must be 1 to 256 bytes of text, and reason, if given, a string of 1 to 256 bytes");
-        return;
+        return REQUEST_DONE;
     }
-    if (!cJSON_IsNumber(exp) || exp->valuedouble != floor(exp->valuedouble) || exp->valuedouble < 0) {
+    if (request_body_number(req, "exp", &exp) != 1 || exp != floor(exp) || exp < 0) {
         reply_error(rep, 400, "invalid_request", "exp must be the token's expiry, unix seconds");
-        return;
+        return REQUEST_DONE;
     }
     /* No token lives longer than max_lifetime, so a later exp is a mistake,
      * and accepting it would let one call pin a record for years. */
-    if (exp->valuedouble > (double)(req->now + p->max_lifetime + p->leeway)) {
+    if (exp > (double)(req->now + p->max_lifetime + p->leeway)) {
         reply_error(rep, 400, "invalid_request", "exp is beyond now + REVOKD_MAX_TOKEN_LIFETIME");
-        return;
+        return REQUEST_DONE;
     }
     if (reason != NULL)
         reply_log(rep, "revoke_reason", reason);
-    revoke_jti_and_reply(req, rep, iss, jti, (int64_t)exp->valuedouble, reason);
+    return revoke_jti(req, rep, iss, jti, (int64_t)exp, reason);
 }
 
-void route_admin_revoke_all(struct request *req, struct reply *rep)
+enum request_step route_admin_revoke_all(struct request *req, struct reply *rep)
 {
     const char *reason = NULL, *iss;
-    cJSON *body = NULL;
 
-    if (authorize(req, rep) < 0)
-        return;
-    if (req->body_len > 0 && (body = reply_parse_body(req, rep, 1)) == NULL)
-        return;
-    if ((iss = namespace_of(req, rep, body)) == NULL)
-        return;
-    if (body != NULL && json_string(body, "reason", JWT_STR_MAX, &reason) < 0) {
+    if (authorize(req, rep) < 0 || request_body(req, rep, true) < 0 ||
+        (iss = namespace_of(req, rep)) == NULL)
+        return REQUEST_DONE;
+    if (request_body_string(req, "reason", JWT_STR_MAX, &reason) < 0) {
         reply_error(rep, 400, "invalid_request", "reason must be a string of 1 to 256 bytes");
-        return;
+        return REQUEST_DONE;
     }
     if (strlen(req->param) > JWT_STR_MAX) {
         reply_error(rep, 400, "invalid_request", "the subject is longer than 256 bytes");
-        return;
+        return REQUEST_DONE;
     }
     if (reason != NULL)
         reply_log(rep, "revoke_reason", reason);
-    revoke_all_and_reply(req, rep, iss, req->param);
+    return revoke_all(req, rep, iss, req->param);
 }
-

@@ -2,44 +2,41 @@
  * revoked? The forward-auth endpoint of gateways: 200 lets the request
  * through, 401 refuses it, 503 means the answer is unknown. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "revokd/check.h"
 #include "revokd/metrics.h"
-#include "revokd/reply.h"
+#include "revokd/routes.h"
 #include "revokd/url.h"
 #include "revokd/utf8.h"
 
-static void reply_active(struct reply *rep, const struct jwt_claims *c)
+static enum request_step checked(struct request *req, struct reply *rep, const struct store_result *res)
 {
-    cJSON *body = cJSON_CreateObject();
-    cJSON_AddTrueToObject(body, "active");
-    cJSON_AddStringToObject(body, "jti", c->jti);
-    if (c->has_sub)
-        cJSON_AddStringToObject(body, "sub", c->sub);
-    if (c->has_iss)
-        cJSON_AddStringToObject(body, "iss", c->iss);
-    json_add_int(body, "exp", c->exp);
-    json_add_int(body, "iat", c->iat);
-    reply_json(rep, 200, body);
-}
-
-static void checked(struct request *req, struct reply *rep, const struct store_result *res)
-{
+    const struct jwt_claims *c = &req->claims;
     int rc = check_result(res);
 
     metrics_check(rc);
-    if (rc == 0) {
-        reply_active(rep, &req->claims);
-    } else if (rc == -CHECK_ESTORE) {
+    if (rc == -CHECK_ESTORE) {
         reply_store_failed(rep, res);
+    } else if (rc < 0) {
+        reply_token_failure(rep, rc, c);
     } else {
-        reply_token_failure(rep, rc, &req->claims);
+        reply_begin(rep, 200);
+        reply_bool(rep, "active", true);
+        reply_string(rep, "jti", c->jti);
+        if (c->has_sub)
+            reply_string(rep, "sub", c->sub);
+        if (c->has_iss)
+            reply_string(rep, "iss", c->iss);
+        reply_int(rep, "exp", c->exp);
+        reply_int(rep, "iat", c->iat);
     }
+    return REQUEST_DONE;
 }
 
-static void verified(struct request *req, struct reply *rep, int rc)
+static enum request_step verified(struct request *req, struct reply *rep, int rc)
 {
     const struct jwt_claims *c = &req->claims;
 
@@ -50,9 +47,9 @@ static void verified(struct request *req, struct reply *rep, int rc)
     if (rc < 0) {
         metrics_check(rc);
         reply_token_failure(rep, rc, c);
-        return;
+        return REQUEST_DONE;
     }
-    check_revoked(req, checked);
+    return check_revoked(req, checked);
 }
 
 /* One lookup-mode parameter, percent-decoded into out (size bytes, at most
@@ -70,7 +67,7 @@ static int query_param(struct request *req, const char *name, char *out, size_t 
     return dlen > 0 && utf8_is_text(out, (size_t)dlen) ? 1 : -1;
 }
 
-static void looked_up(struct request *req, struct reply *rep, const struct store_result *res)
+static enum request_step looked_up(struct request *req, struct reply *rep, const struct store_result *res)
 {
     const struct jwt_claims *c = &req->claims;
     int rc = check_result(res);
@@ -78,24 +75,22 @@ static void looked_up(struct request *req, struct reply *rep, const struct store
     metrics_check(rc);
     if (rc == -CHECK_ESTORE) {
         reply_store_failed(rep, res);
-        return;
-    }
-    if (rc < 0) {
+    } else if (rc < 0) {
         reply_token_failure(rep, rc, c);
-        return;
+    } else {
+        reply_begin(rep, 200);
+        reply_bool(rep, "active", true);
+        if (c->jti[0] != '\0')
+            reply_string(rep, "jti", c->jti);
+        if (c->has_sub)
+            reply_string(rep, "sub", c->sub);
     }
-    cJSON *body = cJSON_CreateObject();
-    cJSON_AddTrueToObject(body, "active");
-    if (c->jti[0] != '\0')
-        cJSON_AddStringToObject(body, "jti", c->jti);
-    if (c->has_sub)
-        cJSON_AddStringToObject(body, "sub", c->sub);
-    reply_json(rep, 200, body);
+    return REQUEST_DONE;
 }
 
 /* GET /v1/check?jti=&sub=&iat=&iss=: for gateways that verified the JWT
  * themselves and only ask about revocation. */
-static void check_lookup(struct request *req, struct reply *rep)
+static enum request_step check_lookup(struct request *req, struct reply *rep)
 {
     struct jwt_claims *c = &req->claims;
     char iat[24];
@@ -113,11 +108,11 @@ static void check_lookup(struct request *req, struct reply *rep)
         reply_error(rep, 400, "invalid_request",
                     "jti, sub and iss must be 1 to 256 bytes of UTF-8 text and iat at most 23 "
                     "digits, each given once and validly percent-encoded");
-        return;
+        return REQUEST_DONE;
     }
     if (has_sub && !has_iat) {
         reply_error(rep, 400, "invalid_request", "iat is required with sub");
-        return;
+        return REQUEST_DONE;
     }
     if (has_iat) {
         char *end;
@@ -125,13 +120,13 @@ static void check_lookup(struct request *req, struct reply *rep)
         long long v = strtoll(iat, &end, 10);
         if (errno != 0 || *end != '\0' || end == iat || v < 0) {
             reply_error(rep, 400, "invalid_request", "iat must be a non-negative integer");
-            return;
+            return REQUEST_DONE;
         }
         c->iat = v;
     }
     if (!has_iss && req->app->cfg->issuer[0] == '\0') {
         reply_error(rep, 400, "invalid_request", ISSUER_REQUIRED);
-        return;
+        return REQUEST_DONE;
     }
     if (!has_iss)
         snprintf(c->iss, sizeof(c->iss), "%s", req->app->cfg->issuer);
@@ -143,37 +138,35 @@ static void check_lookup(struct request *req, struct reply *rep)
         reply_log(rep, "sub", c->sub);
     /* Without a jti, the jti record looked up is one no token can have:
      * "" is not a valid jti claim. */
-    check_revoked(req, looked_up);
+    return check_revoked(req, looked_up);
 }
 
-void route_check_get(struct request *req, struct reply *rep)
+enum request_step route_check_get(struct request *req, struct reply *rep)
 {
     const char *token;
     size_t len;
 
     if (url_query_find(req->query, "jti", &token, &len) > 0 ||
-        url_query_find(req->query, "sub", &token, &len) > 0) {
-        check_lookup(req, rep);
-        return;
-    }
+        url_query_find(req->query, "sub", &token, &len) > 0)
+        return check_lookup(req, rep);
     if (request_bearer(req, &token, &len) < 0) {
         reply_token_failure(rep, -JWT_missing_token, NULL);
-        return;
+        return REQUEST_DONE;
     }
-    check_verify(req, token, len, true, verified);
+    return check_verify(req, token, len, true, verified);
 }
 
-void route_check_post(struct request *req, struct reply *rep)
+enum request_step route_check_post(struct request *req, struct reply *rep)
 {
     const char *token = NULL;
-    cJSON *body = reply_parse_body(req, rep, 0);
 
-    if (body == NULL)
-        return;
+    if (request_body(req, rep, false) < 0)
+        return REQUEST_DONE;
     /* The token's own bound (max_token_bytes) applies inside jwt_verify;
      * here anything up to the body limit is accepted as a string. */
-    if (json_string(body, "token", req->app->cfg->max_body_bytes, &token) != 1)
+    if (request_body_string(req, "token", req->app->cfg->max_body_bytes, &token) != 1) {
         reply_error(rep, 400, "invalid_request", "the body needs a \"token\" string");
-    else
-        check_verify(req, token, strlen(token), true, verified);
+        return REQUEST_DONE;
+    }
+    return check_verify(req, token, strlen(token), true, verified);
 }

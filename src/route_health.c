@@ -2,49 +2,48 @@
  * job: a writable Redis primary answers). Load balancers drain on /readyz. */
 #include <stdatomic.h>
 
-#include "revokd/reply.h"
+#include "revokd/routes.h"
 
-void route_health_live(struct request *req, struct reply *rep)
+enum request_step route_health_live(struct request *req, struct reply *rep)
 {
     (void)req;
-    cJSON *body = cJSON_CreateObject();
-    cJSON_AddStringToObject(body, "status", "ok");
-    reply_json(rep, 200, body);
+    reply_begin(rep, 200);
+    reply_string(rep, "status", "ok");
+    return REQUEST_DONE;
 }
 
-static void not_ready(struct reply *rep, const char *code, const char *why)
+static enum request_step not_ready(struct reply *rep, const char *code, const char *why)
 {
     reply_error(rep, 503, code, why);
-    cJSON_AddStringToObject(rep->body, "status", "not_ready");
+    reply_string(rep, "status", "not_ready");
+    return REQUEST_DONE;
 }
 
-static void probed(struct request *req, struct reply *rep, const struct store_result *res)
+static enum request_step probed(struct request *req, struct reply *rep, const struct store_result *res)
 {
     const struct store_status *st = &res->status;
     (void)req;
 
     if (res->rc < 0) {
+        reply_log(rep, "store_error", res->error);
         /* Data lost: checks go on from what Redis holds now, but this node
          * can no longer vouch that a revoked token stays revoked. */
-        not_ready(rep, res->rc == -STORE_EDATALOST ? "store_data_lost" : "store_unavailable", res->error);
-        reply_log(rep, "store_error", res->error);
-        return;
+        return not_ready(rep, res->rc == -STORE_EDATALOST ? "store_data_lost" : "store_unavailable",
+                         res->error);
     }
-    cJSON *body = cJSON_CreateObject();
-    cJSON_AddStringToObject(body, "status", "ready");
-    cJSON *store = cJSON_AddObjectToObject(body, "store");
-    cJSON_AddStringToObject(store, "role", st->role);
-    cJSON_AddStringToObject(store, "address", st->address);
-    cJSON_AddBoolToObject(store, "accepts_revocations", st->accepts_revocations);
-    reply_json(rep, 200, body);
+    reply_begin(rep, 200);
+    reply_string(rep, "status", "ready");
+    reply_object(rep, "store");
+    reply_string(rep, "role", st->role);
+    reply_string(rep, "address", st->address);
+    reply_bool(rep, "accepts_revocations", st->accepts_revocations);
+    reply_object_end(rep);
+    return REQUEST_DONE;
 }
 
-void route_health_ready(struct request *req, struct reply *rep)
+enum request_step route_health_ready(struct request *req, struct reply *rep)
 {
-    if (atomic_load(&req->app->shutting_down)) {
-        not_ready(rep, "shutting_down", "the node is shutting down");
-        return;
-    }
-    req->then = probed;
-    store_probe(req->store, request_store_done, req);
+    if (atomic_load(&req->app->shutting_down))
+        return not_ready(rep, "shutting_down", "the node is shutting down");
+    return request_wait_store(req, &(struct store_call){.op = STORE_PROBE}, probed);
 }

@@ -3,11 +3,9 @@
  * the store. */
 #include "revokd/http_server.h"
 #include "revokd/metrics.h"
-#include "revokd/reply.h"
-#include "revokd/store.h"
-#include "revokd/token_cache.h"
+#include "revokd/routes.h"
 
-void route_metrics(struct request *req, struct reply *rep)
+enum request_step route_metrics(struct request *req, struct reply *rep)
 {
     const struct app *app = req->app;
     struct metrics_gauges g = {0};
@@ -25,11 +23,10 @@ void route_metrics(struct request *req, struct reply *rep)
 
     char *text = metrics_render(&g);
     if (text == NULL) {
-        /* No body: http_server.c answers its out-of-memory error. */
+        /* No body: the transport answers its out-of-memory error. */
         rep->status = 500;
-        return;
+        return REQUEST_DONE;
     }
-    rep->status = 200;
-    rep->text = text;
-    rep->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    reply_text(rep, 200, text, "text/plain; version=0.0.4; charset=utf-8");
+    return REQUEST_DONE;
 }

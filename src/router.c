@@ -5,14 +5,14 @@
 #include <string.h>
 #include <strings.h>
 
-#include "revokd/reply.h"
+#include "revokd/routes.h"
 #include "revokd/url.h"
 #include "revokd/utf8.h"
 
 struct route {
     const char *method;
     const char *path; /* one "{...}" segment at most */
-    route_handler handler;
+    enum request_step (*handler)(struct request *req, struct reply *rep);
     const char *allow; /* every method on this path, for 405 */
     const char *label; /* "METHOD /path", the metrics' route label */
 };
@@ -65,7 +65,7 @@ static int is_json(const char *type)
            (type[n] == '\0' || type[n] == ';' || type[n] == ' ');
 }
 
-void router_dispatch(struct request *req, struct reply *rep)
+enum request_step router_dispatch(struct request *req, struct reply *rep)
 {
     const char *allow = NULL;
 
@@ -84,17 +84,16 @@ void router_dispatch(struct request *req, struct reply *rep)
         if (rc < 0) {
             reply_error(rep, 400, "invalid_request",
                         "the path segment is not percent-encoded UTF-8 text");
-            return;
+            return REQUEST_DONE;
         }
         /* GET bodies are ignored (and bounded by http_server.c); only a POST
          * body is read, so only its type matters. */
         if (req->body_len > 0 && strcmp(req->method, "POST") == 0 && !is_json(req->content_type)) {
             reply_error(rep, 415, "unsupported_media_type",
                         "request bodies must be application/json");
-            return;
+            return REQUEST_DONE;
         }
-        routes[i].handler(req, rep);
-        return;
+        return routes[i].handler(req, rep);
     }
     if (allow != NULL) {
         rep->allow = allow;
@@ -102,6 +101,7 @@ void router_dispatch(struct request *req, struct reply *rep)
     } else {
         reply_error(rep, 404, "not_found", "no such endpoint");
     }
+    return REQUEST_DONE;
 }
 
 void router_print_routes(FILE *out)

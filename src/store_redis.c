@@ -1,12 +1,13 @@
-/* store_redis.c - the store's settings and, in Sentinel mode, where the
- * primary is.
+/* store_redis.c - the Redis store: its settings, its operations table and,
+ * in Sentinel mode, where the primary is.
  *
  * A watcher thread re-confirms the primary with a majority of Sentinels at
  * an interval and follows their +switch-master notices; workers read the
- * result (store_primary) when they connect and drop their connections when
- * the generation moves. The workers' own connections are in store_conn.c. */
-#include "revokd/store.h"
-#include "store_internal.h"
+ * result (store_redis_primary) when they connect and drop their connections
+ * when the generation moves. The workers' own connections are in
+ * store_redis_conn.c. */
+#include "revokd/store_redis.h"
+#include "store_redis_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -84,7 +85,7 @@ static int parse_db(const char *s, int *db)
 }
 
 /* redis://[[user]:password@]host[:port][/db]  or  unix:///path[?db=N] */
-static int parse_url(struct store *s, const char *url)
+static int parse_url(struct store_redis *s, const char *url)
 {
     if (strncmp(url, "unix://", 7) == 0) {
         const char *path = url + 7, *q = strstr(path, "?db=");
@@ -125,7 +126,7 @@ static int parse_url(struct store *s, const char *url)
     return 0;
 }
 
-static int parse_sentinels(struct store *s, const char *list)
+static int parse_sentinels(struct store_redis *s, const char *list)
 {
     const char *p = list;
     while (*p != '\0') {
@@ -140,14 +141,18 @@ static int parse_sentinels(struct store *s, const char *list)
     return s->nsentinels > 0 ? 0 : -1;
 }
 
-struct store *store_new(const struct store_opts *o, char *err, size_t errlen)
+static void redis_free(struct store *base);
+static const struct store_ops redis_ops;
+
+struct store *store_redis_new(const struct store_redis_opts *o, char *err, size_t errlen)
 {
-    struct store *s = calloc(1, sizeof(*s));
+    struct store_redis *s = calloc(1, sizeof(*s));
 
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    s->base.ops = &redis_ops;
     pthread_mutex_init(&s->lock, NULL);
     unsigned char id[16];
     if (RAND_bytes(id, sizeof(id)) != 1) {
@@ -182,16 +187,16 @@ struct store *store_new(const struct store_opts *o, char *err, size_t errlen)
             goto fail;
         }
     }
-    return s;
+    return &s->base;
 
 fail:
-    store_free(s);
+    redis_free(&s->base);
     return NULL;
 }
 
 /* ---- the primary ---- */
 
-void store_primary_forget(struct store *s, unsigned seen_generation)
+void store_redis_primary_forget(struct store_redis *s, unsigned seen_generation)
 {
     pthread_mutex_lock(&s->lock);
     if (atomic_load(&s->generation) == seen_generation) {
@@ -201,7 +206,7 @@ void store_primary_forget(struct store *s, unsigned seen_generation)
     pthread_mutex_unlock(&s->lock);
 }
 
-static void primary_set(struct store *s, const char *host, int port)
+static void primary_set(struct store_redis *s, const char *host, int port)
 {
     pthread_mutex_lock(&s->lock);
     if (!s->primary_known || strcmp(s->primary.host, host) != 0 || s->primary.port != port) {
@@ -214,7 +219,7 @@ static void primary_set(struct store *s, const char *host, int port)
     pthread_mutex_unlock(&s->lock);
 }
 
-bool store_confirmed(struct store *s)
+bool store_redis_confirmed(struct store_redis *s)
 {
     return loop_now_ms() - atomic_load(&s->confirmed_ms) <= 2 * (int64_t)s->role_check_ms + s->timeout_ms;
 }
@@ -229,7 +234,7 @@ static redisContext *connect_tcp(const struct endpoint *ep, int timeout_ms)
 
 /* Asks every Sentinel for the primary and adopts the address that a
  * majority of them name. Returns 0 when a majority agreed, else -1. */
-static int sentinel_confirm(struct store *s)
+static int sentinel_confirm(struct store_redis *s)
 {
     struct endpoint seen[STORE_MAX_SENTINELS];
     int votes[STORE_MAX_SENTINELS] = {0}, distinct = 0;
@@ -265,27 +270,27 @@ static int sentinel_confirm(struct store *s)
     return -1;
 }
 
-bool store_primary(struct store *s, struct endpoint *ep, unsigned *gen)
+bool store_redis_primary(struct store_redis *s, struct endpoint *ep, unsigned *gen)
 {
     pthread_mutex_lock(&s->lock);
-    bool known = s->primary_known && store_confirmed(s);
+    bool known = s->primary_known && store_redis_confirmed(s);
     *ep = s->primary;
     *gen = atomic_load(&s->generation);
     pthread_mutex_unlock(&s->lock);
     return known;
 }
 
-bool store_up(struct store *s)
+static bool redis_up(struct store *base)
 {
-    return atomic_load(&s->up);
+    return atomic_load(&((struct store_redis *)base)->up);
 }
 
-bool store_data_lost(struct store *s)
+static bool redis_data_lost(struct store *base)
 {
-    return atomic_load(&s->data_lost);
+    return atomic_load(&((struct store_redis *)base)->data_lost);
 }
 
-bool store_epoch_holds(struct store *s, const char *found)
+bool store_redis_epoch_holds(struct store_redis *s, const char *found)
 {
     bool holds, was = atomic_load(&s->data_lost);
 
@@ -314,7 +319,7 @@ bool store_epoch_holds(struct store *s, const char *found)
 /* ---- Sentinel watcher ---- */
 
 /* Subscribes to +switch-master on one Sentinel. Returns the context or NULL. */
-static redisContext *subscribe(struct store *s, const struct endpoint *sentinel)
+static redisContext *subscribe(struct store_redis *s, const struct endpoint *sentinel)
 {
     redisContext *ctx = connect_tcp(sentinel, s->timeout_ms);
     redisReply *r = NULL;
@@ -337,7 +342,7 @@ static redisContext *subscribe(struct store *s, const struct endpoint *sentinel)
 
 /* Handles one pub/sub message: ["message", "+switch-master",
  * "name old-ip old-port new-ip new-port"]. */
-static void on_notice(struct store *s, const redisReply *m)
+static void on_notice(struct store_redis *s, const redisReply *m)
 {
     char name[128], oldip[STORE_HOST_MAX], newip[STORE_HOST_MAX];
     int oldport, newport;
@@ -359,7 +364,7 @@ static void on_notice(struct store *s, const redisReply *m)
  * check. */
 static void *watch_sentinels(void *arg)
 {
-    struct store *s = arg;
+    struct store_redis *s = arg;
     redisContext *sub = NULL;
     int next = 0;
     int64_t confirm_at = 0;
@@ -398,9 +403,11 @@ static void *watch_sentinels(void *arg)
     return NULL;
 }
 
-int store_start(struct store *s)
+static int redis_start(struct store *base)
 {
-    if (!store_sentinel_mode(s))
+    struct store_redis *s = (struct store_redis *)base;
+
+    if (!store_redis_sentinel_mode(s))
         return 0;
     if (pthread_create(&s->watcher, NULL, watch_sentinels, s) != 0)
         return -1;
@@ -408,10 +415,10 @@ int store_start(struct store *s)
     return 0;
 }
 
-void store_free(struct store *s)
+static void redis_free(struct store *base)
 {
-    if (s == NULL)
-        return;
+    struct store_redis *s = (struct store_redis *)base;
+
     atomic_store(&s->stopping, true);
     if (s->watcher_started)
         pthread_join(s->watcher, NULL);
@@ -423,3 +430,13 @@ void store_free(struct store *s)
     free(s->master);
     free(s);
 }
+
+static const struct store_ops redis_ops = {
+    .start = redis_start,
+    .free = redis_free,
+    .conn_new = store_redis_conn_new,
+    .conn_free = store_redis_conn_free,
+    .call = store_redis_conn_call,
+    .up = redis_up,
+    .data_lost = redis_data_lost,
+};

@@ -8,9 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "revokd/app.h"
 #include "revokd/jwt.h"
-#include "revokd/router.h"
+#include "revokd/request.h"
 
 /* The store could not answer: the state is unknown. */
 #define CHECK_ESTORE (JWT_REASON_COUNT + 1)
@@ -18,22 +17,22 @@
 /* Is token genuine (signature and claims), and with times also current
  * (exp, nbf) at req->now? then(req, rep, rc) receives 0 with req->claims
  * filled, or -reason (JWT_*) with req->claims filled as far as the token
- * could be read. A token the cache of verified tokens knows is answered at
- * once, on this thread; any other is verified on a pool thread and the
- * request waits (req->verify), so a signature check never stalls the
- * worker's other requests. token must stay valid until then() runs. No
- * store access. */
-void check_verify(struct request *req, const char *token, size_t len, bool times,
-                  void (*then)(struct request *req, struct reply *rep, int rc));
+ * could be read. A token the cache of verified tokens knows is judged at
+ * once, on this thread, and so is any while the pool is backlogged (under
+ * a flood of tokens to verify the loop helps); any other is verified on a
+ * pool thread while the request waits, so a signature check never stalls
+ * the worker's other requests. Returns then's step, or REQUEST_WAIT. token
+ * must stay valid until then runs. */
+enum request_step check_verify(struct request *req, const char *token, size_t len, bool times,
+                               enum request_step (*then)(struct request *req, struct reply *rep, int rc));
 
 /* Asks the store whether req->claims is revoked (its jti, or its subject
  * since iat); then(req, rep, result) receives the answer, which
  * check_result() turns into 0, -JWT_revoked or -CHECK_ESTORE. */
-void check_revoked(struct request *req,
-                   void (*then)(struct request *req, struct reply *rep, const struct store_result *res));
+enum request_step check_revoked(struct request *req, request_store_then then);
 int check_result(const struct store_result *res);
 
-/* The Redis namespace of a token: its iss, or "" without one. */
+/* The store namespace of a token: its iss, or "" without one. */
 const char *check_namespace(const struct jwt_claims *c);
 
 #endif

@@ -3,7 +3,10 @@
  * A worker serves HTTP and talks to Redis on the same thread, so that a
  * request waiting for Redis costs no thread and no lock: libmicrohttpd's and
  * hiredis's descriptors are both watched here, and a Redis reply resumes the
- * request it belongs to directly. */
+ * request it belongs to directly. The loop owns time, as redis's ae does:
+ * modules arm timers rather than compute timeouts, and register a hook that
+ * runs before each sleep (hiredis's writes of a round go out there). A round
+ * is one loop_poll(): the hooks, the wait, the events, the timers due. */
 #ifndef REVOKD_LOOP_H
 #define REVOKD_LOOP_H
 
@@ -30,6 +33,13 @@ struct loop_timer {
     struct loop_timer *next; /* armed timers, soonest first */
 };
 
+/* A hook, embedded in its owner, run at the start of every loop_poll(),
+ * before the loop decides how long to sleep. */
+struct loop_hook {
+    void (*before_sleep)(struct loop_hook *h);
+    struct loop_hook *next; /* the loop's */
+};
+
 struct loop *loop_new(void);
 void loop_free(struct loop *l);
 
@@ -43,9 +53,19 @@ void loop_unwatch(struct loop *l, struct loop_watch *w);
 void loop_timer_arm(struct loop *l, struct loop_timer *t, int64_t after_ms);
 void loop_timer_disarm(struct loop *l, struct loop_timer *t);
 
-/* Waits up to timeout_ms (-1: no limit), or less when a timer is due
- * sooner, runs the callbacks of the descriptors that became ready, then
- * those of the timers that are due. Returns the number of events, or -1. */
+/* Runs h->before_sleep in every round from now on, after the hooks added
+ * before it; until loop_hook_remove(). */
+void loop_hook_add(struct loop *l, struct loop_hook *h);
+void loop_hook_remove(struct loop *l, struct loop_hook *h);
+
+/* Work is ready that no descriptor will report: this round (or, from a
+ * callback of the wait, the next one) does not sleep. */
+void loop_wake(struct loop *l);
+
+/* One round: runs the hooks, waits up to timeout_ms (-1: no limit; 0 when
+ * woken), or less when a timer is due sooner, runs the callbacks of the
+ * descriptors that became ready, then those of the timers that are due.
+ * Returns the number of events, or -1. */
 int loop_poll(struct loop *l, int timeout_ms);
 
 /* Monotonic milliseconds and nanoseconds. */

@@ -1,24 +1,50 @@
-/* reply.h - the shapes of revokd's answers, built in one place so every
- * error body is {"error", "error_description"} and every token failure
- * carries the same fields and WWW-Authenticate header. */
+/* reply.h - the replies handlers build, in one place, so that every error
+ * body is {"error", "error_description"} and every token failure carries
+ * the same fields and WWW-Authenticate header.
+ *
+ * A JSON body is built member by member (reply_begin, reply_string, ...);
+ * the JSON library stays inside reply.c. */
 #ifndef REVOKD_REPLY_H
 #define REVOKD_REPLY_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "revokd/jwt.h"
-#include "revokd/router.h"
+#include "revokd/store.h"
 
-/* Why a lookup or an admin revocation that names no issuer is refused when
- * REVOKD_ISSUER is unset: it would reach only the tokens without iss, which
- * most providers never issue, and report success for a revocation that
- * revokes nothing. */
-#define ISSUER_REQUIRED                                                                          \
-    "iss is required since REVOKD_ISSUER is not set: give the token's issuer (empty or null "      \
-    "for tokens without iss)"
+struct cJSON;
 
-/* Sets status and body (takes ownership of body). */
-void reply_json(struct reply *rep, int status, cJSON *body);
+struct reply {
+    int status;                 /* 0 until a reply is made */
+    struct cJSON *body;         /* reply.c's: the JSON body */
+    struct cJSON *object;       /* reply.c's: where members go, the body or an object in it */
+    char *text;                 /* owned; when set, sent instead of body as content_type */
+    const char *content_type;
+    const char *allow;          /* 405: the Allow header */
+    char www_authenticate[192]; /* 401: the WWW-Authenticate header, or "" */
+    struct cJSON *log;          /* reply.c's: extra fields for the request's log line */
+};
+
+/* A JSON object body with status; members follow. Replaces any body made
+ * before. */
+void reply_begin(struct reply *rep, int status);
+
+/* Members of the object being built. Integers are printed exactly (a JSON
+ * library would format them as doubles, the costliest part of a check's
+ * reply). */
+void reply_string(struct reply *rep, const char *name, const char *value);
+void reply_int(struct reply *rep, const char *name, int64_t value);
+void reply_bool(struct reply *rep, const char *name, bool value);
+void reply_null(struct reply *rep, const char *name);
+
+/* Members then go into a new object member name, until reply_object_end(). */
+void reply_object(struct reply *rep, const char *name);
+void reply_object_end(struct reply *rep);
+
+/* A body that is not JSON: text (taken over, freed with the reply). */
+void reply_text(struct reply *rep, int status, char *text, const char *content_type);
 
 /* {"error": code, "error_description": description}. */
 void reply_error(struct reply *rep, int status, const char *code, const char *description);
@@ -37,27 +63,22 @@ void reply_store_failed(struct reply *rep, const struct store_result *res);
 /* Adds a string field to the request's log line. */
 void reply_log(struct reply *rep, const char *name, const char *value);
 
-/* Parses the body as a JSON object. Returns it, owned by the request
- * (req->json, freed with it, so strings in it may be kept while the request
- * waits), or NULL after replying 400. An empty body gives NULL without a
- * reply when allow_empty is set. */
-cJSON *reply_parse_body(struct request *req, struct reply *rep, int allow_empty);
+/* The transport's side: the body as JSON text, malloc'd (NULL when out of
+ * memory or no JSON body was made), and the log fields (taken over by the
+ * caller, a cJSON object or NULL). */
+char *reply_render(const struct reply *rep);
+struct cJSON *reply_take_log(struct reply *rep);
 
-/* The token of "Authorization: Bearer <token>" (scheme case-insensitive).
- * Returns 0 with *token and *len set, or -1 when absent or another scheme. */
-int request_bearer(const struct request *req, const char **token, size_t *len);
+/* Frees what the reply holds and clears it; a cleared reply may be
+ * cleared again. */
+void reply_clear(struct reply *rep);
 
-/* A string member of obj: 1 when present and a string of 1..max bytes (*out
- * set), 0 when absent, -1 when present but not such a string. */
-int json_string(const cJSON *obj, const char *name, size_t max, const char **out);
-
-/* json_string() for an identifier (jti, sub, iss): 1..JWT_STR_MAX bytes of
- * text without control characters (utf8.h). */
-int json_id(const cJSON *obj, const char *name, const char **out);
-
-/* Adds an integer member, printed exactly: cJSON would format it as a
- * double (sprintf, then sscanf to check), the costliest part of a check's
- * reply. */
-void json_add_int(cJSON *obj, const char *name, int64_t value);
+/* Why a lookup or an admin revocation that names no issuer is refused when
+ * REVOKD_ISSUER is unset: it would reach only the tokens without iss, which
+ * most providers never issue, and report success for a revocation that
+ * revokes nothing. */
+#define ISSUER_REQUIRED                                                                          \
+    "iss is required since REVOKD_ISSUER is not set: give the token's issuer (empty or null "      \
+    "for tokens without iss)"
 
 #endif

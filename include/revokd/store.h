@@ -1,11 +1,14 @@
-/* store.h - the revocation records, kept in Redis.
+/* store.h - where revocations are kept: an interface, a table of operations
+ * on an opaque store.
  *
- * One struct store (store_redis.c) holds the settings and, in Sentinel mode,
- * where the primary is. Each worker thread has a struct store_conn
- * (store_conn.c): its own pipelined connections, driven by the worker's
- * event loop and re-established after errors. Every call fails closed: when
- * Redis's answer is not known, the caller gets an error, never "not
- * revoked". */
+ * Two implementations: Redis (store_redis.h), alone or behind Sentinels,
+ * and an in-memory double for the handlers' unit tests (store_memory.h).
+ * Each worker thread reaches the store through a connection of its own,
+ * driven by the worker's loop. Every call is answered exactly once, through
+ * its done callback on the worker's thread, and never inside the call that
+ * made it: a failure found at once is delivered on the loop's next round.
+ * Every call fails closed: when the store's answer is not known, the caller
+ * gets an error, never "not revoked". */
 #ifndef REVOKD_STORE_H
 #define REVOKD_STORE_H
 
@@ -13,106 +16,111 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct loop;
 struct store;
-
-struct store_opts {
-    const char *url;        /* redis://... or unix://... */
-    const char *sentinels;  /* "host:port,..." or NULL/"" for a plain Redis */
-    const char *master;     /* name the Sentinels monitor */
-    const char *prefix;     /* key namespace */
-    int timeout_ms;         /* connect and command timeout */
-    int min_replicas;       /* WAIT for this many after every write */
-    int replication_timeout_ms;
-    int role_check_ms;      /* Sentinel mode: re-confirm ROLE this often */
-};
+struct store_conn;
 
 enum { STORE_EUNAVAILABLE = 1, STORE_ENOTREPLICATED = 2, STORE_EDATALOST = 3 };
 
-/* Parses the options and prepares the store; no connection is made yet.
- * Returns NULL with one line naming the bad setting in err. */
-struct store *store_new(const struct store_opts *opts, char *err, size_t errlen);
-void store_free(struct store *s);
+enum store_op {
+    /* Is the token revoked? Yes when its jti is, or when sub (may be NULL)
+     * was revoked-all at or after iat. */
+    STORE_IS_REVOKED,
+    /* Records jti as revoked until expires_at (unix seconds), with reason
+     * (may be NULL) as the record's value. */
+    STORE_REVOKE_JTI,
+    /* Moves sub's revoke-all cutoff forward to cutoff (never back) and
+     * keeps the record ttl seconds; the result's cutoff is the one in force
+     * afterwards. */
+    STORE_REVOKE_ALL,
+    /* Readiness: the store answers, is a primary, and accepts a write; the
+     * result's status is filled as far as known either way. A primary that
+     * refuses the write only for want of replicas counts as ready with
+     * accepts_revocations false: every node shares that primary, so
+     * draining this one would take checks down on all of them while
+     * helping none; revokes answer 503 not_replicated meanwhile.
+     *
+     * The probe also watches for the store losing its data (FLUSHALL, a
+     * restart without persistence, a replica resynchronised from an empty
+     * primary), which would silently bring back every revoked token: a
+     * marker record holds a random id, written by whichever node probes
+     * first and adopted by every node that finds it; once a node has
+     * adopted one, its probes only read it. A marker that is then gone or
+     * different means the data it stood for is gone: the probe fails with
+     * -STORE_EDATALOST and status.data_lost, until the adopted marker is
+     * back (the data restored) or the node restarts, which adopts the
+     * marker as it finds it. */
+    STORE_PROBE,
+};
 
-/* Starts following Sentinel's +switch-master notices in a thread of the
- * store's own (a no-op for a plain Redis). Returns 0 or -1. */
-int store_start(struct store *s);
-
-/* ---- Calls, made on a worker thread through its own connection ----
- *
- * Each call is pipelined on the worker's connection and answered through
- * done(arg, result) on the same thread, exactly once: later, when Redis
- * replies or the call times out, or before the call returns when there is
- * no usable connection. The result is only valid during done. */
+/* One call. iss is the namespace: the token's iss, or "" for none. */
+struct store_call {
+    enum store_op op;
+    const char *iss, *jti, *sub;
+    int64_t iat;        /* IS_REVOKED */
+    int64_t expires_at; /* REVOKE_JTI */
+    const char *reason; /* REVOKE_JTI */
+    int64_t cutoff;     /* REVOKE_ALL */
+    int64_t ttl;        /* REVOKE_ALL */
+};
 
 struct store_status {
     char role[16];     /* "master", "replica", "unknown" */
     char address[300]; /* host:port or the socket path */
     bool accepts_revocations;
-    bool data_lost;    /* see store_probe() */
+    bool data_lost;
 };
 
 struct store_result {
-    int rc;             /* 0, -STORE_EUNAVAILABLE, -STORE_ENOTREPLICATED or -STORE_EDATALOST */
+    int rc;             /* 0, or -STORE_E*: UNAVAILABLE; NOTREPLICATED (writes, applied
+                           on the primary but not confirmed by enough replicas, or
+                           refused for want of them); DATALOST (PROBE) */
     const char *error;  /* why, for logs, when rc < 0 */
-    bool revoked;       /* store_is_revoked */
-    int64_t cutoff;     /* store_revoke_all: the cutoff in force */
-    struct store_status status; /* store_probe */
+    bool revoked;       /* IS_REVOKED */
+    int64_t cutoff;     /* REVOKE_ALL */
+    struct store_status status; /* PROBE */
 };
 
+/* The result is only valid during the call. */
 typedef void (*store_done)(void *arg, const struct store_result *res);
 
-struct loop;
-struct store_conn;
+/* What an implementation provides; its store and connection structs begin
+ * with struct store and struct store_conn. */
+struct store_ops {
+    int (*start)(struct store *s);
+    void (*free)(struct store *s);
+    struct store_conn *(*conn_new)(struct store *s, struct loop *loop);
+    void (*conn_free)(struct store_conn *c);
+    void (*call)(struct store_conn *c, const struct store_call *call, store_done done, void *arg);
+    bool (*up)(struct store *s);
+    bool (*data_lost)(struct store *s);
+};
 
-/* A worker's connection, driven by loop; it connects on first use. */
+struct store {
+    const struct store_ops *ops;
+};
+
+struct store_conn {
+    struct store *store;
+};
+
+/* Starts what the store runs beside the workers (Redis: the Sentinel
+ * watcher). Returns 0 or -1. */
+int store_start(struct store *s);
+/* Frees the store; its connections must be freed first. NULL is a no-op. */
+void store_free(struct store *s);
+
+/* A worker's connection, driven by loop; it connects on first use. NULL
+ * when out of memory. */
 struct store_conn *store_conn_new(struct store *s, struct loop *loop);
 /* Answers every call still waiting as unavailable, then frees c. */
 void store_conn_free(struct store_conn *c);
 
-/* Sends what was queued, enforces timeouts and re-checks the primary. The
- * worker calls it after each round of events; returns the ms until it wants
- * to be called again. */
-int store_conn_tick(struct store_conn *c);
+/* Makes call; done(arg, result) answers it later, on this thread. */
+void store_call(struct store_conn *c, const struct store_call *call, store_done done, void *arg);
 
-/* Is the token revoked? revoked is set when the jti is, or when sub (may be
- * NULL) was revoked-all at or after iat. Fails with -STORE_EUNAVAILABLE. */
-void store_is_revoked(struct store_conn *c, const char *iss, const char *jti, const char *sub,
-                      int64_t iat, store_done done, void *arg);
-
-/* Records jti as revoked until expires_at (unix seconds); reason may be
- * NULL. Fails with -STORE_EUNAVAILABLE, or -STORE_ENOTREPLICATED when fewer
- * than min_replicas confirmed it (it may still be applied on the primary). */
-void store_revoke_jti(struct store_conn *c, const char *iss, const char *jti, int64_t expires_at,
-                      const char *reason, store_done done, void *arg);
-
-/* Moves sub's revoke-all cutoff forward to cutoff (never back) and keeps the
- * record ttl seconds; result.cutoff is the cutoff in force afterwards. Fails
- * like store_revoke_jti(). */
-void store_revoke_all(struct store_conn *c, const char *iss, const char *sub, int64_t cutoff,
-                      int64_t ttl, store_done done, void *arg);
-
-/* Readiness: Redis answers, is a primary, and accepts a write; result.status
- * is filled as far as known either way. One exception: a primary that
- * refuses the write only for want of replicas (NOREPLICAS) counts as ready
- * with accepts_revocations false. Every node shares that primary, so
- * draining this one would take checks down on all of them while helping
- * none; revokes answer 503 not_replicated meanwhile.
- *
- * The probe also watches for Redis losing its data (FLUSHALL, a restart
- * without persistence, a replica resynchronised from an empty primary),
- * which would silently bring back every revoked token: a marker key
- * (<prefix>epoch) holds a random id, written by whichever node probes first
- * and adopted by every node that finds it; once a node has adopted one, its
- * probes only read it. A marker that is then gone or different means the
- * data it stood for is gone: the probe fails with -STORE_EDATALOST and
- * status.data_lost, until the adopted marker is back (the data restored) or
- * the node restarts, which adopts the marker as it finds it (writing one
- * when there is none). */
-void store_probe(struct store_conn *c, store_done done, void *arg);
-
-/* True when the last command any worker sent got an answer (for metrics). */
+/* True when the store's last call was answered (for metrics). */
 bool store_up(struct store *s);
-
 /* True when the last probe found the store's data lost (for metrics). */
 bool store_data_lost(struct store *s);
 

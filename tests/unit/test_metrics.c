@@ -299,22 +299,22 @@ static void test_route_index(void **state)
     assert_true(value(rep.text, "revokd_store_up") == 0);
     assert_true(value(rep.text, "revokd_http_connections") == 0);
     assert_true(value(rep.text, "revokd_token_cache_capacity") == 0);
-    free(rep.text);
+    reply_clear(&rep);
 
     /* Unknown path, or known path with another method: no route. */
     assert_int_equal(dispatch("GET", "/nope", &rep), -1);
     assert_int_equal(rep.status, 404);
-    cJSON_Delete(rep.body);
+    reply_clear(&rep);
     assert_int_equal(dispatch("POST", "/metrics", &rep), -1);
     assert_int_equal(rep.status, 405);
-    cJSON_Delete(rep.body);
+    reply_clear(&rep);
     /* A matched route that refuses before its handler still counts under it. */
     int route = dispatch("POST", "/v1/admin/subjects/%zz/revoke-all", &rep);
     assert_true(route >= 0);
     assert_string_equal(router_route_label((size_t)route),
                         "POST /v1/admin/subjects/{sub}/revoke-all");
     assert_int_equal(rep.status, 400);
-    cJSON_Delete(rep.body);
+    reply_clear(&rep);
 }
 
 int main(void)

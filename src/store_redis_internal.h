@@ -1,8 +1,8 @@
-/* store_internal.h - what store_redis.c (settings, the primary, the
- * Sentinel watcher) shares with store_conn.c (a worker's connections).
- * Private to the store. */
-#ifndef REVOKD_STORE_INTERNAL_H
-#define REVOKD_STORE_INTERNAL_H
+/* store_redis_internal.h - what store_redis.c (settings, the primary, the
+ * Sentinel watcher, the data-loss marker) shares with store_redis_conn.c (a
+ * worker's connections). Private to the Redis store. */
+#ifndef REVOKD_STORE_REDIS_INTERNAL_H
+#define REVOKD_STORE_REDIS_INTERNAL_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,7 +19,8 @@ struct endpoint {
     int port;
 };
 
-struct store {
+struct store_redis {
+    struct store base; /* first: the interface's handle */
     char *prefix;
     int timeout_ms, min_replicas, replication_timeout_ms, role_check_ms;
 
@@ -45,38 +46,43 @@ struct store {
     _Atomic int64_t confirmed_ms;
 
     atomic_bool up; /* the last answer any worker waited for came */
+    pthread_t watcher;
+    bool watcher_started;
+    atomic_bool stopping;
 
-    /* The data-loss marker (store.h, store_probe): the id this node writes
+    /* The data-loss marker (store.h, STORE_PROBE): the id this node writes
      * when it finds none before it has adopted one, and the one it adopted
      * (under lock). Once adopted, a probe only reads the marker: writing it
      * again after a loss would hide the loss. */
     char candidate[33];
     char epoch[33];
     atomic_bool adopted, data_lost;
-    pthread_t watcher;
-    bool watcher_started;
-    atomic_bool stopping;
 };
 
-static inline bool store_sentinel_mode(const struct store *s)
+static inline bool store_redis_sentinel_mode(const struct store_redis *s)
 {
     return s->nsentinels > 0;
 }
 
 /* Sentinel mode: copies the confirmed primary into *ep and its generation
  * into *gen. Returns false when no primary is confirmed now. */
-bool store_primary(struct store *s, struct endpoint *ep, unsigned *gen);
+bool store_redis_primary(struct store_redis *s, struct endpoint *ep, unsigned *gen);
 
 /* True while the Sentinels' word on the primary is recent enough. */
-bool store_confirmed(struct store *s);
+bool store_redis_confirmed(struct store_redis *s);
 
 /* Forgets the primary (it was found not to be one) unless it already
  * changed since seen_generation, so the next connection asks again. */
-void store_primary_forget(struct store *s, unsigned seen_generation);
+void store_redis_primary_forget(struct store_redis *s, unsigned seen_generation);
 
 /* The marker a probe found (NULL: there was none, and the probe wrote the
  * candidate): adopts it when this node has none yet, and returns whether
  * the data this node knew is still there. */
-bool store_epoch_holds(struct store *s, const char *found);
+bool store_redis_epoch_holds(struct store_redis *s, const char *found);
+
+/* store_redis_conn.c: a worker's connection, and its calls. */
+struct store_conn *store_redis_conn_new(struct store *s, struct loop *loop);
+void store_redis_conn_free(struct store_conn *c);
+void store_redis_conn_call(struct store_conn *c, const struct store_call *call, store_done done, void *arg);
 
 #endif

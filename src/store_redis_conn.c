@@ -1,10 +1,12 @@
-/* store_conn.c - a worker's connections to Redis, pipelined on its event
+/* store_redis_conn.c - a worker's connections to Redis, pipelined on its
  * loop.
  *
- * Calls append their commands to a hiredis async context; the worker sends
- * everything queued in one write after each round of requests
- * (store_conn_tick), so concurrent requests share round trips, and the
- * replies resume the requests as they come.
+ * Calls append their commands to a hiredis async context; everything queued
+ * goes out in one write before the loop sleeps (the connection's hook), so
+ * concurrent requests share round trips, and the replies resume the
+ * requests as they come. A call that fails at once (no usable connection)
+ * is answered in the next round, from the same hook, never inside the call
+ * that made it.
  *
  * Each worker has two links: reads (the checks' MGET) and writes (SET, EVAL,
  * WAIT, the readiness probe). WAIT holds its connection until the replicas
@@ -22,35 +24,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
+#include <stddef.h>
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include "revokd/loop.h"
 #include "revokd/metrics.h"
-#include "revokd/store.h"
 #include "revokd/store_key.h"
-#include "store_internal.h"
+#include "store_redis_adapter.h"
+#include "store_redis_internal.h"
 
 /* After a failed connection, calls fail at once for this long rather than
  * each trying to connect. */
 #define RECONNECT_BACKOFF_MS 100
 #define ERR_MAX 160
 
-struct link;
-
-/* The event-loop side of one hiredis context. It lives until the loop can
- * no longer report an event for it: hiredis frees the context in the middle
- * of a round of events, so the context's watch is only freed at the next
- * tick. */
-struct ev {
-    struct loop_watch watch; /* first: the loop hands back this pointer */
-    struct link *link;
-    redisAsyncContext *ac;
-    bool reading, want_write, dead;
-    struct ev *next_dead;
-};
+struct conn;
 
 struct sent {
     int64_t deadline_ms;
@@ -59,10 +49,9 @@ struct sent {
 
 /* One connection, reopened as needed. */
 struct link {
-    struct store_conn *conn;
+    struct conn *conn;
     const char *name; /* "reads" or "writes", for errors */
     redisAsyncContext *ac; /* NULL while closed */
-    struct ev *ev;
     unsigned generation;
     int64_t retry_after_ms, role_checked_ms;
     /* Commands in flight, oldest first (a ring). */
@@ -74,19 +63,24 @@ struct link {
 
 struct call;
 
-struct store_conn {
-    struct store *s;
+/* A worker's connection to the store. */
+struct conn {
+    struct store_conn base; /* first: the interface's handle */
+    struct store_redis *s;
     struct loop *loop;
+    struct loop_hook hook;   /* before the loop sleeps: answers, timeouts, writes */
+    struct loop_timer timer; /* wakes the loop for the next timeout or ROLE check */
+    struct store_redis_adapter *adapter;
     struct link reads, writes;
+    struct call *failed;    /* answered at once, delivered in the next round */
     struct call *spare;     /* finished calls, reused */
-    struct ev *graveyard;   /* closed contexts' watches, freed at the next tick */
 };
 
 enum call_kind { CALL_LOOKUP, CALL_WRITE, CALL_WAIT, CALL_PROBE };
 
 /* One store call: one or more commands, one answer. */
 struct call {
-    struct store_conn *conn;
+    struct conn *conn;
     struct link *link;
     enum call_kind kind;
     int pending;   /* replies still to come */
@@ -99,64 +93,6 @@ struct call {
     char error[ERR_MAX];
     struct call *next_spare;
 };
-
-/* ---- the loop adapter for hiredis ---- */
-
-static void ev_update(struct ev *e, bool write)
-{
-    uint32_t want = (e->reading ? EPOLLIN : 0) | (write ? EPOLLOUT : 0);
-    loop_watch(e->link->conn->loop, &e->watch, want);
-}
-
-static void ev_add_read(void *p)
-{
-    struct ev *e = p;
-    e->reading = true;
-    ev_update(e, (e->watch.events & EPOLLOUT) != 0);
-}
-
-static void ev_del_read(void *p)
-{
-    struct ev *e = p;
-    e->reading = false;
-    ev_update(e, (e->watch.events & EPOLLOUT) != 0);
-}
-
-/* Writing is deferred to the tick, so that a round of requests goes out in
- * one write; EPOLLOUT is asked for only when a write could not finish. */
-static void ev_add_write(void *p)
-{
-    ((struct ev *)p)->want_write = true;
-}
-
-static void ev_del_write(void *p)
-{
-    struct ev *e = p;
-    e->want_write = false;
-    if (e->watch.events & EPOLLOUT)
-        ev_update(e, false);
-}
-
-static void ev_cleanup(void *p)
-{
-    struct ev *e = p;
-    struct store_conn *c = e->link->conn;
-    loop_unwatch(c->loop, &e->watch);
-    e->dead = true;
-    if (e->link->ev == e)
-        e->link->ev = NULL;
-    e->next_dead = c->graveyard;
-    c->graveyard = e;
-}
-
-static void ev_on_event(struct loop_watch *w, uint32_t events)
-{
-    struct ev *e = (struct ev *)w;
-    if (!e->dead && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
-        redisAsyncHandleRead(e->ac);
-    if (!e->dead && (events & EPOLLOUT))
-        redisAsyncHandleWrite(e->ac);
-}
 
 /* ---- links ---- */
 
@@ -258,7 +194,7 @@ static void on_own_reply(redisAsyncContext *ac, void *reply, void *privdata)
          * new one: a link is used only while the server agrees. */
         unsigned gen = l->generation;
         link_close(l, "Redis at this address is not the primary");
-        store_primary_forget(l->conn->s, gen);
+        store_redis_primary_forget(l->conn->s, gen);
     }
 }
 
@@ -276,7 +212,7 @@ static int send_own(struct link *l, const char *a0, const char *a1, const char *
  * then confirms (a failed ROLE closes the link and fails them). */
 static int link_open(struct link *l)
 {
-    struct store *s = l->conn->s;
+    struct store_redis *s = l->conn->s;
     struct endpoint ep = s->direct;
     unsigned gen = 0;
     redisAsyncContext *ac;
@@ -284,7 +220,7 @@ static int link_open(struct link *l)
 
     if (loop_now_ms() < l->retry_after_ms)
         return -1; /* l->error still says why the last attempt failed */
-    if (store_sentinel_mode(s) && !store_primary(s, &ep, &gen)) {
+    if (store_redis_sentinel_mode(s) && !store_redis_primary(s, &ep, &gen)) {
         snprintf(l->error, sizeof(l->error), "no primary confirmed by a majority of Sentinels for \"%.60s\"",
                  s->master);
         return -1;
@@ -296,30 +232,18 @@ static int link_open(struct link *l)
         ac = redisAsyncConnect(ep.host, ep.port);
         snprintf(l->address, sizeof(l->address), "%s:%d", ep.host, ep.port);
     }
-    struct ev *e = ac != NULL && ac->err == 0 ? calloc(1, sizeof(*e)) : NULL;
-    if (e == NULL) {
+    if (ac == NULL || ac->err != 0 || store_redis_adapter_attach(l->conn->adapter, ac) < 0) {
         snprintf(l->error, sizeof(l->error), "%s: connect: %.120s", l->name,
-                 ac ? ac->errstr : "out of memory");
+                 ac && ac->err ? ac->errstr : "out of memory");
         if (ac != NULL)
             redisAsyncFree(ac);
         l->retry_after_ms = loop_now_ms() + RECONNECT_BACKOFF_MS;
         return -1;
     }
-    e->link = l;
-    e->ac = ac;
-    e->watch.fd = ac->c.fd;
-    e->watch.on_event = ev_on_event;
-    ac->ev.data = e;
-    ac->ev.addRead = ev_add_read;
-    ac->ev.delRead = ev_del_read;
-    ac->ev.addWrite = ev_add_write;
-    ac->ev.delWrite = ev_del_write;
-    ac->ev.cleanup = ev_cleanup;
     ac->data = l;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     l->ac = ac;
-    l->ev = e;
     l->generation = gen;
     l->count = 0;
     l->error[0] = '\0';
@@ -329,7 +253,7 @@ static int link_open(struct link *l)
     if ((s->password != NULL && (s->username ? send_own(l, "AUTH", s->username, s->password)
                                              : send_own(l, "AUTH", s->password, NULL)) < 0) ||
         (s->db != 0 && send_own(l, "SELECT", db, NULL) < 0) ||
-        (store_sentinel_mode(s) && send_own(l, "ROLE", NULL, NULL) < 0)) {
+        (store_redis_sentinel_mode(s) && send_own(l, "ROLE", NULL, NULL) < 0)) {
         link_close(l, "out of memory");
         return -1;
     }
@@ -339,8 +263,8 @@ static int link_open(struct link *l)
 /* The link, opened if needed; NULL (with l->error set) when unusable. */
 static struct link *link_ready(struct link *l)
 {
-    struct store *s = l->conn->s;
-    if (store_sentinel_mode(s) && !store_confirmed(s)) {
+    struct store_redis *s = l->conn->s;
+    if (store_redis_sentinel_mode(s) && !store_redis_confirmed(s)) {
         snprintf(l->error, sizeof(l->error), "the Sentinels no longer confirm the primary");
         return NULL;
     }
@@ -351,14 +275,14 @@ static struct link *link_ready(struct link *l)
 
 /* ---- calls ---- */
 
-static struct call *call_new(struct store_conn *c, struct link *l, enum call_kind kind,
+static struct call *call_new(struct conn *c, struct link *l, enum call_kind kind,
                              store_done done, void *arg)
 {
     struct call *call = c->spare;
     if (call != NULL)
         c->spare = call->next_spare;
     else if ((call = malloc(sizeof(*call))) == NULL)
-        return NULL;
+        abort(); /* as hiredis does: a call cannot be answered without one */
     call->conn = c;
     call->link = l;
     call->kind = kind;
@@ -373,7 +297,7 @@ static struct call *call_new(struct store_conn *c, struct link *l, enum call_kin
 
 static void call_finish(struct call *call)
 {
-    struct store_conn *c = call->conn;
+    struct conn *c = call->conn;
     if (call->res.rc < 0)
         call->res.error = call->error[0] ? call->error : "unknown store error";
     call->done(call->arg, &call->res);
@@ -409,12 +333,19 @@ static int call_send(struct call *call, int argc, const char **argv, const size_
     return 0;
 }
 
-/* call_send for a call's first command: a call that could not be sent is
- * answered at once. */
+/* A call that failed before any command went out: answered in the next
+ * round (the connection's hook), never inside the call that made it. */
+static void call_fail_later(struct call *call)
+{
+    call->next_spare = call->conn->failed;
+    call->conn->failed = call;
+}
+
+/* call_send for a call's first command. */
 static void call_send_first(struct call *call, int argc, const char **argv, const size_t *len)
 {
     if (call_send(call, argc, argv, len, call->conn->s->timeout_ms) < 0)
-        call_finish(call);
+        call_fail_later(call);
 }
 
 static int parse_i64(const char *str, int64_t *out)
@@ -453,7 +384,7 @@ static void lookup_result(struct call *call, const redisReply *r)
  * link for the whole replication timeout. */
 static void write_result(struct call *call, const redisReply *r)
 {
-    struct store *s = call->conn->s;
+    struct store_redis *s = call->conn->s;
     char n[16], ms[16];
 
     if (call->revoke_all) {
@@ -475,7 +406,7 @@ static void write_result(struct call *call, const redisReply *r)
 
 static void wait_result(struct call *call, const redisReply *r)
 {
-    struct store *s = call->conn->s;
+    struct store_redis *s = call->conn->s;
     if (r->type != REDIS_REPLY_INTEGER || r->integer < s->min_replicas)
         /* The write is applied on the primary; only its durability is
          * unknown. The caller retries (revocations are idempotent). */
@@ -509,7 +440,7 @@ static void probe_result(struct call *call, const redisReply *r)
      * nothing about it. */
     if (call->res.rc < 0 || (r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_STRING))
         return;
-    if (!store_epoch_holds(call->conn->s, r->type == REDIS_REPLY_STRING ? r->str : NULL)) {
+    if (!store_redis_epoch_holds(call->conn->s, r->type == REDIS_REPLY_STRING ? r->str : NULL)) {
         st->data_lost = true;
         call_error(call, -STORE_EDATALOST,
                    "Redis lost its data since this node started: revocations made before are gone");
@@ -538,7 +469,7 @@ static void on_call_reply(redisAsyncContext *ac, void *reply, void *privdata)
             if (strncmp(r->str, "READONLY", 8) == 0) {
                 unsigned gen = l->generation;
                 link_close(l, "READONLY: the server is no longer the primary");
-                store_primary_forget(call->conn->s, gen);
+                store_redis_primary_forget(call->conn->s, gen);
             }
             /* NOREPLICAS: the primary refused the write for want of
              * replicas, which the API reports as not replicated. */
@@ -560,49 +491,31 @@ static void on_call_reply(redisAsyncContext *ac, void *reply, void *privdata)
         call_finish(call);
 }
 
-/* Starts a call and sends its first command; the answer comes through done. */
-static struct call *call_start(struct store_conn *c, struct link *l, enum call_kind kind,
-                               store_done done, void *arg)
-{
-    struct call *call = call_new(c, l, kind, done, arg);
-    if (call == NULL) {
-        struct store_result res = {.rc = -STORE_EUNAVAILABLE, .error = "out of memory"};
-        done(arg, &res);
-    }
-    return call;
-}
-
-void store_is_revoked(struct store_conn *c, const char *iss, const char *jti, const char *sub,
-                      int64_t iat, store_done done, void *arg)
+static void is_revoked(struct conn *c, const struct store_call *q, store_done done, void *arg)
 {
     char jkey[STORE_KEY_SIZE], skey[STORE_KEY_SIZE];
     const char *argv[3] = {"MGET", jkey, skey};
-    size_t len[3] = {4, store_key(jkey, c->s->prefix, STORE_KEY_JTI, iss, jti), 0};
-    struct call *call = call_start(c, &c->reads, CALL_LOOKUP, done, arg);
+    size_t len[3] = {4, store_key(jkey, c->s->prefix, STORE_KEY_JTI, q->iss, q->jti), 0};
+    struct call *call = call_new(c, &c->reads, CALL_LOOKUP, done, arg);
 
-    if (call == NULL)
-        return;
-    call->has_sub = sub != NULL;
-    call->iat = iat;
-    if (sub != NULL)
-        len[2] = store_key(skey, c->s->prefix, STORE_KEY_SUB, iss, sub);
-    call_send_first(call, sub != NULL ? 3 : 2, argv, len);
+    call->has_sub = q->sub != NULL;
+    call->iat = q->iat;
+    if (q->sub != NULL)
+        len[2] = store_key(skey, c->s->prefix, STORE_KEY_SUB, q->iss, q->sub);
+    call_send_first(call, q->sub != NULL ? 3 : 2, argv, len);
 }
 
-void store_revoke_jti(struct store_conn *c, const char *iss, const char *jti, int64_t expires_at,
-                      const char *reason, store_done done, void *arg)
+static void revoke_jti(struct conn *c, const struct store_call *q, store_done done, void *arg)
 {
     char key[STORE_KEY_SIZE], at[24];
-    const char *value = reason != NULL && reason[0] != '\0' ? reason : "1";
+    const char *value = q->reason != NULL && q->reason[0] != '\0' ? q->reason : "1";
     const char *argv[5] = {"SET", key, value, "EXAT", at};
-    size_t len[5] = {3, store_key(key, c->s->prefix, STORE_KEY_JTI, iss, jti), strlen(value), 4,
-                     (size_t)snprintf(at, sizeof(at), "%" PRId64, expires_at)};
-    struct call *call = call_start(c, &c->writes, CALL_WRITE, done, arg);
+    size_t len[5] = {3, store_key(key, c->s->prefix, STORE_KEY_JTI, q->iss, q->jti), strlen(value), 4,
+                     (size_t)snprintf(at, sizeof(at), "%" PRId64, q->expires_at)};
 
     /* The record lives exactly as long as the token could be accepted
      * (exp + leeway): after that the signature check alone refuses it. */
-    if (call != NULL)
-        call_send_first(call, 5, argv, len);
+    call_send_first(call_new(c, &c->writes, CALL_WRITE, done, arg), 5, argv, len);
 }
 
 /* Moves the cutoff forward only, atomically; returns the cutoff in force. */
@@ -615,24 +528,21 @@ static const char revoke_all_script[] =
     "end\n"
     "return old\n";
 
-void store_revoke_all(struct store_conn *c, const char *iss, const char *sub, int64_t cutoff,
-                      int64_t ttl, store_done done, void *arg)
+static void revoke_all(struct conn *c, const struct store_call *q, store_done done, void *arg)
 {
     char key[STORE_KEY_SIZE], cut[24], t[24];
     const char *argv[6] = {"EVAL", revoke_all_script, "1", key, cut, t};
     size_t len[6] = {4, sizeof(revoke_all_script) - 1, 1,
-                     store_key(key, c->s->prefix, STORE_KEY_SUB, iss, sub),
-                     (size_t)snprintf(cut, sizeof(cut), "%" PRId64, cutoff),
-                     (size_t)snprintf(t, sizeof(t), "%" PRId64, ttl)};
-    struct call *call = call_start(c, &c->writes, CALL_WRITE, done, arg);
+                     store_key(key, c->s->prefix, STORE_KEY_SUB, q->iss, q->sub),
+                     (size_t)snprintf(cut, sizeof(cut), "%" PRId64, q->cutoff),
+                     (size_t)snprintf(t, sizeof(t), "%" PRId64, q->ttl)};
+    struct call *call = call_new(c, &c->writes, CALL_WRITE, done, arg);
 
-    if (call == NULL)
-        return;
     call->revoke_all = true;
     call_send_first(call, 6, argv, len);
 }
 
-void store_probe(struct store_conn *c, store_done done, void *arg)
+static void probe(struct conn *c, store_done done, void *arg)
 {
     char key[STORE_KEY_PREFIX_MAX + 8], marker[STORE_KEY_PREFIX_MAX + 8];
     const char *role[1] = {"ROLE"};
@@ -645,16 +555,14 @@ void store_probe(struct store_conn *c, store_done done, void *arg)
     const char *get[2] = {"GET", marker};
     size_t glen[2] = {3, mlen[1]};
     bool adopted = atomic_load(&c->s->adopted);
-    struct call *call = call_start(c, &c->writes, CALL_PROBE, done, arg);
+    struct call *call = call_new(c, &c->writes, CALL_PROBE, done, arg);
 
-    if (call == NULL)
-        return;
     snprintf(call->res.status.role, sizeof(call->res.status.role), "unknown");
     snprintf(call->res.status.address, sizeof(call->res.status.address), "%s", c->writes.address);
     /* A primary can still refuse writes (maxmemory, a failed disk, too few
      * replicas); only a real write proves it takes revocations. */
     if (call_send(call, 1, role, rlen, c->s->timeout_ms) < 0) {
-        call_finish(call);
+        call_fail_later(call);
         return;
     }
     /* The address is known once the link is open. */
@@ -664,41 +572,40 @@ void store_probe(struct store_conn *c, store_done done, void *arg)
         call_send(call, adopted ? 2 : 5, adopted ? get : mark, adopted ? glen : mlen, c->s->timeout_ms);
 }
 
-/* ---- the worker's side ---- */
-
-struct store_conn *store_conn_new(struct store *s, struct loop *loop)
+void store_redis_conn_call(struct store_conn *base, const struct store_call *q, store_done done, void *arg)
 {
-    struct store_conn *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return NULL;
-    c->s = s;
-    c->loop = loop;
-    c->reads = (struct link){.conn = c, .name = "reads"};
-    c->writes = (struct link){.conn = c, .name = "writes"};
-    return c;
-}
+    struct conn *c = (struct conn *)base;
 
-static void bury(struct store_conn *c)
-{
-    while (c->graveyard != NULL) {
-        struct ev *e = c->graveyard;
-        c->graveyard = e->next_dead;
-        free(e);
+    switch (q->op) {
+    case STORE_IS_REVOKED:
+        is_revoked(c, q, done, arg);
+        break;
+    case STORE_REVOKE_JTI:
+        revoke_jti(c, q, done, arg);
+        break;
+    case STORE_REVOKE_ALL:
+        revoke_all(c, q, done, arg);
+        break;
+    case STORE_PROBE:
+        probe(c, done, arg);
+        break;
     }
 }
 
-static void link_tick(struct link *l, int64_t now, int *next_ms)
+/* ---- the worker's side ---- */
+
+static void link_tick(struct link *l, int64_t now, int64_t *next_ms)
 {
-    struct store *s = l->conn->s;
+    struct store_redis *s = l->conn->s;
 
     if (l->ac == NULL)
         return;
-    if (store_sentinel_mode(s)) {
+    if (store_redis_sentinel_mode(s)) {
         if (l->generation != atomic_load(&s->generation)) {
             link_close(l, "the primary moved");
             return;
         }
-        if (!store_confirmed(s)) {
+        if (!store_redis_confirmed(s)) {
             link_close(l, "the Sentinels no longer confirm the primary");
             return;
         }
@@ -719,35 +626,73 @@ static void link_tick(struct link *l, int64_t now, int *next_ms)
             snprintf(why, sizeof(why), "no reply within %d ms", s->timeout_ms);
             link_close(l, why);
         } else if (deadline - now < *next_ms) {
-            *next_ms = (int)(deadline - now);
+            *next_ms = deadline - now;
         }
     }
-    if (l->ac != NULL && l->ev != NULL && l->ev->want_write) {
-        redisAsyncHandleWrite(l->ac);
-        /* Still wanting to write: the socket is full, or still connecting. */
-        if (l->ev != NULL && l->ev->want_write)
-            ev_update(l->ev, true);
-    }
 }
 
-int store_conn_tick(struct store_conn *c)
+/* Before the loop sleeps: close the links whose oldest command is past its
+ * deadline (answering their calls), answer the calls that failed at once,
+ * send what the round queued, and wake the loop for the next deadline or
+ * ROLE check. */
+static void before_sleep(struct loop_hook *h)
 {
+    struct conn *c = (struct conn *)((char *)h - offsetof(struct conn, hook));
+    int64_t next_ms = 1000;
     int64_t now = loop_now_ms();
-    int next_ms = 1000;
 
-    bury(c);
     link_tick(&c->reads, now, &next_ms);
     link_tick(&c->writes, now, &next_ms);
-    return next_ms;
+    struct call *failed = c->failed;
+    c->failed = NULL;
+    while (failed != NULL) {
+        struct call *call = failed;
+        failed = call->next_spare;
+        call_finish(call);
+    }
+    if (c->failed != NULL)
+        loop_wake(c->loop); /* failed again, from a continuation: the next round */
+    store_redis_adapter_flush(c->adapter);
+    loop_timer_arm(c->loop, &c->timer, next_ms);
 }
 
-void store_conn_free(struct store_conn *c)
+static void on_timer(struct loop_timer *t)
 {
-    if (c == NULL)
-        return;
+    (void)t; /* it only woke the loop: before_sleep does the work */
+}
+
+struct store_conn *store_redis_conn_new(struct store *base, struct loop *loop)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->adapter = store_redis_adapter_new(loop)) == NULL) {
+        free(c);
+        return NULL;
+    }
+    c->base.store = base;
+    c->s = (struct store_redis *)base;
+    c->loop = loop;
+    c->reads = (struct link){.conn = c, .name = "reads"};
+    c->writes = (struct link){.conn = c, .name = "writes"};
+    c->hook.before_sleep = before_sleep;
+    c->timer.on_timer = on_timer;
+    loop_hook_add(loop, &c->hook);
+    return &c->base;
+}
+
+void store_redis_conn_free(struct store_conn *base)
+{
+    struct conn *c = (struct conn *)base;
+
     link_close(&c->reads, "shutting down");
     link_close(&c->writes, "shutting down");
-    bury(c);
+    while (c->failed != NULL) {
+        struct call *call = c->failed;
+        c->failed = call->next_spare;
+        call_finish(call);
+    }
+    loop_hook_remove(c->loop, &c->hook);
+    loop_timer_disarm(c->loop, &c->timer);
+    store_redis_adapter_free(c->adapter);
     free(c->reads.sent);
     free(c->writes.sent);
     while (c->spare != NULL) {

@@ -1,0 +1,27 @@
+/* routes.h - the handlers the route table (router.c) names, one group per
+ * route_*.c file. Each answers at once or waits (request.h). */
+#ifndef REVOKD_ROUTES_H
+#define REVOKD_ROUTES_H
+
+#include "revokd/request.h"
+
+/* route_check.c: GET and POST /v1/check. */
+enum request_step route_check_get(struct request *req, struct reply *rep);
+enum request_step route_check_post(struct request *req, struct reply *rep);
+
+/* route_revoke.c: the holder's POST /v1/revoke and /v1/revoke-all. */
+enum request_step route_revoke(struct request *req, struct reply *rep);
+enum request_step route_revoke_all(struct request *req, struct reply *rep);
+
+/* route_admin.c: POST /v1/admin/revoke and /v1/admin/subjects/{sub}/revoke-all. */
+enum request_step route_admin_revoke(struct request *req, struct reply *rep);
+enum request_step route_admin_revoke_all(struct request *req, struct reply *rep);
+
+/* route_health.c: GET /healthz and /readyz. */
+enum request_step route_health_live(struct request *req, struct reply *rep);
+enum request_step route_health_ready(struct request *req, struct reply *rep);
+
+/* route_metrics.c: GET /metrics. */
+enum request_step route_metrics(struct request *req, struct reply *rep);
+
+#endif

@@ -1,0 +1,361 @@
+/* store_memory.c - revocations in memory, answered a round later; see
+ * store_memory.h. Records are few in a test, so they sit in a list. */
+#include "revokd/store_memory.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "revokd/jwt.h"
+#include "revokd/loop.h"
+#include "revokd/store_key.h"
+
+#define PREFIX "mem:"
+
+struct record {
+    char key[STORE_KEY_SIZE];
+    char value[JWT_STR_MAX + 1];
+    int64_t expires_at; /* unix seconds */
+    struct record *next;
+};
+
+struct memory {
+    struct store base; /* first: the interface's handle */
+    pthread_mutex_t lock;
+    enum store_memory_mode mode;
+    struct record *records;
+    bool adopted, marker; /* the data-loss marker: seen, and there */
+    bool data_lost;
+    unsigned calls;
+    struct pending *held; /* calls held (STORE_MEMORY_HOLD), across connections */
+};
+
+/* A call between its making and its answer. */
+struct pending {
+    struct conn *conn;
+    struct store_call call;
+    char jkey[STORE_KEY_SIZE], skey[STORE_KEY_SIZE];
+    char reason[JWT_STR_MAX + 1];
+    bool has_sub;
+    bool fail; /* the connection was lost meanwhile */
+    store_done done;
+    void *arg;
+    struct pending *next;
+};
+
+struct conn {
+    struct store_conn base;
+    struct memory *m;
+    struct loop *loop;
+    struct loop_hook hook;
+    struct pending *due; /* to answer in the next round */
+};
+
+/* The record of key, dropping the expired ones on the way, as Redis would
+ * never return them. */
+static struct record *find(struct memory *m, const char *key, int64_t now)
+{
+    struct record **p = &m->records;
+    while (*p != NULL) {
+        struct record *r = *p;
+        if (r->expires_at <= now) {
+            *p = r->next;
+            free(r);
+        } else if (strcmp(r->key, key) == 0) {
+            return r;
+        } else {
+            p = &r->next;
+        }
+    }
+    return NULL;
+}
+
+static struct record *put(struct memory *m, const char *key, const char *value, int64_t expires_at, int64_t now)
+{
+    struct record *r = find(m, key, now);
+    if (r == NULL) {
+        if ((r = calloc(1, sizeof(*r))) == NULL)
+            return NULL;
+        snprintf(r->key, sizeof(r->key), "%s", key);
+        r->next = m->records;
+        m->records = r;
+    }
+    snprintf(r->value, sizeof(r->value), "%s", value);
+    r->expires_at = expires_at;
+    return r;
+}
+
+/* The answer to p, made now. */
+static void answer(struct memory *m, struct pending *p, struct store_result *res)
+{
+    const struct store_call *q = &p->call;
+    int64_t now = (int64_t)time(NULL);
+
+    memset(res, 0, sizeof(*res));
+    if (p->fail || m->mode == STORE_MEMORY_FAIL) {
+        res->rc = -STORE_EUNAVAILABLE;
+        res->error = "the store is unavailable";
+        return;
+    }
+    bool writes = m->mode != STORE_MEMORY_NOREPLICAS;
+    switch (q->op) {
+    case STORE_IS_REVOKED: {
+        struct record *cut = p->has_sub ? find(m, p->skey, now) : NULL;
+        res->revoked = find(m, p->jkey, now) != NULL || (cut != NULL && q->iat <= strtoll(cut->value, NULL, 10));
+        break;
+    }
+    case STORE_REVOKE_JTI:
+        if (!writes)
+            break;
+        if (q->expires_at > now && put(m, p->jkey, p->reason[0] ? p->reason : "1", q->expires_at, now) == NULL) {
+            res->rc = -STORE_EUNAVAILABLE;
+            res->error = "out of memory";
+        }
+        break;
+    case STORE_REVOKE_ALL: {
+        if (!writes)
+            break;
+        struct record *r = find(m, p->skey, now);
+        int64_t old = r != NULL ? strtoll(r->value, NULL, 10) : INT64_MIN;
+        char cut[24];
+        res->cutoff = old >= q->cutoff ? old : q->cutoff;
+        snprintf(cut, sizeof(cut), "%" PRId64, q->cutoff);
+        if (old < q->cutoff && put(m, p->skey, cut, now + q->ttl, now) == NULL) {
+            res->rc = -STORE_EUNAVAILABLE;
+            res->error = "out of memory";
+        }
+        break;
+    }
+    case STORE_PROBE:
+        snprintf(res->status.role, sizeof(res->status.role), "master");
+        snprintf(res->status.address, sizeof(res->status.address), "memory");
+        res->status.accepts_revocations = writes;
+        if (writes && !m->adopted)
+            m->adopted = m->marker = true;
+        m->data_lost = m->adopted && !m->marker;
+        if (m->data_lost) {
+            res->status.data_lost = true;
+            res->rc = -STORE_EDATALOST;
+            res->error = "the store lost its data";
+        }
+        return;
+    }
+    if (!writes && q->op != STORE_IS_REVOKED && res->rc == 0) {
+        res->rc = -STORE_ENOTREPLICATED;
+        res->error = "NOREPLICAS Not enough good replicas to write.";
+    }
+}
+
+static void before_sleep(struct loop_hook *h)
+{
+    struct conn *c = (struct conn *)((char *)h - offsetof(struct conn, hook));
+    struct pending *due = c->due;
+
+    c->due = NULL;
+    while (due != NULL) {
+        struct pending *p = due;
+        struct store_result res;
+        due = p->next;
+        pthread_mutex_lock(&c->m->lock);
+        answer(c->m, p, &res);
+        pthread_mutex_unlock(&c->m->lock);
+        p->done(p->arg, &res);
+        free(p);
+    }
+    if (c->due != NULL)
+        loop_wake(c->loop); /* asked again from a continuation: the next round */
+}
+
+static void schedule(struct conn *c, struct pending *p)
+{
+    p->next = c->due;
+    c->due = p;
+}
+
+static void memory_call(struct store_conn *base, const struct store_call *q, store_done done, void *arg)
+{
+    struct conn *c = (struct conn *)base;
+    struct memory *m = c->m;
+    struct pending *p = calloc(1, sizeof(*p));
+
+    if (p == NULL)
+        abort();
+    p->conn = c;
+    p->call = *q;
+    p->done = done;
+    p->arg = arg;
+    if (q->jti != NULL)
+        store_key(p->jkey, PREFIX, STORE_KEY_JTI, q->iss, q->jti);
+    if ((p->has_sub = q->sub != NULL))
+        store_key(p->skey, PREFIX, STORE_KEY_SUB, q->iss, q->sub);
+    if (q->reason != NULL)
+        snprintf(p->reason, sizeof(p->reason), "%s", q->reason);
+    /* The strings are the caller's, valid only during the call: the keys
+     * and the reason above stand for them. */
+    p->call.iss = p->call.jti = p->call.sub = p->call.reason = NULL;
+    pthread_mutex_lock(&m->lock);
+    m->calls++;
+    bool hold = m->mode == STORE_MEMORY_HOLD;
+    if (hold) {
+        p->next = m->held;
+        m->held = p;
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (!hold)
+        schedule(c, p);
+}
+
+/* Hands the held calls back to their connections; fail marks them lost. */
+static void unhold(struct store *s, bool fail)
+{
+    struct memory *m = (struct memory *)s;
+
+    pthread_mutex_lock(&m->lock);
+    struct pending *held = m->held;
+    m->held = NULL;
+    if (m->mode == STORE_MEMORY_HOLD)
+        m->mode = STORE_MEMORY_ANSWER;
+    pthread_mutex_unlock(&m->lock);
+    while (held != NULL) {
+        struct pending *p = held;
+        held = p->next;
+        p->fail = fail;
+        schedule(p->conn, p);
+        loop_wake(p->conn->loop);
+    }
+}
+
+void store_memory_release(struct store *s)
+{
+    unhold(s, false);
+}
+
+void store_memory_drop(struct store *s)
+{
+    unhold(s, true);
+}
+
+void store_memory_set_mode(struct store *s, enum store_memory_mode mode)
+{
+    struct memory *m = (struct memory *)s;
+    pthread_mutex_lock(&m->lock);
+    m->mode = mode;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void store_memory_flush(struct store *s)
+{
+    struct memory *m = (struct memory *)s;
+    pthread_mutex_lock(&m->lock);
+    while (m->records != NULL) {
+        struct record *r = m->records;
+        m->records = r->next;
+        free(r);
+    }
+    m->marker = false;
+    pthread_mutex_unlock(&m->lock);
+}
+
+unsigned store_memory_calls(struct store *s)
+{
+    struct memory *m = (struct memory *)s;
+    pthread_mutex_lock(&m->lock);
+    unsigned n = m->calls;
+    pthread_mutex_unlock(&m->lock);
+    return n;
+}
+
+static struct store_conn *memory_conn_new(struct store *s, struct loop *loop)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->base.store = s;
+    c->m = (struct memory *)s;
+    c->loop = loop;
+    c->hook.before_sleep = before_sleep;
+    loop_hook_add(loop, &c->hook);
+    return &c->base;
+}
+
+/* The calls still due or held are answered unavailable, as a Redis
+ * connection's are when it closes. */
+static void memory_conn_free(struct store_conn *base)
+{
+    struct conn *c = (struct conn *)base;
+    struct memory *m = c->m;
+
+    pthread_mutex_lock(&m->lock);
+    for (struct pending **p = &m->held; *p != NULL;) {
+        if ((*p)->conn == c) {
+            struct pending *mine = *p;
+            *p = mine->next;
+            mine->next = c->due;
+            c->due = mine;
+        } else {
+            p = &(*p)->next;
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    while (c->due != NULL) {
+        struct pending *p = c->due;
+        struct store_result res = {.rc = -STORE_EUNAVAILABLE, .error = "shutting down"};
+        c->due = p->next;
+        p->done(p->arg, &res);
+        free(p);
+    }
+    loop_hook_remove(c->loop, &c->hook);
+    free(c);
+}
+
+static int memory_start(struct store *s)
+{
+    (void)s;
+    return 0;
+}
+
+static void memory_free(struct store *s)
+{
+    struct memory *m = (struct memory *)s;
+    store_memory_flush(s);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+static bool memory_up(struct store *s)
+{
+    return ((struct memory *)s)->mode != STORE_MEMORY_FAIL;
+}
+
+static bool memory_data_lost(struct store *s)
+{
+    struct memory *m = (struct memory *)s;
+    pthread_mutex_lock(&m->lock);
+    bool lost = m->data_lost;
+    pthread_mutex_unlock(&m->lock);
+    return lost;
+}
+
+static const struct store_ops memory_ops = {
+    .start = memory_start,
+    .free = memory_free,
+    .conn_new = memory_conn_new,
+    .conn_free = memory_conn_free,
+    .call = memory_call,
+    .up = memory_up,
+    .data_lost = memory_data_lost,
+};
+
+struct store *store_memory_new(void)
+{
+    struct memory *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    m->base.ops = &memory_ops;
+    pthread_mutex_init(&m->lock, NULL);
+    return &m->base;
+}
