@@ -58,7 +58,7 @@ struct http_conns {
     struct http_conn *conns;
     struct lingerer *lingering;
     struct loop_timer sweep;
-    /* The place http_conns_admit() reserved for the connection being
+    /* The place http_conn_admit() reserved for the connection being
      * accepted; one left over means that accept failed. */
     bool reserved;
     struct sockaddr_storage reserved_addr;
@@ -101,20 +101,20 @@ static void forget(struct http_conns *cs, bool counted, const struct sockaddr_st
     atomic_fetch_sub(&cs->limits->open, 1);
 }
 
-void http_conns_settle(struct http_conns *cs)
+void http_conn_settle(struct http_conns *cs)
 {
     if (cs->reserved)
         forget(cs, true, &cs->reserved_addr);
     cs->reserved = false;
 }
 
-bool http_conns_admit(struct http_conns *cs, const struct sockaddr *addr, socklen_t len)
+bool http_conn_admit(struct http_conns *cs, const struct sockaddr *addr, socklen_t len)
 {
     struct http_conn_limits *lim = cs->limits;
     unsigned open = atomic_load(&lim->open);
     enum metrics_limit limit = METRICS_LIMIT_CONNECTIONS;
 
-    http_conns_settle(cs);
+    http_conn_settle(cs);
     memset(&cs->reserved_addr, 0, sizeof(cs->reserved_addr));
     memcpy(&cs->reserved_addr, addr, len < sizeof(cs->reserved_addr) ? len : sizeof(cs->reserved_addr));
     while (open < lim->max_open) {
@@ -132,9 +132,9 @@ bool http_conns_admit(struct http_conns *cs, const struct sockaddr *addr, sockle
     return false;
 }
 
-struct http_conn *http_conns_open(struct http_conns *cs, int fd)
+struct http_conn *http_conn_open(struct http_conns *cs, int fd)
 {
-    /* Every connection comes through http_conns_admit(). */
+    /* Every connection comes through http_conn_admit(). */
     bool counted = cs->reserved;
     struct http_conn *c = calloc(1, sizeof(*c));
 
@@ -218,7 +218,7 @@ static int linger_start(struct http_conn *c)
     return 0;
 }
 
-void http_conns_close(struct http_conns *cs, struct http_conn *c)
+void http_conn_close(struct http_conns *cs, struct http_conn *c)
 {
     if (c == NULL) {
         atomic_fetch_sub(&cs->limits->open, 1);
@@ -307,7 +307,7 @@ static void on_sweep(struct loop_timer *t)
     loop_timer_arm(cs->loop, &cs->sweep, SWEEP_MS);
 }
 
-struct http_conns *http_conns_new(struct loop *loop, struct http_conn_limits *limits, int request_timeout)
+struct http_conns *http_conn_set_new(struct loop *loop, struct http_conn_limits *limits, int request_timeout)
 {
     struct http_conns *cs = calloc(1, sizeof(*cs));
 
@@ -321,11 +321,11 @@ struct http_conns *http_conns_new(struct loop *loop, struct http_conn_limits *li
     return cs;
 }
 
-void http_conns_free(struct http_conns *cs)
+void http_conn_set_free(struct http_conns *cs)
 {
     if (cs == NULL)
         return;
-    http_conns_settle(cs);
+    http_conn_settle(cs);
     while (cs->lingering != NULL)
         linger_end(cs->lingering);
     loop_timer_disarm(cs->loop, &cs->sweep);

@@ -40,23 +40,23 @@ struct http_conn;
 
 /* A worker's set on loop; request_timeout in seconds. NULL when out of
  * memory. */
-struct http_conns *http_conns_new(struct loop *loop, struct http_conn_limits *limits, int request_timeout);
+struct http_conns *http_conn_set_new(struct loop *loop, struct http_conn_limits *limits, int request_timeout);
 /* Ends the lingering closes and frees cs; every connection must be closed. */
-void http_conns_free(struct http_conns *cs);
+void http_conn_set_free(struct http_conns *cs);
 
 /* Asked before a connection from addr is accepted: reserves its place in
  * both counts, or refuses it (counted, and logged at most once a second). */
-bool http_conns_admit(struct http_conns *cs, const struct sockaddr *addr, socklen_t len);
+bool http_conn_admit(struct http_conns *cs, const struct sockaddr *addr, socklen_t len);
 /* After a round of accepts: a reservation nobody took (the accept failed
  * after the admission) is given back. */
-void http_conns_settle(struct http_conns *cs);
+void http_conn_settle(struct http_conns *cs);
 
 /* The connection accepted last, on socket fd, takes its reservation over.
  * NULL when out of memory (its place is given back at its close). */
-struct http_conn *http_conns_open(struct http_conns *cs, int fd);
+struct http_conn *http_conn_open(struct http_conns *cs, int fd);
 /* libmicrohttpd is about to close the connection (c may be NULL): it goes,
  * lingering when http_conn_linger() was called. */
-void http_conns_close(struct http_conns *cs, struct http_conn *c);
+void http_conn_close(struct http_conns *cs, struct http_conn *c);
 
 /* The request's request line arrived; the request is whole; its exchange
  * is over. */

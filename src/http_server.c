@@ -536,7 +536,7 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, char *host, 
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
 {
     struct worker *w = cls;
-    return http_conns_admit(w->conns, addr, len) ? MHD_YES : MHD_NO;
+    return http_conn_admit(w->conns, addr, len) ? MHD_YES : MHD_NO;
 }
 
 static void on_connection(void *cls, struct MHD_Connection *mhd, void **socket_context,
@@ -548,9 +548,9 @@ static void on_connection(void *cls, struct MHD_Connection *mhd, void **socket_c
         const union MHD_ConnectionInfo *fd = MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
         /* Untracked (out of memory), it would have no deadline: on_uri
          * refuses its requests, so libmicrohttpd closes it. */
-        *socket_context = fd != NULL ? http_conns_open(w->conns, fd->connect_fd) : NULL;
+        *socket_context = fd != NULL ? http_conn_open(w->conns, fd->connect_fd) : NULL;
     } else {
-        http_conns_close(w->conns, *socket_context);
+        http_conn_close(w->conns, *socket_context);
     }
 }
 
@@ -617,7 +617,7 @@ static void *worker_run(void *arg)
         w->again = false;
         w->round_ns = loop_now_ns();
         MHD_run(w->daemon);
-        http_conns_settle(w->conns);
+        http_conn_settle(w->conns);
     }
     /* Take back every signature check still in the pool (its request may
      * then ask the store), answer the requests still waiting for the store,
@@ -636,7 +636,7 @@ static void worker_free(struct worker *w)
 {
     if (w->daemon != NULL)
         MHD_stop_daemon(w->daemon); /* completes the last requests into w->spare */
-    http_conns_free(w->conns);
+    http_conn_set_free(w->conns);
     store_conn_free(w->store);
     work_inbox_free(w->inbox);
     while (w->spare != NULL) {
@@ -665,7 +665,7 @@ static int worker_init(struct http_server *srv, struct worker *w, const struct s
     w->wake.fd = -1;
     if ((w->loop = loop_new()) == NULL || (w->store = store_conn_new(srv->app->store, w->loop)) == NULL ||
         (w->inbox = work_inbox_new(w->loop, srv->app->pool)) == NULL ||
-        (w->conns = http_conns_new(w->loop, &srv->limits, (int)cfg->request_timeout)) == NULL)
+        (w->conns = http_conn_set_new(w->loop, &srv->limits, (int)cfg->request_timeout)) == NULL)
         return -1;
     /* Suspend/resume is how a request waits long. SO_REUSEPORT
      * (ADDRESS_REUSE) gives every worker its own listening socket on the

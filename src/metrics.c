@@ -15,8 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "revokd/check.h"
-#include "revokd/jwt.h"
 
 #ifndef REVOKD_VERSION
 #define REVOKD_VERSION "dev"
@@ -56,8 +54,8 @@ static const int status_code[NSTATUS] = {0, HTTP_STATUS_TABLE(STATUS_CODE)};
 #undef STATUS_CODE
 
 /* metrics_check() results, indexed by the absolute value: 0 active,
- * 1 .. JWT_REASON_COUNT - 1 the reasons, CHECK_ESTORE the store. */
-#define NCHECKS (CHECK_ESTORE + 1)
+ * 1 .. JWT_REASON_COUNT - 1 the reasons, METRICS_CHECK_UNKNOWN the store. */
+#define NCHECKS (METRICS_CHECK_UNKNOWN + 1)
 
 /* A counter written by one thread only (its shard's) and read by scrapes.
  * The writer's load-add-store needs no locked instruction: nobody else
@@ -235,7 +233,7 @@ void metrics_check(int result)
     /* A result outside the table is a caller's bug, not worth a crash of
      * the request path; it is dropped, and the unit test holds the table. */
     if (s == NULL || i >= (unsigned)NCHECKS ||
-        (i >= (unsigned)JWT_REASON_COUNT && i != (unsigned)CHECK_ESTORE))
+        (i >= (unsigned)JWT_REASON_COUNT && i != (unsigned)METRICS_CHECK_UNKNOWN))
         return;
     bump(&s->checks[i], 1);
 }
@@ -451,7 +449,7 @@ static void render_counts(struct out *o, const struct shard *t)
            "Decisions of /v1/check: active, the reason a token was refused, or store_unavailable.");
     for (int i = 0; i < NCHECKS; i++) {
         const char *name = i == 0                  ? "active"
-                           : i == CHECK_ESTORE     ? "store_unavailable"
+                           : i == METRICS_CHECK_UNKNOWN ? "store_unavailable"
                            : i < JWT_REASON_COUNT ? jwt_reason_name(i)
                                                    : NULL;
         if (name != NULL)

@@ -9,10 +9,12 @@
 #include <stdint.h>
 
 #include "revokd/jwt.h"
+#include "revokd/metrics.h"
 #include "revokd/request.h"
 
-/* The store could not answer: the state is unknown. */
-#define CHECK_ESTORE (JWT_REASON_COUNT + 1)
+/* The store could not answer: the state is unknown (counted as such by
+ * metrics_check()). */
+#define CHECK_ESTORE METRICS_CHECK_UNKNOWN
 
 /* Is token genuine (signature and claims), and with times also current
  * (exp, nbf) at req->now? then(req, rep, rc) receives 0 with req->claims

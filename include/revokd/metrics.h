@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "revokd/jwt.h"
+
 /* Sets up the route labels: nroutes routes, label(i) "GET /v1/check" style
  * (called at every scrape, so its strings must live as long as the process).
  * Call once before any thread updates a metric. */
@@ -20,8 +22,10 @@ void metrics_init(size_t nroutes, const char *(*label)(size_t i));
 void metrics_request(int route, int status, double seconds);
 
 /* One decision of /v1/check (token or lookup): 0 for active, -JWT_* for a
- * refused token, -CHECK_ESTORE when the store could not answer. The sign is
- * not looked at; any other value is dropped. */
+ * refused token, -METRICS_CHECK_UNKNOWN when the store could not answer
+ * (check.h's CHECK_ESTORE). The sign is not looked at; any other value is
+ * dropped. */
+#define METRICS_CHECK_UNKNOWN (JWT_REASON_COUNT + 1)
 void metrics_check(int result);
 
 enum metrics_revocation { METRICS_REVOKE_TOKEN, METRICS_REVOKE_SUBJECT };
