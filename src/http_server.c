@@ -51,7 +51,6 @@
 #include "revokd/metrics.h"
 #include "revokd/request.h"
 
-#define HOST_MAX 64 /* an IPv6 literal is at most 45 characters */
 /* A connection's memory holds the request head, whose largest part is the
  * bearer token, and the reply head; libmicrohttpd wipes all of it for every
  * request, so its 32 KiB default would cost 32 MB per 1,000 connections.
@@ -98,7 +97,6 @@ struct http_server {
     unsigned nworkers;
     atomic_bool quiescing, stopping;
     struct http_conn_limits limits;
-    char host[HOST_MAX]; /* the listening address without brackets */
     int port;
 };
 
@@ -494,45 +492,6 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *conn, char *uri)
     return strlen(uri);
 }
 
-/* "host:port" or "[v6]:port" into a socket address and host (HOST_MAX bytes). */
-static int parse_listen(const char *s, struct sockaddr_storage *ss, char *host, bool *v6)
-{
-    const char *colon = strrchr(s, ':');
-    size_t hl;
-    char *end;
-
-    if (colon == NULL)
-        return -1;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || end == colon + 1 || port < 0 || port > 65535)
-        return -1;
-    hl = (size_t)(colon - s);
-    if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
-        s++;
-        hl -= 2;
-    }
-    if (hl == 0 || hl >= HOST_MAX)
-        return -1;
-    memcpy(host, s, hl);
-    host[hl] = '\0';
-    memset(ss, 0, sizeof(*ss));
-    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons((uint16_t)port);
-        *v6 = false;
-        return 0;
-    }
-    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-        *v6 = true;
-        return 0;
-    }
-    return -1;
-}
-
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
 {
     struct worker *w = cls;
@@ -704,16 +663,10 @@ static void wake_workers(struct http_server *srv)
 struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 {
     const struct config *cfg = app->cfg;
-    struct sockaddr_storage ss;
-    char host[HOST_MAX];
-    bool v6;
+    struct sockaddr_storage ss = cfg->listen_addr.ss; /* config_load() parsed it */
+    bool v6 = ss.ss_family == AF_INET6;
     struct http_server *srv;
 
-    if (parse_listen(cfg->listen, &ss, host, &v6) < 0) {
-        snprintf(err, errlen, "REVOKD_LISTEN: expected IP:port or [IPv6]:port, got \"%.64s\"",
-                 cfg->listen);
-        return NULL;
-    }
     unsigned n = (unsigned)cfg->threads; /* main() resolved 0 */
     if ((srv = calloc(1, sizeof(*srv))) == NULL || (srv->workers = calloc(n, sizeof(*srv->workers))) == NULL) {
         free(srv);
@@ -722,7 +675,6 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
     }
     srv->app = app;
     srv->nworkers = n;
-    memcpy(srv->host, host, sizeof(host));
     RAND_bytes((unsigned char *)&id_seed, sizeof(id_seed));
 
     srv->limits.max_open = (unsigned)cfg->max_connections;
@@ -767,7 +719,7 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 
 const char *http_server_host(const struct http_server *srv)
 {
-    return srv->host;
+    return srv->app->cfg->listen_addr.host;
 }
 
 int http_server_port(const struct http_server *srv)

@@ -30,14 +30,3 @@ size_t store_key(char *out, const char *prefix, enum store_key_kind kind, const 
     out[plen] = (char)kind;
     return plen + 1 + b64url_encode(digest, STORE_KEY_DIGEST_BYTES, out + plen + 1);
 }
-
-int store_key_prefix_valid(const char *prefix)
-{
-    size_t len = strlen(prefix);
-    if (len == 0 || len > STORE_KEY_PREFIX_MAX)
-        return -1;
-    for (size_t i = 0; i < len; i++)
-        if (prefix[i] <= ' ' || prefix[i] > '~')
-            return -1;
-    return 0;
-}

@@ -23,122 +23,11 @@
 #include "revokd/loop.h"
 #include "revokd/log.h"
 #include "revokd/store_key.h"
-#include "revokd/url.h"
 
 static struct timeval tv_of(int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     return tv;
-}
-
-/* ---- configuration parsing ---- */
-
-/* "host:port" or "[v6]:port" into ep; port defaults to def. */
-static int parse_endpoint(const char *s, size_t len, int def, struct endpoint *ep)
-{
-    const char *end = s + len, *colon;
-    size_t hostlen;
-
-    if (len > 0 && s[0] == '[') {
-        const char *close = memchr(s, ']', len);
-        if (close == NULL)
-            return -1;
-        hostlen = (size_t)(close - s - 1);
-        memcpy(ep->host, s + 1, hostlen < STORE_HOST_MAX ? hostlen : 0);
-        colon = close + 1 < end && close[1] == ':' ? close + 1 : NULL;
-        if (close + 1 != end && colon == NULL)
-            return -1;
-    } else {
-        colon = memchr(s, ':', len);
-        hostlen = colon ? (size_t)(colon - s) : len;
-        if (hostlen < STORE_HOST_MAX)
-            memcpy(ep->host, s, hostlen);
-    }
-    if (hostlen == 0 || hostlen >= STORE_HOST_MAX)
-        return -1;
-    ep->host[hostlen] = '\0';
-    ep->port = def;
-    if (colon != NULL) {
-        char digits[8];
-        size_t n = (size_t)(end - colon - 1);
-        char *stop;
-        if (n == 0 || n >= sizeof(digits))
-            return -1;
-        memcpy(digits, colon + 1, n);
-        digits[n] = '\0';
-        long p = strtol(digits, &stop, 10);
-        if (*stop != '\0' || p < 1 || p > 65535)
-            return -1;
-        ep->port = (int)p;
-    }
-    return 0;
-}
-
-static int parse_db(const char *s, int *db)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < 0 || v > 100000)
-        return -1;
-    *db = (int)v;
-    return 0;
-}
-
-/* redis://[[user]:password@]host[:port][/db]  or  unix:///path[?db=N] */
-static int parse_url(struct store_redis *s, const char *url)
-{
-    if (strncmp(url, "unix://", 7) == 0) {
-        const char *path = url + 7, *q = strstr(path, "?db=");
-        size_t len = q ? (size_t)(q - path) : strlen(path);
-        if (path[0] != '/' || len < 2 || (q != NULL && parse_db(q + 4, &s->db) < 0))
-            return -1;
-        s->unix_path = strndup(path, len);
-        return s->unix_path ? 0 : -1;
-    }
-    if (strncmp(url, "redis://", 8) != 0)
-        return -1;
-    const char *rest = url + 8, *at = strrchr(rest, '@');
-    if (at != NULL) {
-        /* Credentials are percent-encoded in a URL ("p%40ss" is "p@ss"). */
-        const char *colon = memchr(rest, ':', (size_t)(at - rest));
-        size_t ulen = colon ? (size_t)(colon - rest) : 0, plen = colon ? (size_t)(at - colon - 1) : 0;
-        if (colon == NULL || (s->username = malloc(ulen + 1)) == NULL ||
-            (s->password = malloc(plen + 1)) == NULL ||
-            url_decode(rest, ulen, s->username, ulen + 1) < 0 ||
-            url_decode(colon + 1, plen, s->password, plen + 1) < 0)
-            return -1;
-        if (s->username[0] == '\0') {
-            free(s->username);
-            s->username = NULL;
-        }
-        if (s->password[0] == '\0') {
-            free(s->password);
-            s->password = NULL;
-        }
-        rest = at + 1;
-    }
-    const char *slash = strchr(rest, '/');
-    size_t hostlen = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (parse_endpoint(rest, hostlen, 6379, &s->direct) < 0)
-        return -1;
-    if (slash != NULL && slash[1] != '\0' && parse_db(slash + 1, &s->db) < 0)
-        return -1;
-    return 0;
-}
-
-static int parse_sentinels(struct store_redis *s, const char *list)
-{
-    const char *p = list;
-    while (*p != '\0') {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (s->nsentinels == STORE_MAX_SENTINELS ||
-            parse_endpoint(p, len, 26379, &s->sentinels[s->nsentinels]) < 0)
-            return -1;
-        s->nsentinels++;
-        p += len + (comma ? 1 : 0);
-    }
-    return s->nsentinels > 0 ? 0 : -1;
 }
 
 static void redis_free(struct store *base);
@@ -165,27 +54,12 @@ struct store *store_redis_new(const struct store_redis_opts *o, char *err, size_
     s->min_replicas = o->min_replicas;
     s->replication_timeout_ms = o->replication_timeout_ms;
     s->role_check_ms = o->role_check_ms;
-    if (store_key_prefix_valid(o->prefix) < 0) {
-        snprintf(err, errlen, "REVOKD_KEY_PREFIX: 1 to %d printable characters without spaces",
-                 STORE_KEY_PREFIX_MAX);
+    s->redis = o->redis;
+    s->sentinels = o->sentinels;
+    s->master = o->master;
+    if ((s->prefix = strdup(o->prefix)) == NULL) {
+        snprintf(err, errlen, "out of memory");
         goto fail;
-    }
-    if ((s->prefix = strdup(o->prefix)) == NULL || parse_url(s, o->url) < 0) {
-        snprintf(err, errlen,
-                 "REVOKD_REDIS_URL: expected redis://[:password@]host[:port][/db] or "
-                 "unix:///path[?db=N]");
-        goto fail;
-    }
-    if (o->sentinels != NULL && o->sentinels[0] != '\0') {
-        if (parse_sentinels(s, o->sentinels) < 0) {
-            snprintf(err, errlen, "REVOKD_SENTINELS: expected host:port[,host:port...] (at most %d)",
-                     STORE_MAX_SENTINELS);
-            goto fail;
-        }
-        if (o->master == NULL || o->master[0] == '\0' || (s->master = strdup(o->master)) == NULL) {
-            snprintf(err, errlen, "REVOKD_SENTINEL_MASTER: a name is required with sentinels");
-            goto fail;
-        }
     }
     return &s->base;
 
@@ -224,7 +98,7 @@ bool store_redis_confirmed(struct store_redis *s)
     return loop_now_ms() - atomic_load(&s->confirmed_ms) <= 2 * (int64_t)s->role_check_ms + s->timeout_ms;
 }
 
-static redisContext *connect_tcp(const struct endpoint *ep, int timeout_ms)
+static redisContext *connect_tcp(const struct config_endpoint *ep, int timeout_ms)
 {
     redisContext *ctx = redisConnectWithTimeout(ep->host, ep->port, tv_of(timeout_ms));
     if (ctx != NULL && ctx->err == 0)
@@ -236,18 +110,18 @@ static redisContext *connect_tcp(const struct endpoint *ep, int timeout_ms)
  * majority of them name. Returns 0 when a majority agreed, else -1. */
 static int sentinel_confirm(struct store_redis *s)
 {
-    struct endpoint seen[STORE_MAX_SENTINELS];
-    int votes[STORE_MAX_SENTINELS] = {0}, distinct = 0;
+    struct config_endpoint seen[CONFIG_ENDPOINTS_MAX];
+    int votes[CONFIG_ENDPOINTS_MAX] = {0}, distinct = 0;
 
-    for (int i = 0; i < s->nsentinels; i++) {
-        redisContext *ctx = connect_tcp(&s->sentinels[i], s->timeout_ms);
+    for (int i = 0; i < s->sentinels->n; i++) {
+        redisContext *ctx = connect_tcp(&s->sentinels->at[i], s->timeout_ms);
         redisReply *r = NULL;
         if (ctx != NULL && ctx->err == 0)
             r = redisCommand(ctx, "SENTINEL get-master-addr-by-name %s", s->master);
         if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
             r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
-            strlen(r->element[0]->str) < STORE_HOST_MAX) {
-            struct endpoint ep;
+            strlen(r->element[0]->str) < CONFIG_HOST_MAX) {
+            struct config_endpoint ep;
             snprintf(ep.host, sizeof(ep.host), "%s", r->element[0]->str);
             ep.port = atoi(r->element[1]->str);
             int j = 0;
@@ -262,7 +136,7 @@ static int sentinel_confirm(struct store_redis *s)
             redisFree(ctx);
     }
     for (int j = 0; j < distinct; j++) {
-        if (votes[j] > s->nsentinels / 2 && seen[j].port > 0 && seen[j].port < 65536) {
+        if (votes[j] > s->sentinels->n / 2 && seen[j].port > 0 && seen[j].port < 65536) {
             primary_set(s, seen[j].host, seen[j].port);
             return 0;
         }
@@ -270,7 +144,7 @@ static int sentinel_confirm(struct store_redis *s)
     return -1;
 }
 
-bool store_redis_primary(struct store_redis *s, struct endpoint *ep, unsigned *gen)
+bool store_redis_primary(struct store_redis *s, struct config_endpoint *ep, unsigned *gen)
 {
     pthread_mutex_lock(&s->lock);
     bool known = s->primary_known && store_redis_confirmed(s);
@@ -319,7 +193,7 @@ bool store_redis_epoch_holds(struct store_redis *s, const char *found)
 /* ---- Sentinel watcher ---- */
 
 /* Subscribes to +switch-master on one Sentinel. Returns the context or NULL. */
-static redisContext *subscribe(struct store_redis *s, const struct endpoint *sentinel)
+static redisContext *subscribe(struct store_redis *s, const struct config_endpoint *sentinel)
 {
     redisContext *ctx = connect_tcp(sentinel, s->timeout_ms);
     redisReply *r = NULL;
@@ -344,7 +218,7 @@ static redisContext *subscribe(struct store_redis *s, const struct endpoint *sen
  * "name old-ip old-port new-ip new-port"]. */
 static void on_notice(struct store_redis *s, const redisReply *m)
 {
-    char name[128], oldip[STORE_HOST_MAX], newip[STORE_HOST_MAX];
+    char name[128], oldip[CONFIG_HOST_MAX], newip[CONFIG_HOST_MAX];
     int oldport, newport;
 
     if (m->type != REDIS_REPLY_ARRAY || m->elements != 3 || m->element[2]->type != REDIS_REPLY_STRING)
@@ -371,8 +245,8 @@ static void *watch_sentinels(void *arg)
 
     while (!atomic_load(&s->stopping)) {
         if (sub == NULL) {
-            sub = subscribe(s, &s->sentinels[next]);
-            next = (next + 1) % s->nsentinels;
+            sub = subscribe(s, &s->sentinels->at[next]);
+            next = (next + 1) % s->sentinels->n;
         }
         if (loop_now_ms() >= confirm_at) {
             if (sentinel_confirm(s) < 0)
@@ -424,10 +298,6 @@ static void redis_free(struct store *base)
         pthread_join(s->watcher, NULL);
     pthread_mutex_destroy(&s->lock);
     free(s->prefix);
-    free(s->unix_path);
-    free(s->username);
-    free(s->password);
-    free(s->master);
     free(s);
 }
 

@@ -213,7 +213,7 @@ static int send_own(struct link *l, const char *a0, const char *a1, const char *
 static int link_open(struct link *l)
 {
     struct store_redis *s = l->conn->s;
-    struct endpoint ep = s->direct;
+    struct config_endpoint ep = s->redis->endpoint;
     unsigned gen = 0;
     redisAsyncContext *ac;
     char db[16];
@@ -225,9 +225,9 @@ static int link_open(struct link *l)
                  s->master);
         return -1;
     }
-    if (s->unix_path != NULL) {
-        ac = redisAsyncConnectUnix(s->unix_path);
-        snprintf(l->address, sizeof(l->address), "%s", s->unix_path);
+    if (s->redis->unix_path != NULL) {
+        ac = redisAsyncConnectUnix(s->redis->unix_path);
+        snprintf(l->address, sizeof(l->address), "%s", s->redis->unix_path);
     } else {
         ac = redisAsyncConnect(ep.host, ep.port);
         snprintf(l->address, sizeof(l->address), "%s:%d", ep.host, ep.port);
@@ -249,10 +249,11 @@ static int link_open(struct link *l)
     l->error[0] = '\0';
     l->role_checked_ms = loop_now_ms();
 
-    snprintf(db, sizeof(db), "%d", s->db);
-    if ((s->password != NULL && (s->username ? send_own(l, "AUTH", s->username, s->password)
-                                             : send_own(l, "AUTH", s->password, NULL)) < 0) ||
-        (s->db != 0 && send_own(l, "SELECT", db, NULL) < 0) ||
+    const struct config_redis *r = s->redis;
+    snprintf(db, sizeof(db), "%d", r->db);
+    if ((r->password != NULL && (r->username ? send_own(l, "AUTH", r->username, r->password)
+                                             : send_own(l, "AUTH", r->password, NULL)) < 0) ||
+        (r->db != 0 && send_own(l, "SELECT", db, NULL) < 0) ||
         (store_redis_sentinel_mode(s) && send_own(l, "ROLE", NULL, NULL) < 0)) {
         link_close(l, "out of memory");
         return -1;

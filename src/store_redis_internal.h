@@ -9,34 +9,24 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "revokd/config.h"
 #include "revokd/store.h"
-
-#define STORE_MAX_SENTINELS 8
-#define STORE_HOST_MAX 256
-
-struct endpoint {
-    char host[STORE_HOST_MAX];
-    int port;
-};
 
 struct store_redis {
     struct store base; /* first: the interface's handle */
     char *prefix;
     int timeout_ms, min_replicas, replication_timeout_ms, role_check_ms;
 
-    /* Where Redis is: a fixed endpoint or socket, or found via Sentinel. */
-    struct endpoint direct;
-    char *unix_path;
-    char *username, *password;
-    int db;
-    struct endpoint sentinels[STORE_MAX_SENTINELS];
-    int nsentinels;
-    char *master;
+    /* Where Redis is: a fixed endpoint or socket, or found via Sentinel.
+     * The settings' own, which outlive the store. */
+    const struct config_redis *redis;
+    const struct config_endpoints *sentinels;
+    const char *master;
 
     /* Sentinel mode: the current primary, and a generation bumped whenever it
      * changes or is found wrong, so every worker drops its connections. */
     pthread_mutex_t lock;
-    struct endpoint primary;
+    struct config_endpoint primary;
     bool primary_known;
     atomic_uint generation;
     /* When a majority of Sentinels (or a +switch-master notice) last named
@@ -61,12 +51,12 @@ struct store_redis {
 
 static inline bool store_redis_sentinel_mode(const struct store_redis *s)
 {
-    return s->nsentinels > 0;
+    return s->sentinels->n > 0;
 }
 
 /* Sentinel mode: copies the confirmed primary into *ep and its generation
  * into *gen. Returns false when no primary is confirmed now. */
-bool store_redis_primary(struct store_redis *s, struct endpoint *ep, unsigned *gen);
+bool store_redis_primary(struct store_redis *s, struct config_endpoint *ep, unsigned *gen);
 
 /* True while the Sentinels' word on the primary is recent enough. */
 bool store_redis_confirmed(struct store_redis *s);

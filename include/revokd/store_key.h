@@ -31,8 +31,4 @@ enum store_key_kind { STORE_KEY_JTI = 'j', STORE_KEY_SUB = 's' };
 size_t store_key(char *out, const char *prefix, enum store_key_kind kind, const char *iss,
                  const char *id);
 
-/* Returns 0 when prefix is 1..STORE_KEY_PREFIX_MAX printable ASCII bytes
- * without spaces, -1 otherwise. */
-int store_key_prefix_valid(const char *prefix);
-
 #endif

@@ -5,11 +5,13 @@
 
 #include <stddef.h>
 
+#include "revokd/config.h"
 #include "revokd/store.h"
 
 struct store_redis_opts {
-    const char *url;        /* redis://... or unix://... */
-    const char *sentinels;  /* "host:port,..." or NULL/"" for a plain Redis */
+    const struct config_redis *redis;          /* the server, or the credentials and db
+                                                  when Sentinels find the server */
+    const struct config_endpoints *sentinels;  /* none for a plain Redis */
     const char *master;     /* name the Sentinels monitor */
     const char *prefix;     /* key namespace */
     int timeout_ms;         /* connect and command timeout */
@@ -18,8 +20,8 @@ struct store_redis_opts {
     int role_check_ms;      /* Sentinel mode: re-confirm ROLE this often */
 };
 
-/* Parses the options and prepares the store; no connection is made yet.
- * Returns NULL with one line naming the bad setting in err. */
+/* Prepares the store from settings config.c checked; no connection is made
+ * yet. NULL when out of memory (err says so). */
 struct store *store_redis_new(const struct store_redis_opts *opts, char *err, size_t errlen);
 
 #endif

@@ -38,9 +38,6 @@ SETTINGS = (
     "REVOKD_ADMIN_KEYS_FILE", "REVOKD_KEY_PREFIX", "REVOKD_THREADS", "REVOKD_MAX_BODY_BYTES",
     "REVOKD_MAX_TOKEN_BYTES", "REVOKD_REDIS_TIMEOUT_MS", "REVOKD_LOG_LEVEL",
 )
-DEFAULT_LEEWAY = 30
-DEFAULT_MAX_LIFETIME = 2592000
-DEFAULT_PREFIX = "revokd:"
 # revokd's data-loss marker is <prefix>epoch (store.h, store_probe).
 MARKER_SUFFIX = "epoch"
 
@@ -63,6 +60,23 @@ def revokd_bin():
 
 def revokectl_bin():
     return binary("REVOKECTL_BIN", "revokectl")
+
+
+def config_table():
+    """revokd's settings table (revokd --config-json), by variable name; {} when not built."""
+    try:
+        out = subprocess.run([revokd_bin(), "--config-json"], capture_output=True, text=True, check=True)
+    except unittest.SkipTest:
+        return {}
+    return {row["env"]: row for row in json.loads(out.stdout)}
+
+
+# The defaults the tests rely on come from the table itself.
+CONFIG = config_table()
+NUMBER_TYPES = ("integer", "milliseconds", "seconds", "bytes")
+DEFAULT_LEEWAY = int(CONFIG.get("REVOKD_LEEWAY", {"default": 0})["default"])
+DEFAULT_MAX_LIFETIME = int(CONFIG.get("REVOKD_MAX_TOKEN_LIFETIME", {"default": 0})["default"])
+DEFAULT_PREFIX = CONFIG.get("REVOKD_KEY_PREFIX", {"default": ""})["default"]
 
 
 def now():

@@ -97,10 +97,15 @@ class ConfigErrorTest(harness.RevokdTestCase):
                   "REVOKD_JWT_HMAC_SECRET_FILE": 4095, "REVOKD_JWT_HMAC_ALG": 16, "REVOKD_ISSUER": 256,
                   "REVOKD_AUDIENCE": 256, "REVOKD_ADMIN_KEYS_FILE": 4095, "REVOKD_KEY_PREFIX": 64,
                   "REVOKD_LOG_LEVEL": 16}
+        texts = {row["env"]: row for row in harness.CONFIG.values() if row["type"] not in harness.NUMBER_TYPES}
+        self.assertEqual(set(texts), set(limits), "a text setting without a pinned bound here")
         markdown = harness.run_revokd(["--config-markdown"]).stdout
         for setting, limit in limits.items():
             with self.subTest(setting=setting):
-                self.assertRegex(markdown, rf"`{setting}`.*\(at most {limit} bytes\)")
+                self.assertEqual(texts[setting]["max"], limit)
+                shown = f"one of {texts[setting]['choices'].lstrip('|')}" if "choices" in texts[setting] \
+                    else f"at most {limit} bytes"
+                self.assertIn(f"({shown})", next(line for line in markdown.splitlines() if f"`{setting}`" in line))
                 line = self.assertConfigError(setting, env=self.valid_env(**{setting: "x" * (limit + 1)}))
                 self.assertIn(f"{limit + 1} bytes", line)
         for setting in ("REVOKD_LISTEN", "REVOKD_REDIS_URL", "REVOKD_KEY_PREFIX", "REVOKD_LOG_LEVEL"):

@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "revokd/config.h"
 
@@ -137,9 +138,10 @@ static void test_flag_overrides_env(void **state)
     assert_string_equal(cfg.listen, "[::1]:0");
     assert_string_equal(cfg.issuer, "");
     /* The last of repeated flags wins; a value may contain '='. */
-    assert_int_equal(load("--leeway", "1", "--leeway=2", "--redis-url=redis://h/1?a=b", NULL), 0);
+    assert_int_equal(load("--leeway", "1", "--leeway=2", "--redis-url=redis://:a=b@h/1", NULL), 0);
     assert_int_equal(cfg.leeway, 2);
-    assert_string_equal(cfg.redis_url, "redis://h/1?a=b");
+    assert_string_equal(cfg.redis_url, "redis://:a=b@h/1");
+    assert_string_equal(cfg.redis_url_parsed.password, "a=b");
     /* "--name value" takes the next argument as it is, even a flag. */
     assert_int_equal(load("--issuer", "--leeway=5", NULL), 0);
     assert_string_equal(cfg.issuer, "--leeway=5");
@@ -203,7 +205,7 @@ static void test_out_of_range(void **state)
     assert_int_equal(load("--leeway=3600", NULL), 0);
     assert_int_equal(cfg.leeway, 3600);
     assert_int_equal(load("--leeway=3601", NULL), -1);
-    expect_err("REVOKD_LEEWAY: not an integer in [0, 3600]: \"3601\"");
+    expect_err("REVOKD_LEEWAY: not an integer in [0, 3600] s: \"3601\"");
     assert_int_equal(load("--leeway=-1", NULL), -1);
     expect_err("REVOKD_LEEWAY");
 
@@ -254,6 +256,75 @@ static void test_text_length(void **state)
     assert_int_equal(load("--audience=", NULL), 0);
 }
 
+/* The key prefix is a NAME: 1..STORE_KEY_PREFIX_MAX bytes of printable ASCII
+ * without spaces (what a Redis key prefix can safely be). */
+static void test_key_prefix(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"revokd:", "x", "{tenant}:revokd:~!"};
+    static const char *const bad[] = {"", "a b", "revokd: ", "a\tb", "a\nb", "a\x7f", "caf\xc3\xa9:"};
+    char arg[STORE_KEY_PREFIX_MAX + 32];
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(arg, sizeof(arg), "--key-prefix=%s", good[i]);
+        assert_int_equal(load(arg, NULL), 0);
+        assert_string_equal(cfg.key_prefix, good[i]);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(arg, sizeof(arg), "--key-prefix=%s", bad[i]);
+        assert_int_equal(load(arg, NULL), -1);
+        expect_err("REVOKD_KEY_PREFIX");
+    }
+    memset(arg, 'p', sizeof(arg));
+    memcpy(arg, "--key-prefix=", 13);
+    arg[13 + STORE_KEY_PREFIX_MAX] = '\0';
+    assert_int_equal(load(arg, NULL), 0);
+    arg[13 + STORE_KEY_PREFIX_MAX] = 'p';
+    arg[13 + STORE_KEY_PREFIX_MAX + 1] = '\0';
+    assert_int_equal(load(arg, NULL), -1);
+}
+
+/* Addresses, URLs, lists and files are parsed and checked when loaded, so
+ * the rest of revokd takes them as they are. */
+static void test_typed_values(void **state)
+{
+    (void)state;
+    assert_int_equal(load("--listen=[::1]:8081", "--redis-url=redis://u:p%40ss@[::1]/3",
+                          "--sentinels=a:1,[::1],b", NULL),
+                     0);
+    assert_string_equal(cfg.listen_addr.host, "::1");
+    assert_int_equal(cfg.listen_addr.ss.ss_family, AF_INET6);
+    assert_string_equal(cfg.redis_url_parsed.endpoint.host, "::1");
+    assert_int_equal(cfg.redis_url_parsed.endpoint.port, 6379);
+    assert_string_equal(cfg.redis_url_parsed.username, "u");
+    assert_string_equal(cfg.redis_url_parsed.password, "p@ss");
+    assert_int_equal(cfg.redis_url_parsed.db, 3);
+    assert_int_equal(cfg.sentinels_parsed.n, 3);
+    assert_int_equal(cfg.sentinels_parsed.at[0].port, 1);
+    assert_int_equal(cfg.sentinels_parsed.at[1].port, 26379);
+    assert_string_equal(cfg.sentinels_parsed.at[2].host, "b");
+
+    assert_int_equal(load("--redis-url=unix:///run/r.sock?db=2", "--sentinels=", NULL), 0);
+    assert_string_equal(cfg.redis_url_parsed.unix_path, "/run/r.sock");
+    assert_int_equal(cfg.redis_url_parsed.db, 2);
+    assert_null(cfg.redis_url_parsed.password);
+    assert_int_equal(cfg.sentinels_parsed.n, 0);
+
+    static const char *const bad[] = {"--listen=localhost:80", "--listen=127.0.0.1:65536",
+                                      "--redis-url=http://h", "--redis-url=redis://h/x",
+                                      "--redis-url=redis://:%zz@h", "--sentinels=a,b,c,d,e,f,g,h,i",
+                                      "--sentinels=a:0", "--jwks-file=/nonexistent",
+                                      "--jwks-file=/", "--jwt-public-key-alg=none"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(load(bad[i], NULL), -1);
+        char env[64] = "REVOKD_";
+        for (size_t j = 2; bad[i][j] != '='; j++)
+            env[5 + j] = bad[i][j] == '-' ? '_' : (char)(bad[i][j] - 32);
+        expect_err(env);
+    }
+    expect_err("\"none\" is not one of |RS256|RS384|RS512|ES256|ES384");
+}
+
 static void test_free_is_idempotent(void **state)
 {
     (void)state;
@@ -271,7 +342,7 @@ static void test_help_and_markdown(void **state)
     char *md = unit_capture(config_print_markdown);
 
     assert_non_null(strstr(help, "REVOKD_LEEWAY, --leeway"));
-    assert_non_null(strstr(help, "range 0..3600"));
+    assert_non_null(strstr(help, "(default: \"30\", 0..3600 s)"));
     assert_non_null(strstr(help, "at most 256 bytes"));
     assert_non_null(strstr(help, "REVOKD_MAX_TOKEN_BYTES, --max-token-bytes"));
     assert_non_null(strstr(md, "| `REVOKD_LEEWAY` | `--leeway` | `30` |"));
@@ -293,6 +364,8 @@ int main(void)
         T(test_bad_integer),
         T(test_out_of_range),
         T(test_text_length),
+        T(test_key_prefix),
+        T(test_typed_values),
         T(test_free_is_idempotent),
         T(test_help_and_markdown),
     };

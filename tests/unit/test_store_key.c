@@ -154,30 +154,6 @@ static void test_prefix_kept(void **state)
     assert_int_equal(key[STORE_KEY_PREFIX_MAX], 'j');
 }
 
-static void test_prefix_valid(void **state)
-{
-    (void)state;
-    char prefix[STORE_KEY_PREFIX_MAX + 2];
-
-    assert_int_equal(store_key_prefix_valid("revokd:"), 0);
-    assert_int_equal(store_key_prefix_valid("x"), 0);
-    assert_int_equal(store_key_prefix_valid("{tenant}:revokd:~!"), 0);
-    assert_int_equal(store_key_prefix_valid(""), -1);
-    assert_int_equal(store_key_prefix_valid("a b"), -1);
-    assert_int_equal(store_key_prefix_valid("revokd: "), -1);
-    assert_int_equal(store_key_prefix_valid("a\tb"), -1);
-    assert_int_equal(store_key_prefix_valid("a\nb"), -1);
-    assert_int_equal(store_key_prefix_valid("a\x7f"), -1);
-    assert_int_equal(store_key_prefix_valid("caf\xc3\xa9:"), -1);
-
-    memset(prefix, 'p', sizeof(prefix));
-    prefix[STORE_KEY_PREFIX_MAX] = '\0';
-    assert_int_equal(store_key_prefix_valid(prefix), 0);
-    prefix[STORE_KEY_PREFIX_MAX] = 'p';
-    prefix[STORE_KEY_PREFIX_MAX + 1] = '\0';
-    assert_int_equal(store_key_prefix_valid(prefix), -1);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -187,7 +163,6 @@ int main(void)
         cmocka_unit_test(test_boundary_ambiguity),
         cmocka_unit_test(test_kinds_differ),
         cmocka_unit_test(test_prefix_kept),
-        cmocka_unit_test(test_prefix_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
