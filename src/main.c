@@ -166,7 +166,7 @@ static int app_start(struct app *app, struct config *cfg, char *err, size_t errl
         snprintf(err, errlen, "cannot start the Sentinel watcher thread");
         return -1;
     }
-    if ((app->cache = token_cache_new((size_t)cfg->token_cache_size)) == NULL) {
+    if ((app->cache = token_cache_new((size_t)cfg->token_cache_size, cfg->issuer)) == NULL) {
         snprintf(err, errlen, "out of memory for REVOKD_TOKEN_CACHE_SIZE");
         return -1;
     }

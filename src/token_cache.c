@@ -24,7 +24,7 @@
 #define SHARD_MIN 16
 
 /* Bits of entry.flags. */
-enum { F_SUB = 1, F_ISS = 2, F_DERIVED = 4, F_NBF = 8, F_NBF_SET = 16 };
+enum { F_SUB = 1, F_ISS = 2, F_DERIVED = 4, F_NBF = 8, F_NBF_SET = 16, F_ISS_COMMON = 32 };
 
 /* The longest packed claims: four varints (exp, until, iat, nbf) of at most
  * 10 bytes, then jti, sub and iss with their NULs. */
@@ -39,7 +39,10 @@ enum { F_SUB = 1, F_ISS = 2, F_DERIVED = 4, F_NBF = 8, F_NBF_SET = 16 };
  * data holds exp as a zigzag varint, then until, iat and (when F_NBF_SET)
  * nbf as zigzag varints of their difference from exp: they sit within hours
  * of exp, so each takes 1-3 bytes instead of 8, yet any int64 round-trips
- * exactly. Then jti, sub and iss, each NUL-terminated. */
+ * exactly. Then jti, sub and iss, each NUL-terminated; an iss equal to the
+ * cache's common one (REVOKD_ISSUER, which every token then carries) is only
+ * the flag F_ISS_COMMON, which saves 3 MB at 100,000 entries of a 30-byte
+ * iss. */
 struct entry {
     unsigned char key[TOKEN_CACHE_KEY_SIZE];
     unsigned char flags;
@@ -69,6 +72,7 @@ struct shard {
 struct token_cache {
     struct shard *shards;
     size_t nshards, capacity;
+    char iss[JWT_STR_MAX + 1]; /* the common iss; "" when none */
     alignas(64) atomic_size_t live;
 };
 
@@ -123,15 +127,16 @@ static const unsigned char *get_delta(const unsigned char *p, int64_t base, int6
 /* Packs c and until into buf (PACKED_MAX bytes). Returns the length, or 0
  * when a string is not NUL-terminated within JWT_STR_MAX bytes: jwt_verify
  * never produces one, but an entry must never hold an unterminated one. */
-static size_t pack(unsigned char *buf, unsigned char *flags, const struct jwt_claims *c,
-                   int64_t until)
+static size_t pack(const struct token_cache *tc, unsigned char *buf, unsigned char *flags,
+                   const struct jwt_claims *c, int64_t until)
 {
     const char *strs[3] = {c->jti, c->sub, c->iss};
+    bool common = tc->iss[0] != '\0' && strcmp(c->iss, tc->iss) == 0;
     unsigned char *p = buf;
 
     *flags = (unsigned char)((c->has_sub ? F_SUB : 0) | (c->has_iss ? F_ISS : 0) |
                              (c->jti_derived ? F_DERIVED : 0) | (c->has_nbf ? F_NBF : 0) |
-                             (c->nbf != 0 ? F_NBF_SET : 0));
+                             (c->nbf != 0 ? F_NBF_SET : 0) | (common ? F_ISS_COMMON : 0));
     p = put_delta(p, c->exp, 0);
     p = put_delta(p, until, c->exp);
     p = put_delta(p, c->iat, c->exp);
@@ -139,7 +144,7 @@ static size_t pack(unsigned char *buf, unsigned char *flags, const struct jwt_cl
      * the flag saves its 5 bytes. */
     if (c->nbf != 0)
         p = put_delta(p, c->nbf, c->exp);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < (common ? 2 : 3); i++) {
         size_t len = strnlen(strs[i], JWT_STR_MAX + 1);
         if (len > JWT_STR_MAX)
             return 0;
@@ -345,7 +350,7 @@ static size_t ring_cap(size_t share)
     return share + (share + 3) / 4;
 }
 
-struct token_cache *token_cache_new(size_t capacity)
+struct token_cache *token_cache_new(size_t capacity, const char *common_iss)
 {
     struct token_cache *tc = aligned_alloc(alignof(struct token_cache), sizeof(*tc));
     size_t n;
@@ -355,6 +360,8 @@ struct token_cache *token_cache_new(size_t capacity)
     memset(tc, 0, sizeof(*tc));
     atomic_init(&tc->live, 0);
     tc->capacity = capacity;
+    if (common_iss != NULL && strlen(common_iss) <= JWT_STR_MAX)
+        strcpy(tc->iss, common_iss);
     if (capacity == 0)
         return tc; /* disabled: no shards, so get and put return at once */
 
@@ -434,7 +441,7 @@ bool token_cache_get(struct token_cache *tc, const unsigned char key[TOKEN_CACHE
                 p = get_delta(p, exp, &out->nbf);
             p = get_string(p, out->jti);
             p = get_string(p, out->sub);
-            get_string(p, out->iss);
+            get_string(e->flags & F_ISS_COMMON ? (const unsigned char *)tc->iss : p, out->iss);
             out->has_sub = e->flags & F_SUB;
             out->has_iss = e->flags & F_ISS;
             out->jti_derived = e->flags & F_DERIVED;
@@ -462,7 +469,7 @@ void token_cache_put(struct token_cache *tc, const unsigned char key[TOKEN_CACHE
      * very next check, hit or miss. */
     if (tc->nshards == 0)
         return;
-    if ((n = pack(buf, &flags, c, until)) == 0)
+    if ((n = pack(tc, buf, &flags, c, until)) == 0)
         return;
     /* Allocated before taking the lock, to keep the critical section short.
      * Out of memory just means this token is verified again next time. */

@@ -41,8 +41,10 @@
 struct token_cache;
 
 /* A cache of at most capacity tokens; 0 gives a disabled cache (every get
- * misses, put does nothing). NULL when out of memory. */
-struct token_cache *token_cache_new(size_t capacity);
+ * misses, put does nothing). common_iss (NULL or "" for none) is the iss
+ * most tokens carry, kept once rather than in every entry. NULL when out of
+ * memory. */
+struct token_cache *token_cache_new(size_t capacity, const char *common_iss);
 void token_cache_free(struct token_cache *tc);
 
 /* The cache key of a token: the first TOKEN_CACHE_KEY_SIZE bytes of

@@ -213,7 +213,7 @@ static int group_setup(void **state)
     fx.app.cfg = &fx.cfg;
     fx.app.policy = (struct jwt_policy){.keys = fx.keys, .issuer = ISS, .leeway = 30,
                                         .max_lifetime = 3600, .max_token_bytes = 8192};
-    fx.app.cache = token_cache_new(100);
+    fx.app.cache = token_cache_new(100, ISS);
     fx.app.pool = work_pool_new(1);
     fx.loop = loop_new();
     if (fx.app.cache == NULL || fx.app.pool == NULL || fx.loop == NULL ||

@@ -138,7 +138,7 @@ static void test_key_is_sha256_prefix_of_the_bytes(void **state)
 static void test_hit_returns_the_stored_claims(void **state)
 {
     (void)state;
-    struct token_cache *tc = token_cache_new(100);
+    struct token_cache *tc = token_cache_new(100, NULL);
     unsigned char k1[TOKEN_CACHE_KEY_SIZE], k2[TOKEN_CACHE_KEY_SIZE], k3[TOKEN_CACHE_KEY_SIZE];
     struct jwt_claims typical, extreme, odd;
     char longest[JWT_STR_MAX + 1];
@@ -193,11 +193,37 @@ static void test_hit_returns_the_stored_claims(void **state)
     token_cache_free(tc);
 }
 
+/* The common iss is kept once, and every entry, whether it carries that iss,
+ * another or none, comes back exactly. */
+static void test_common_issuer_round_trips(void **state)
+{
+    (void)state;
+    struct token_cache *tc = token_cache_new(100, "https://issuer-3.example.com/");
+    unsigned char key[TOKEN_CACHE_KEY_SIZE];
+    struct jwt_claims c;
+    char name[16];
+
+    assert_non_null(tc);
+    for (unsigned i = 0; i < 28; i++) { /* four of each of the seven issuers */
+        claims_for(i, &c);
+        snprintf(name, sizeof(name), "t%u", i);
+        key_of(name, key);
+        token_cache_put(tc, key, &c, c.exp + 30);
+    }
+    for (unsigned i = 0; i < 28; i++) {
+        claims_for(i, &c);
+        snprintf(name, sizeof(name), "t%u", i);
+        key_of(name, key);
+        expect_hit(tc, key, NOW, &c);
+    }
+    token_cache_free(tc);
+}
+
 static void test_other_tokens_miss(void **state)
 {
     (void)state;
     static const char token[] = "eyJhbGciOiJFUzI1NiJ9.eyJqdGkiOiJhIn0.c2lnbmF0dXJlLWJ5dGVz";
-    struct token_cache *tc = token_cache_new(1000);
+    struct token_cache *tc = token_cache_new(1000, NULL);
     unsigned char key[TOKEN_CACHE_KEY_SIZE], other[TOKEN_CACHE_KEY_SIZE];
     struct jwt_claims c;
     char altered[sizeof(token)];
@@ -232,7 +258,7 @@ static void test_other_tokens_miss(void **state)
 static void test_expired_entry_is_dropped(void **state)
 {
     (void)state;
-    struct token_cache *tc = token_cache_new(100);
+    struct token_cache *tc = token_cache_new(100, NULL);
     unsigned char k1[TOKEN_CACHE_KEY_SIZE], k2[TOKEN_CACHE_KEY_SIZE];
     struct jwt_claims c1, c2;
 
@@ -268,7 +294,7 @@ static void test_expired_entry_is_dropped(void **state)
 static void test_put_replaces_same_key(void **state)
 {
     (void)state;
-    struct token_cache *tc = token_cache_new(100);
+    struct token_cache *tc = token_cache_new(100, NULL);
     unsigned char key[TOKEN_CACHE_KEY_SIZE], other[TOKEN_CACHE_KEY_SIZE];
     struct jwt_claims a, b, big;
 
@@ -324,7 +350,7 @@ static void test_full_cache_evicts_oldest(void **state)
     (void)state;
     /* Under 32 entries the cache is one shard (see token_cache.c), so the
      * FIFO order is the whole cache's. */
-    struct token_cache *tc = token_cache_new(16);
+    struct token_cache *tc = token_cache_new(16, NULL);
     struct jwt_claims c;
 
     assert_non_null(tc);
@@ -391,7 +417,7 @@ static void test_full_cache_evicts_oldest(void **state)
  * every token that hits must return its own claims. */
 static void fill_beyond(size_t cap, unsigned n)
 {
-    struct token_cache *tc = token_cache_new(cap);
+    struct token_cache *tc = token_cache_new(cap, NULL);
     struct jwt_claims c, out;
     size_t found = 0;
 
@@ -438,7 +464,7 @@ static void test_full_cache_holds_capacity_tokens(void **state)
 {
     (void)state;
     enum { C = 10000 };
-    struct token_cache *tc = token_cache_new(C);
+    struct token_cache *tc = token_cache_new(C, NULL);
     struct jwt_claims c;
 
     assert_non_null(tc);
@@ -477,7 +503,7 @@ static void test_full_cache_empty_shard_caches_nothing(void **state)
     (void)state;
     /* 64 shards with a share of 16 and rings of 20: 63 of them can hold
      * the whole 1024. */
-    struct token_cache *tc = token_cache_new(1024);
+    struct token_cache *tc = token_cache_new(1024, NULL);
     struct jwt_claims c;
     unsigned i, put = 0, outsider = KEYS, dropped = KEYS;
 
@@ -518,7 +544,7 @@ static void test_full_cache_empty_shard_caches_nothing(void **state)
 static void test_capacity_zero_disables(void **state)
 {
     (void)state;
-    struct token_cache *tc = token_cache_new(0);
+    struct token_cache *tc = token_cache_new(0, NULL);
     struct jwt_claims c;
 
     assert_non_null(tc);
@@ -535,7 +561,7 @@ static void test_capacity_zero_disables(void **state)
 static void test_unterminated_strings_not_cached(void **state)
 {
     (void)state;
-    struct token_cache *tc = token_cache_new(100);
+    struct token_cache *tc = token_cache_new(100, NULL);
     struct jwt_claims c, bad;
 
     assert_non_null(tc);
@@ -607,7 +633,7 @@ static void *work(void *arg)
 static void test_threads(void **state)
 {
     (void)state;
-    struct token_cache *tc = token_cache_new(T_CAP);
+    struct token_cache *tc = token_cache_new(T_CAP, NULL);
     struct worker w[T_THREADS];
     struct jwt_claims out;
     long total_hits = 0;
@@ -681,7 +707,7 @@ static void *fill(void *arg)
 static void test_threads_fill_to_capacity(void **state)
 {
     (void)state;
-    struct token_cache *tc = token_cache_new(F_CAP);
+    struct token_cache *tc = token_cache_new(F_CAP, NULL);
     struct filler f[F_THREADS];
     struct jwt_claims c, out;
     size_t found = 0;
@@ -718,6 +744,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_is_sha256_prefix_of_the_bytes),
         cmocka_unit_test(test_hit_returns_the_stored_claims),
+        cmocka_unit_test(test_common_issuer_round_trips),
         cmocka_unit_test(test_other_tokens_miss),
         cmocka_unit_test(test_expired_entry_is_dropped),
         cmocka_unit_test(test_put_replaces_same_key),
