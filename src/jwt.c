@@ -196,10 +196,8 @@ static int check_claims(const struct jwt_policy *p, const cJSON *pl, struct jwt_
         get_time(pl, "iat", &c->iat, &has_iat) < 0 || get_time(pl, "nbf", &c->nbf, &c->has_nbf) < 0 ||
         !has_exp || !has_iat || c->exp < c->iat || !audience_well_typed(aud))
         return -JWT_invalid_claims;
-    if (has_jti) {
+    if (has_jti)
         memcpy(c->jti, jti, sizeof(jti));
-        c->jti_derived = false;
-    }
     if (p->issuer != NULL && p->issuer[0] != '\0' &&
         (!c->has_iss || strcmp(c->iss, p->issuer) != 0))
         return -JWT_invalid_issuer;
@@ -249,6 +247,9 @@ int jwt_verify(const struct jwt_policy *p, const char *token, size_t len, struct
     if (jwks_verify(key, (const unsigned char *)token, (size_t)(dot2 - token), buf,
                    (size_t)siglen) < 0)
         goto out;
+    if ((rc = decode_object(dot1 + 1, (size_t)(dot2 - dot1 - 1), buf, -JWT_invalid_claims,
+                            &payload)) == 0)
+        rc = check_claims(p, payload, out);
     /* Some providers omit jti: the token is then named by what its issuer
      * signed, the signing input (header.payload), never by the signature.
      * An ECDSA signature (r, s) has a twin (r, n - s) that verifies too, so
@@ -257,15 +258,12 @@ int jwt_verify(const struct jwt_policy *p, const char *token, size_t len, struct
      * spelling. High-S signatures are accepted: JOSE does not ask for low S,
      * common signers produce both, and with this id a twin names the same
      * token. */
-    sha256(token, (size_t)(dot2 - token), digest);
-    memcpy(out->jti, JWT_DERIVED_PREFIX, sizeof(JWT_DERIVED_PREFIX) - 1);
-    b64url_encode(digest, sizeof(digest), out->jti + sizeof(JWT_DERIVED_PREFIX) - 1);
-    out->jti_derived = true;
-
-    if ((rc = decode_object(dot1 + 1, (size_t)(dot2 - dot1 - 1), buf, -JWT_invalid_claims,
-                            &payload)) < 0)
-        goto out;
-    rc = check_claims(p, payload, out);
+    if (out->jti[0] == '\0') {
+        sha256(token, (size_t)(dot2 - token), digest);
+        memcpy(out->jti, JWT_DERIVED_PREFIX, sizeof(JWT_DERIVED_PREFIX) - 1);
+        b64url_encode(digest, sizeof(digest), out->jti + sizeof(JWT_DERIVED_PREFIX) - 1);
+        out->jti_derived = true;
+    }
 
 out:
     cJSON_Delete(hdr);
