@@ -170,10 +170,14 @@ static void before_sleep(struct loop_hook *h)
         loop_wake(c->loop); /* asked again from a continuation: the next round */
 }
 
-static void schedule(struct conn *c, struct pending *p)
+/* Appends p to list: calls are answered in the order they were made, as a
+ * pipelined Redis connection answers them. */
+static void append(struct pending **list, struct pending *p)
 {
-    p->next = c->due;
-    c->due = p;
+    while (*list != NULL)
+        list = &(*list)->next;
+    p->next = NULL;
+    *list = p;
 }
 
 static void memory_call(struct store_conn *base, const struct store_call *q, store_done done, void *arg)
@@ -200,13 +204,11 @@ static void memory_call(struct store_conn *base, const struct store_call *q, sto
     pthread_mutex_lock(&m->lock);
     m->calls++;
     bool hold = m->mode == STORE_MEMORY_HOLD;
-    if (hold) {
-        p->next = m->held;
-        m->held = p;
-    }
+    if (hold)
+        append(&m->held, p);
     pthread_mutex_unlock(&m->lock);
     if (!hold)
-        schedule(c, p);
+        append(&c->due, p);
 }
 
 /* Hands the held calls back to their connections; fail marks them lost. */
@@ -224,7 +226,7 @@ static void unhold(struct store *s, bool fail)
         struct pending *p = held;
         held = p->next;
         p->fail = fail;
-        schedule(p->conn, p);
+        append(&p->conn->due, p);
         loop_wake(p->conn->loop);
     }
 }
