@@ -79,10 +79,16 @@ enum request_step check_revoked(struct request *req, request_store_then then)
     return request_wait_store(req, &call, then);
 }
 
-int check_result(const struct store_result *res)
+int check_result(struct reply *rep, const struct store_result *res, const struct jwt_claims *c)
 {
     /* Fail closed: an unknown state is never reported as active. */
-    if (res->rc < 0)
+    if (res->rc < 0) {
+        reply_store_failed(rep, res);
         return -CHECK_ESTORE;
-    return res->revoked ? -JWT_revoked : 0;
+    }
+    if (res->revoked) {
+        reply_token_failure(rep, -JWT_revoked, c);
+        return -JWT_revoked;
+    }
+    return 0;
 }

@@ -24,7 +24,6 @@
  * address, lingering closes) is http_conn.c's. */
 #include "revokd/http_server.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -614,8 +613,7 @@ static void worker_free(struct worker *w)
     loop_free(w->loop);
 }
 
-static int worker_init(struct http_server *srv, struct worker *w, const struct sockaddr *addr,
-                       bool v6)
+static int worker_init(struct http_server *srv, struct worker *w, const struct sockaddr *addr)
 {
     const struct config *cfg = srv->app->cfg;
     const union MHD_DaemonInfo *info;
@@ -630,7 +628,7 @@ static int worker_init(struct http_server *srv, struct worker *w, const struct s
      * (ADDRESS_REUSE) gives every worker its own listening socket on the
      * same port, and the kernel spreads connections over them. */
     w->daemon = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0), 0, on_accept,
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (addr->sa_family == AF_INET6 ? MHD_USE_IPv6 : 0), 0, on_accept,
         w, on_request, w, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)cfg->max_connections, MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
@@ -664,7 +662,6 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 {
     const struct config *cfg = app->cfg;
     struct sockaddr_storage ss = cfg->listen_addr.ss; /* config_load() parsed it */
-    bool v6 = ss.ss_family == AF_INET6;
     struct http_server *srv;
 
     unsigned n = (unsigned)cfg->threads; /* main() resolved 0 */
@@ -687,7 +684,7 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
     }
     for (unsigned i = 0; i < n; i++) {
         errno = 0;
-        if (worker_init(srv, &srv->workers[i], (struct sockaddr *)&ss, v6) < 0) {
+        if (worker_init(srv, &srv->workers[i], (struct sockaddr *)&ss) < 0) {
             snprintf(err, errlen, "REVOKD_LISTEN: cannot listen on %s: %s", cfg->listen,
                      errno ? strerror(errno) : "libmicrohttpd refused");
             srv->nworkers = i + 1;
@@ -715,11 +712,6 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
         w->started = true;
     }
     return srv;
-}
-
-const char *http_server_host(const struct http_server *srv)
-{
-    return srv->app->cfg->listen_addr.host;
 }
 
 int http_server_port(const struct http_server *srv)

@@ -195,7 +195,7 @@ static void log_listening(const struct app *app)
     cJSON *f = cJSON_CreateObject();
 
     cJSON_AddStringToObject(f, "listen", cfg->listen);
-    cJSON_AddStringToObject(f, "address", http_server_host(app->http));
+    cJSON_AddStringToObject(f, "address", cfg->listen_addr.host);
     cJSON_AddNumberToObject(f, "port", http_server_port(app->http));
     cJSON_AddStringToObject(f, "store", cfg->sentinels_parsed.n > 0 ? "sentinel" : "redis");
     cJSON_AddNumberToObject(f, "keys", (double)jwks_count(app->policy.keys));

@@ -15,7 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 #ifndef REVOKD_VERSION
 #define REVOKD_VERSION "dev"
 #endif

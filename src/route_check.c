@@ -15,24 +15,20 @@
 static enum request_step checked(struct request *req, struct reply *rep, const struct store_result *res)
 {
     const struct jwt_claims *c = &req->claims;
-    int rc = check_result(res);
+    int rc = check_result(rep, res, c);
 
     metrics_check(rc);
-    if (rc == -CHECK_ESTORE) {
-        reply_store_failed(rep, res);
-    } else if (rc < 0) {
-        reply_token_failure(rep, rc, c);
-    } else {
-        reply_begin(rep, 200);
-        reply_bool(rep, "active", true);
-        reply_string(rep, "jti", c->jti);
-        if (c->has_sub)
-            reply_string(rep, "sub", c->sub);
-        if (c->has_iss)
-            reply_string(rep, "iss", c->iss);
-        reply_int(rep, "exp", c->exp);
-        reply_int(rep, "iat", c->iat);
-    }
+    if (rc < 0)
+        return REQUEST_DONE;
+    reply_begin(rep, 200);
+    reply_bool(rep, "active", true);
+    reply_string(rep, "jti", c->jti);
+    if (c->has_sub)
+        reply_string(rep, "sub", c->sub);
+    if (c->has_iss)
+        reply_string(rep, "iss", c->iss);
+    reply_int(rep, "exp", c->exp);
+    reply_int(rep, "iat", c->iat);
     return REQUEST_DONE;
 }
 
@@ -70,21 +66,17 @@ static int query_param(struct request *req, const char *name, char *out, size_t 
 static enum request_step looked_up(struct request *req, struct reply *rep, const struct store_result *res)
 {
     const struct jwt_claims *c = &req->claims;
-    int rc = check_result(res);
+    int rc = check_result(rep, res, c);
 
     metrics_check(rc);
-    if (rc == -CHECK_ESTORE) {
-        reply_store_failed(rep, res);
-    } else if (rc < 0) {
-        reply_token_failure(rep, rc, c);
-    } else {
-        reply_begin(rep, 200);
-        reply_bool(rep, "active", true);
-        if (c->jti[0] != '\0')
-            reply_string(rep, "jti", c->jti);
-        if (c->has_sub)
-            reply_string(rep, "sub", c->sub);
-    }
+    if (rc < 0)
+        return REQUEST_DONE;
+    reply_begin(rep, 200);
+    reply_bool(rep, "active", true);
+    if (c->jti[0] != '\0')
+        reply_string(rep, "jti", c->jti);
+    if (c->has_sub)
+        reply_string(rep, "sub", c->sub);
     return REQUEST_DONE;
 }
 

@@ -39,16 +39,8 @@ enum request_step route_revoke(struct request *req, struct reply *rep)
 static enum request_step holder_checked(struct request *req, struct reply *rep,
                                         const struct store_result *res)
 {
-    int rc = check_result(res);
-
-    if (rc == -CHECK_ESTORE) {
-        reply_store_failed(rep, res);
+    if (check_result(rep, res, &req->claims) < 0)
         return REQUEST_DONE;
-    }
-    if (rc < 0) {
-        reply_token_failure(rep, rc, &req->claims);
-        return REQUEST_DONE;
-    }
     return revoke_all(req, rep, check_namespace(&req->claims), req->claims.sub);
 }
 

@@ -91,7 +91,7 @@ struct call {
     void *arg;
     struct store_result res;
     char error[ERR_MAX];
-    struct call *next_spare;
+    struct call *next; /* on the connection's failed or spare list */
 };
 
 /* ---- links ---- */
@@ -281,7 +281,7 @@ static struct call *call_new(struct conn *c, struct link *l, enum call_kind kind
 {
     struct call *call = c->spare;
     if (call != NULL)
-        c->spare = call->next_spare;
+        c->spare = call->next;
     else if ((call = malloc(sizeof(*call))) == NULL)
         abort(); /* as hiredis does: a call cannot be answered without one */
     call->conn = c;
@@ -302,7 +302,7 @@ static void call_finish(struct call *call)
     if (call->res.rc < 0)
         call->res.error = call->error[0] ? call->error : "unknown store error";
     call->done(call->arg, &call->res);
-    call->next_spare = c->spare;
+    call->next = c->spare;
     c->spare = call;
 }
 
@@ -338,8 +338,22 @@ static int call_send(struct call *call, int argc, const char **argv, const size_
  * round (the connection's hook), never inside the call that made it. */
 static void call_fail_later(struct call *call)
 {
-    call->next_spare = call->conn->failed;
+    call->next = call->conn->failed;
     call->conn->failed = call;
+}
+
+/* Answers the calls that failed so far; those failing meanwhile, from a
+ * continuation, wait for the next time. */
+static void answer_failed(struct conn *c)
+{
+    struct call *failed = c->failed;
+
+    c->failed = NULL;
+    while (failed != NULL) {
+        struct call *call = failed;
+        failed = call->next;
+        call_finish(call);
+    }
 }
 
 /* call_send for a call's first command. */
@@ -644,13 +658,7 @@ static void before_sleep(struct loop_hook *h)
 
     link_tick(&c->reads, now, &next_ms);
     link_tick(&c->writes, now, &next_ms);
-    struct call *failed = c->failed;
-    c->failed = NULL;
-    while (failed != NULL) {
-        struct call *call = failed;
-        failed = call->next_spare;
-        call_finish(call);
-    }
+    answer_failed(c);
     if (c->failed != NULL)
         loop_wake(c->loop); /* failed again, from a continuation: the next round */
     store_redis_adapter_flush(c->adapter);
@@ -686,11 +694,8 @@ void store_redis_conn_free(struct store_conn *base)
 
     link_close(&c->reads, "shutting down");
     link_close(&c->writes, "shutting down");
-    while (c->failed != NULL) {
-        struct call *call = c->failed;
-        c->failed = call->next_spare;
-        call_finish(call);
-    }
+    while (c->failed != NULL)
+        answer_failed(c);
     loop_hook_remove(c->loop, &c->hook);
     loop_timer_disarm(c->loop, &c->timer);
     store_redis_adapter_free(c->adapter);
@@ -698,7 +703,7 @@ void store_redis_conn_free(struct store_conn *base)
     free(c->writes.sent);
     while (c->spare != NULL) {
         struct call *call = c->spare;
-        c->spare = call->next_spare;
+        c->spare = call->next;
         free(call);
     }
     free(c);

@@ -30,9 +30,11 @@ enum request_step check_verify(struct request *req, const char *token, size_t le
 
 /* Asks the store whether req->claims is revoked (its jti, or its subject
  * since iat); then(req, rep, result) receives the answer, which
- * check_result() turns into 0, -JWT_revoked or -CHECK_ESTORE. */
+ * check_result() reads. */
 enum request_step check_revoked(struct request *req, request_store_then then);
-int check_result(const struct store_result *res);
+/* 0 when the store says the token c is not revoked; else -JWT_revoked or
+ * -CHECK_ESTORE, with that answer replied. */
+int check_result(struct reply *rep, const struct store_result *res, const struct jwt_claims *c);
 
 /* The store namespace of a token: its iss, or "" without one. */
 const char *check_namespace(const struct jwt_claims *c);

@@ -16,9 +16,6 @@ struct http_server;
  * Returns NULL with one line naming the setting in err. */
 struct http_server *http_server_start(struct app *app, char *err, size_t errlen);
 
-/* The listening address ("::1" for "[::1]:8080"). */
-const char *http_server_host(const struct http_server *srv);
-
 /* The bound port (useful with port 0). */
 int http_server_port(const struct http_server *srv);
 
