@@ -86,17 +86,17 @@ static int load_keys(const struct config *cfg, struct jwks *keys, char *err, siz
 {
     char why[384];
 
-    if (cfg->jwks_file[0] != '\0' && jwks_load_file(keys, cfg->jwks_file, why, sizeof(why)) < 0) {
+    if (cfg->jwks_file[0] != '\0' && jwks_load_file(keys, cfg->jwks_file, NULL, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "REVOKD_JWKS_FILE: %s", why);
         return -1;
     }
     if (cfg->jwt_public_key_file[0] != '\0' &&
-        jwks_load_pem(keys, cfg->jwt_public_key_file, cfg->jwt_public_key_alg, why, sizeof(why)) < 0) {
+        jwks_load_pem(keys, cfg->jwt_public_key_file, cfg->jwt_public_key_alg, 0, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "REVOKD_JWT_PUBLIC_KEY_FILE: %s", why);
         return -1;
     }
     if (cfg->jwt_hmac_secret_file[0] != '\0' &&
-        jwks_load_hmac(keys, cfg->jwt_hmac_secret_file, cfg->jwt_hmac_alg, why, sizeof(why)) < 0) {
+        jwks_load_hmac(keys, cfg->jwt_hmac_secret_file, cfg->jwt_hmac_alg, 0, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "REVOKD_JWT_HMAC_SECRET_FILE: %s", why);
         return -1;
     }

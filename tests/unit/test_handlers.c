@@ -200,7 +200,7 @@ static int group_setup(void **state)
     unit_path_in(path, sizeof(path), fx.dir, "hs256.secret");
     unit_write_file(path, SECRET, strlen(SECRET));
     fx.keys = jwks_new();
-    if (jwks_load_hmac(fx.keys, path, "HS256", err, sizeof(err)) != 0)
+    if (jwks_load_hmac(fx.keys, path, "HS256", 0, err, sizeof(err)) != 0)
         return -1;
     unit_path_in(path, sizeof(path), fx.dir, "admin-keys");
     unit_write_file(path, ADMIN_KEY "\n", strlen(ADMIN_KEY) + 1);

@@ -215,7 +215,7 @@ static int group_setup(void **state)
                     unit_jwk_oct("hs384", "HS384", fx.hs384, sizeof(fx.hs384)), NULL);
 
     fx.keys = jwks_new();
-    if (jwks_load_file(fx.keys, path, err, sizeof(err)) != 0) {
+    if (jwks_load_file(fx.keys, path, NULL, err, sizeof(err)) != 0) {
         print_error("jwks_load_file: %s\n", err);
         return -1;
     }
@@ -225,7 +225,7 @@ static int group_setup(void **state)
     secret[sizeof(fx.hs256)] = '\n';
     unit_path_in(path, sizeof(path), fx.dir, "hs256.secret");
     unit_write_file(path, secret, sizeof(secret));
-    if (jwks_load_hmac(fx.keys, path, "HS256", err, sizeof(err)) != 0) {
+    if (jwks_load_hmac(fx.keys, path, "HS256", 0, err, sizeof(err)) != 0) {
         print_error("jwks_load_hmac: %s\n", err);
         return -1;
     }

@@ -15,6 +15,7 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ecdsa.h>
+#include <openssl/rsa.h>
 
 #include "unit_util.h"
 
@@ -131,6 +132,18 @@ cJSON *unit_jwk_ec(EVP_PKEY *k, const char *kid, const char *crv, size_t size)
     return o;
 }
 
+cJSON *unit_jwk_okp(EVP_PKEY *k, const char *kid, const char *crv)
+{
+    cJSON *o = new_jwk("OKP", kid, NULL); /* no alg: EdDSA is implied */
+    unsigned char x[64];
+    size_t len = sizeof(x);
+
+    cJSON_AddStringToObject(o, "crv", crv);
+    assert_int_equal(EVP_PKEY_get_raw_public_key(k, x, &len), 1);
+    unit_json_add_b64url(o, "x", x, len);
+    return o;
+}
+
 cJSON *unit_jwk_oct(const char *kid, const char *alg, const void *secret, size_t len)
 {
     cJSON *o = new_jwk("oct", kid, alg);
@@ -169,6 +182,36 @@ size_t unit_sign(EVP_PKEY *key, const EVP_MD *md, const void *msg, size_t len,
 
     assert_non_null(ctx);
     assert_int_equal(EVP_DigestSignInit(ctx, NULL, md, NULL, key), 1);
+    assert_int_equal(EVP_DigestSign(ctx, sig, &n, msg, len), 1);
+    EVP_MD_CTX_free(ctx);
+    return n;
+}
+
+size_t unit_sign_pss(EVP_PKEY *key, const EVP_MD *md, int saltlen, const void *msg, size_t len,
+                     unsigned char *sig, size_t size)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+    size_t n = size;
+
+    assert_non_null(ctx);
+    assert_int_equal(EVP_DigestSignInit(ctx, &pctx, md, NULL, key), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, saltlen), 1);
+    assert_int_equal(EVP_DigestSign(ctx, sig, &n, msg, len), 1);
+    EVP_MD_CTX_free(ctx); /* frees pctx too */
+    return n;
+}
+
+size_t unit_sign_eddsa(EVP_PKEY *key, const void *msg, size_t len, unsigned char *sig,
+                       size_t size)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    size_t n = size;
+
+    assert_non_null(ctx);
+    assert_int_equal(EVP_DigestSignInit(ctx, NULL, NULL, NULL, key), 1);
     assert_int_equal(EVP_DigestSign(ctx, sig, &n, msg, len), 1);
     EVP_MD_CTX_free(ctx);
     return n;

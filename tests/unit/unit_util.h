@@ -64,6 +64,11 @@ cJSON *unit_jwk_rsa(EVP_PKEY *k, const char *kid, const char *alg);
  * object. Asserts that k has x and y and that they fit size bytes. */
 cJSON *unit_jwk_ec(EVP_PKEY *k, const char *kid, const char *crv, size_t size);
 
+/* A new OKP JWK {"kty":"OKP", "kid", "crv", "x"} for k's raw public key
+ * (Ed25519 or Ed448); kid is left out when NULL, and crv is written as given
+ * (it need not be k's curve). The caller owns the object. */
+cJSON *unit_jwk_okp(EVP_PKEY *k, const char *kid, const char *crv);
+
 /* A new symmetric JWK {"kty":"oct", "kid", "alg", "k"} with len bytes of
  * secret as k; kid and alg are left out when NULL. The caller owns it. */
 cJSON *unit_jwk_oct(const char *kid, const char *alg, const void *secret, size_t len);
@@ -83,8 +88,20 @@ void unit_write_jwksv(const char *path, cJSON *k0, va_list ap);
 size_t unit_sign(EVP_PKEY *key, const EVP_MD *md, const void *msg, size_t len,
                  unsigned char *sig, size_t size);
 
+/* An RSASSA-PSS signature of msg: digest md, MGF1 with md, a salt of saltlen
+ * bytes or one of OpenSSL's RSA_PSS_SALTLEN_* (DIGEST is what JWS asks
+ * for). Written to sig (size bytes); returns its length, asserts success. */
+size_t unit_sign_pss(EVP_PKEY *key, const EVP_MD *md, int saltlen, const void *msg, size_t len,
+                     unsigned char *sig, size_t size);
+
+/* An EdDSA signature of msg (PureEdDSA: no digest) with an Ed25519 or Ed448
+ * key, written to sig (size bytes); returns its length, asserts success. */
+size_t unit_sign_eddsa(EVP_PKEY *key, const void *msg, size_t len, unsigned char *sig,
+                       size_t size);
+
 /* An ECDSA signature of msg as JWS carries it: r || s, each left-padded to
- * half bytes (32 for P-256, 48 for P-384), written to out (2 * half bytes).
+ * half bytes (32 for P-256, 48 for P-384, 66 for P-521), written to out
+ * (2 * half bytes).
  * Returns 2 * half; asserts that signing succeeds and r and s fit. */
 size_t unit_sign_ecdsa_jws(EVP_PKEY *key, const EVP_MD *md, const void *msg, size_t len,
                            size_t half, unsigned char *out);
