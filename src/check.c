@@ -18,13 +18,16 @@ static void verify_run(struct work *w)
 {
     struct request *req = (struct request *)((char *)w - offsetof(struct request, verify.work));
     struct app *app = req->app;
-    int rc = jwt_verify(&app->policy, req->verify.token, req->verify.len, &req->claims);
+    /* Read before the keys are: see token_cache_generation(). */
+    uint64_t generation = token_cache_generation(app->cache);
+    int rc = keyring_verify(app->keys, req->verify.token, req->verify.len, &req->claims);
 
     /* Past exp + leeway the token cannot pass jwt_check_times again. */
     if (rc == 0 && req->verify.cacheable)
-        token_cache_put(app->cache, req->verify.key, &req->claims, req->claims.exp + app->policy.leeway);
+        token_cache_put(app->cache, req->verify.key, &req->claims, req->claims.exp + req->claims.leeway,
+                        generation);
     if (rc == 0 && req->verify.times)
-        rc = jwt_check_times(&app->policy, &req->claims, req->now);
+        rc = jwt_check_times(&req->claims, req->now);
     req->verify.rc = rc;
 }
 
@@ -41,14 +44,14 @@ enum request_step check_verify(struct request *req, const char *token, size_t le
     /* A token longer than the limit is refused by jwt_verify before any
      * work; it must not cost a hash here either, nor any token when there
      * is no cache. */
-    bool cacheable = len <= app->policy.max_token_bytes && token_cache_capacity(app->cache) > 0;
+    bool cacheable = len <= (size_t)app->cfg->max_token_bytes && token_cache_capacity(app->cache) > 0;
 
     if (cacheable) {
         token_cache_key(token, len, req->verify.key);
         bool hit = token_cache_get(app->cache, req->verify.key, req->now, &req->claims);
         metrics_cache(hit);
         if (hit)
-            return then(req, &req->reply, times ? jwt_check_times(&app->policy, &req->claims, req->now) : 0);
+            return then(req, &req->reply, times ? jwt_check_times(&req->claims, req->now) : 0);
     }
     req->verify.token = token;
     req->verify.len = len;

@@ -44,6 +44,7 @@ struct row {
 #define PARSED_LISTEN(name) offsetof(struct config, name##_addr)
 #define PARSED_REDIS_URL(name) offsetof(struct config, name##_parsed)
 #define PARSED_ENDPOINTS(name) offsetof(struct config, name##_parsed)
+#define PARSED_URL(name) 0
 #define ROW(name, type, def, min, max, choices, help)                                            \
     {#name, CONFIG_##type, def, min, max, choices, help, offsetof(struct config, name), PARSED_##type(name)},
 static const struct row rows[] = {REVOKD_CONFIG_TABLE(ROW)};
@@ -308,6 +309,8 @@ static const char *check_text(struct config *cfg, const struct row *r, const cha
             return NULL;
         snprintf(why, size, "expected host:port[,host:port...] (at most %d)", CONFIG_ENDPOINTS_MAX);
         return why;
+    case CONFIG_URL:
+        return n == 0 || url_fetchable(value, why, size) == 0 ? NULL : why;
     default:
         return "not a text setting";
     }
@@ -415,6 +418,17 @@ void config_free(struct config *cfg)
 
 /* ---- what the table says ---- */
 
+int config_bounds(const char *name, long long *min, long long *max)
+{
+    for (size_t i = 0; i < NROWS; i++)
+        if (strcmp(rows[i].name, name) == 0 && is_integer(rows[i].type)) {
+            *min = rows[i].min;
+            *max = rows[i].max;
+            return 0;
+        }
+    return -1;
+}
+
 /* The bounds of a row, as help shows them, in out. */
 static const char *bounds(const struct row *r, char *out, size_t size)
 {
@@ -495,7 +509,7 @@ void config_print_json(FILE *out)
         [CONFIG_TEXT] = "text", [CONFIG_NAME] = "name", [CONFIG_ENUM] = "enum",
         [CONFIG_FILE] = "file", [CONFIG_INT] = "integer", [CONFIG_MS] = "milliseconds",
         [CONFIG_SECONDS] = "seconds", [CONFIG_BYTES] = "bytes", [CONFIG_LISTEN] = "listen",
-        [CONFIG_REDIS_URL] = "redis_url", [CONFIG_ENDPOINTS] = "endpoints",
+        [CONFIG_REDIS_URL] = "redis_url", [CONFIG_ENDPOINTS] = "endpoints", [CONFIG_URL] = "url",
     };
     char env[64], flag[64];
     cJSON *all = cJSON_CreateArray();

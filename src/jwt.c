@@ -137,22 +137,48 @@ static bool typ_ok(const cJSON *typ)
     return false;
 }
 
-/* Header to key: alg must be one we know, the key is found by kid, and the
- * key's pinned algorithm must equal alg. */
+/* The token's issuer: the one whose iss it carries, else the one that
+ * takes any iss. Returns its index, or -1. */
+static int find_issuer(const struct jwt_trust *t, const struct jwt_claims *c)
+{
+    int any = -1;
+
+    for (size_t i = 0; i < t->n; i++) {
+        const char *iss = t->issuers[i].issuer;
+        if (iss[0] == '\0')
+            any = (int)i;
+        else if (c->has_iss && strcmp(iss, c->iss) == 0)
+            return (int)i;
+    }
+    return any;
+}
+
+/* The header alone: a supported alg, a typ of a JWT, no crit. */
+static int check_header(const cJSON *hdr)
+{
+    const cJSON *alg = cJSON_GetObjectItemCaseSensitive(hdr, "alg");
+
+    if (!cJSON_IsString(alg) || !typ_ok(cJSON_GetObjectItemCaseSensitive(hdr, "typ")) ||
+        cJSON_GetObjectItemCaseSensitive(hdr, "crit") != NULL)
+        return -JWT_malformed;
+    if (jwks_alg_parse(alg->valuestring) < 0)
+        return -JWT_algorithm_not_allowed; /* "none", "ES256K", ... */
+    return 0;
+}
+
+/* Header to key: the key is found by kid among the issuer's, and its
+ * pinned algorithm must equal the header's alg (check_header() passed). */
 static int pick_key(const struct jwt_policy *p, const cJSON *hdr, const struct jwk **key)
 {
     const cJSON *alg = cJSON_GetObjectItemCaseSensitive(hdr, "alg");
     char kid[JWT_STR_MAX + 1];
     bool has_kid;
-    int a;
 
-    if (!cJSON_IsString(alg) || !typ_ok(cJSON_GetObjectItemCaseSensitive(hdr, "typ")) ||
-        cJSON_GetObjectItemCaseSensitive(hdr, "crit") != NULL ||
-        get_string(hdr, "kid", kid, &has_kid) < 0)
+    if (get_string(hdr, "kid", kid, &has_kid) < 0)
         return -JWT_malformed;
-    if ((a = jwks_alg_parse(alg->valuestring)) < 0)
-        return -JWT_algorithm_not_allowed; /* "none", "PS256", ... */
-    switch (jwks_select(p->keys, has_kid ? kid : NULL, a, key)) {
+    if (p->keys == NULL)
+        return -JWT_ENOKEYS;
+    switch (jwks_select(p->keys, has_kid ? kid : NULL, jwks_alg_parse(alg->valuestring), key)) {
     case 0:
         return 0;
     case -JWKS_EALG:
@@ -162,7 +188,7 @@ static int pick_key(const struct jwt_policy *p, const cJSON *hdr, const struct j
     }
 }
 
-static bool audience_ok(const cJSON *aud, const char *want)
+static bool audience_has(const cJSON *aud, const char *want)
 {
     const cJSON *item;
 
@@ -171,6 +197,14 @@ static bool audience_ok(const cJSON *aud, const char *want)
     cJSON_ArrayForEach(item, aud) if (cJSON_IsString(item) && strcmp(item->valuestring, want) == 0)
         return true;
     return false;
+}
+
+static bool audience_ok(const cJSON *aud, const struct jwt_policy *p)
+{
+    for (size_t i = 0; i < p->n_audiences; i++)
+        if (audience_has(aud, p->audiences[i]))
+            return true;
+    return p->n_audiences == 0;
 }
 
 static bool audience_well_typed(const cJSON *aud)
@@ -185,6 +219,12 @@ static bool audience_well_typed(const cJSON *aud)
     return true;
 }
 
+/* iss first: it chooses the issuer, and so the key. */
+static int read_issuer(const cJSON *pl, struct jwt_claims *c)
+{
+    return get_string(pl, "iss", c->iss, &c->has_iss) < 0 ? -JWT_invalid_claims : 0;
+}
+
 static int check_claims(const struct jwt_policy *p, const cJSON *pl, struct jwt_claims *c)
 {
     const cJSON *aud = cJSON_GetObjectItemCaseSensitive(pl, "aud");
@@ -192,38 +232,38 @@ static int check_claims(const struct jwt_policy *p, const cJSON *pl, struct jwt_
     char jti[JWT_STR_MAX + 1];
 
     if (get_string(pl, "jti", jti, &has_jti) < 0 || get_string(pl, "sub", c->sub, &c->has_sub) < 0 ||
-        get_string(pl, "iss", c->iss, &c->has_iss) < 0 || get_time(pl, "exp", &c->exp, &has_exp) < 0 ||
-        get_time(pl, "iat", &c->iat, &has_iat) < 0 || get_time(pl, "nbf", &c->nbf, &c->has_nbf) < 0 ||
-        !has_exp || !has_iat || c->exp < c->iat || !audience_well_typed(aud))
+        get_time(pl, "exp", &c->exp, &has_exp) < 0 || get_time(pl, "iat", &c->iat, &has_iat) < 0 ||
+        get_time(pl, "nbf", &c->nbf, &c->has_nbf) < 0 || !has_exp || !has_iat || c->exp < c->iat ||
+        !audience_well_typed(aud))
         return -JWT_invalid_claims;
     if (has_jti)
         memcpy(c->jti, jti, sizeof(jti));
-    if (p->issuer != NULL && p->issuer[0] != '\0' &&
-        (!c->has_iss || strcmp(c->iss, p->issuer) != 0))
-        return -JWT_invalid_issuer;
-    if (p->audience != NULL && p->audience[0] != '\0' && !audience_ok(aud, p->audience))
+    if (!audience_ok(aud, p))
         return -JWT_invalid_audience;
     /* A revoke-all record lives max_lifetime + leeway; a longer-lived token
      * would outlive it and come back to life, so it is refused outright. */
     if (c->exp - c->iat > p->max_lifetime)
         return -JWT_lifetime_exceeded;
+    c->leeway = p->leeway;
     return 0;
 }
 
-int jwt_verify(const struct jwt_policy *p, const char *token, size_t len, struct jwt_claims *out)
+int jwt_verify(const struct jwt_trust *t, const char *token, size_t len, struct jwt_claims *out)
 {
     const char *dot1, *dot2;
     unsigned char *buf = NULL, digest[SHA256_BYTES];
     cJSON *hdr = NULL, *payload = NULL;
+    const struct jwt_policy *p;
     const struct jwk *key = NULL;
     long siglen;
     int rc;
 
     memset(out, 0, sizeof(*out));
+    out->issuer = -1;
     if (len == 0)
         return -JWT_missing_token;
     /* Bound everything that follows before decoding a byte. */
-    if (len > p->max_token_bytes)
+    if (len > t->max_token_bytes)
         return -JWT_malformed;
     dot1 = memchr(token, '.', len);
     dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
@@ -235,8 +275,19 @@ int jwt_verify(const struct jwt_policy *p, const char *token, size_t len, struct
     if (buf == NULL)
         return -JWT_malformed;
 
+    /* The payload is read before the signature is checked, but only its iss
+     * is used, to pick the issuer and so the key; nothing else in it counts
+     * until the signature has verified. */
     if ((rc = decode_object(token, (size_t)(dot1 - token), buf, -JWT_malformed, &hdr)) < 0 ||
-        (rc = pick_key(p, hdr, &key)) < 0)
+        (rc = check_header(hdr)) < 0 ||
+        (rc = decode_object(dot1 + 1, (size_t)(dot2 - dot1 - 1), buf, -JWT_invalid_claims, &payload)) < 0 ||
+        (rc = read_issuer(payload, out)) < 0)
+        goto out;
+    rc = -JWT_invalid_issuer;
+    if ((out->issuer = find_issuer(t, out)) < 0)
+        goto out;
+    p = &t->issuers[out->issuer];
+    if ((rc = pick_key(p, hdr, &key)) < 0)
         goto out;
 
     rc = -JWT_malformed;
@@ -247,9 +298,7 @@ int jwt_verify(const struct jwt_policy *p, const char *token, size_t len, struct
     if (jwks_verify(key, (const unsigned char *)token, (size_t)(dot2 - token), buf,
                    (size_t)siglen) < 0)
         goto out;
-    if ((rc = decode_object(dot1 + 1, (size_t)(dot2 - dot1 - 1), buf, -JWT_invalid_claims,
-                            &payload)) == 0)
-        rc = check_claims(p, payload, out);
+    rc = check_claims(p, payload, out);
     /* Some providers omit jti: the token is then named by what its issuer
      * signed, the signing input (header.payload), never by the signature.
      * An ECDSA signature (r, s) has a twin (r, n - s) that verifies too, so
@@ -272,12 +321,12 @@ out:
     return rc;
 }
 
-int jwt_check_times(const struct jwt_policy *p, const struct jwt_claims *c, int64_t now)
+int jwt_check_times(const struct jwt_claims *c, int64_t now)
 {
     /* RFC 7519: reject at or after exp; leeway absorbs clock skew. */
-    if (now >= c->exp + p->leeway)
+    if (now >= c->exp + c->leeway)
         return -JWT_expired;
-    if ((c->has_nbf && c->nbf > now + p->leeway) || c->iat > now + p->leeway)
+    if ((c->has_nbf && c->nbf > now + c->leeway) || c->iat > now + c->leeway)
         return -JWT_not_yet_valid;
     return 0;
 }

@@ -1,8 +1,9 @@
 /* main.c - revokd: start-up, the wait for a signal, and an orderly stop.
  *
- * Start-up checks everything it can (settings, keys, addresses) and stops
- * with one line naming the setting at the first problem. Redis is not
- * required at start: the node then reports not ready until Redis answers. */
+ * Start-up checks everything it can (settings, issuers, keys, addresses)
+ * and stops with one line per mistake, naming the setting. Redis and remote
+ * key sets are not required at start: the node then reports not ready
+ * until Redis answers and every issuer has keys. SIGHUP reloads the files. */
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,11 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "revokd/admin_keys.h"
+#include <curl/curl.h>
+
 #include "revokd/app.h"
 #include "revokd/config.h"
 #include "revokd/http_server.h"
-#include "revokd/jwks.h"
+#include "revokd/keyring.h"
 #include "revokd/log.h"
 #include "revokd/metrics.h"
 #include "revokd/router.h"
@@ -54,6 +56,7 @@ static int key_name(int argc, char **argv)
                              key)) < 0)
         rc = 1;
     config_free(&cfg);
+    curl_global_cleanup();
     return rc;
 }
 
@@ -81,34 +84,6 @@ static int info_mode(int argc, char **argv)
     return 0;
 }
 
-/* The verification keys the settings name; at least one. */
-static int load_keys(const struct config *cfg, struct jwks *keys, char *err, size_t errlen)
-{
-    char why[384];
-
-    if (cfg->jwks_file[0] != '\0' && jwks_load_file(keys, cfg->jwks_file, NULL, why, sizeof(why)) < 0) {
-        snprintf(err, errlen, "REVOKD_JWKS_FILE: %s", why);
-        return -1;
-    }
-    if (cfg->jwt_public_key_file[0] != '\0' &&
-        jwks_load_pem(keys, cfg->jwt_public_key_file, cfg->jwt_public_key_alg, 0, why, sizeof(why)) < 0) {
-        snprintf(err, errlen, "REVOKD_JWT_PUBLIC_KEY_FILE: %s", why);
-        return -1;
-    }
-    if (cfg->jwt_hmac_secret_file[0] != '\0' &&
-        jwks_load_hmac(keys, cfg->jwt_hmac_secret_file, cfg->jwt_hmac_alg, 0, why, sizeof(why)) < 0) {
-        snprintf(err, errlen, "REVOKD_JWT_HMAC_SECRET_FILE: %s", why);
-        return -1;
-    }
-    if (jwks_count(keys) == 0) {
-        snprintf(err, errlen,
-                 "no verification key: set REVOKD_JWKS_FILE, REVOKD_JWT_PUBLIC_KEY_FILE or "
-                 "REVOKD_JWT_HMAC_SECRET_FILE");
-        return -1;
-    }
-    return 0;
-}
-
 /* REVOKD_THREADS and REVOKD_VERIFY_THREADS of 0, from the cores this
  * process may run on (a container's cpuset included). The event loops leave
  * one core to the rest of the machine, typically Redis and the kernel's
@@ -132,24 +107,13 @@ static void resolve_threads(struct config *cfg)
  * 0, or -1 with one line in err; app_stop() undoes either. */
 static int app_start(struct app *app, struct config *cfg, char *err, size_t errlen)
 {
-    struct jwks *keys = jwks_new();
-
     app->cfg = cfg;
-    app->policy = (struct jwt_policy){
-        .keys = keys,
-        .issuer = cfg->issuer,
-        .audience = cfg->audience,
-        .leeway = cfg->leeway,
-        .max_lifetime = cfg->max_token_lifetime,
-        .max_token_bytes = (size_t)cfg->max_token_bytes,
-    };
-    if (keys == NULL || load_keys(cfg, keys, err, errlen) < 0)
-        return -1;
-    char why[384];
-    if (cfg->admin_keys_file[0] != '\0' && (app->admins = admin_keys_load(cfg->admin_keys_file, why, sizeof(why))) == NULL) {
-        snprintf(err, errlen, "REVOKD_ADMIN_KEYS_FILE: %s", why);
+    if ((app->cache = token_cache_new((size_t)cfg->token_cache_size, cfg->issuer)) == NULL) {
+        snprintf(err, errlen, "out of memory for REVOKD_TOKEN_CACHE_SIZE");
         return -1;
     }
+    if ((app->keys = keyring_new(cfg, app->cache, err, errlen)) == NULL)
+        return -1;
     struct store_redis_opts so = {
         .redis = &cfg->redis_url_parsed,
         .sentinels = &cfg->sentinels_parsed,
@@ -166,10 +130,6 @@ static int app_start(struct app *app, struct config *cfg, char *err, size_t errl
         snprintf(err, errlen, "cannot start the Sentinel watcher thread");
         return -1;
     }
-    if ((app->cache = token_cache_new((size_t)cfg->token_cache_size, cfg->issuer)) == NULL) {
-        snprintf(err, errlen, "out of memory for REVOKD_TOKEN_CACHE_SIZE");
-        return -1;
-    }
     resolve_threads(cfg);
     if ((app->pool = work_pool_new((unsigned)cfg->verify_threads)) == NULL) {
         snprintf(err, errlen, "cannot start the signature-check threads");
@@ -184,24 +144,28 @@ static void app_stop(struct app *app)
     http_server_stop(app->http); /* drains what its workers gave the pool */
     work_pool_free(app->pool);
     store_free(app->store);
+    keyring_free(app->keys);
     token_cache_free(app->cache);
-    admin_keys_free(app->admins);
-    jwks_free((struct jwks *)app->policy.keys);
 }
 
 static void log_listening(const struct app *app)
 {
     const struct config *cfg = app->cfg;
     cJSON *f = cJSON_CreateObject();
+    size_t issuers, keys;
+    bool admin_api;
+
+    keyring_summary(app->keys, &issuers, &keys, &admin_api);
 
     cJSON_AddStringToObject(f, "listen", cfg->listen);
     cJSON_AddStringToObject(f, "address", cfg->listen_addr.host);
     cJSON_AddNumberToObject(f, "port", http_server_port(app->http));
     cJSON_AddStringToObject(f, "store", cfg->sentinels_parsed.n > 0 ? "sentinel" : "redis");
-    cJSON_AddNumberToObject(f, "keys", (double)jwks_count(app->policy.keys));
+    cJSON_AddNumberToObject(f, "issuers", (double)issuers);
+    cJSON_AddNumberToObject(f, "keys", (double)keys);
     cJSON_AddNumberToObject(f, "threads", (double)cfg->threads);
     cJSON_AddNumberToObject(f, "verify_threads", (double)cfg->verify_threads);
-    cJSON_AddBoolToObject(f, "admin_api", app->admins != NULL);
+    cJSON_AddBoolToObject(f, "admin_api", admin_api);
     cJSON_AddStringToObject(f, "version", REVOKD_VERSION);
     log_event(LOG_INFO, "listening", f);
 }
@@ -229,7 +193,7 @@ int main(int argc, char **argv)
 {
     struct config cfg;
     struct app app = {0};
-    char err[512];
+    char err[2048];
     sigset_t sigs;
     int sig = 0, rc = 2;
 
@@ -242,8 +206,11 @@ int main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* Before any thread: libcurl's global set-up is not thread-safe. */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
 
     if (config_load(&cfg, argc, argv, err, sizeof(err)) < 0) {
         usage_error(err);
@@ -251,7 +218,10 @@ int main(int argc, char **argv)
         usage_error(err);
     } else {
         log_listening(&app);
-        sigwait(&sigs, &sig);
+        /* SIGHUP reloads the files; a failed reload is logged and changes
+         * nothing (keyring_reload). */
+        while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
+            keyring_reload(app.keys, err, sizeof(err));
         drain(&app, sig);
         rc = 0;
     }
@@ -259,5 +229,6 @@ int main(int argc, char **argv)
     if (rc == 0)
         log_msg(LOG_INFO, "stopped", "revokd stopped");
     config_free(&cfg);
+    curl_global_cleanup();
     return rc;
 }

@@ -15,6 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "revokd/jwks_fetch.h"
+#include "revokd/keyring.h"
+
 #ifndef REVOKD_VERSION
 #define REVOKD_VERSION "dev"
 #endif
@@ -228,6 +231,9 @@ void metrics_check(int result)
 {
     struct shard *s = shard_get();
     unsigned i = result < 0 ? 0u - (unsigned)result : (unsigned)result;
+
+    if (i == (unsigned)JWT_ENOKEYS)
+        i = METRICS_CHECK_UNKNOWN; /* the token's state is unknown, as when the store cannot answer */
 
     /* A result outside the table is a caller's bug, not worth a crash of
      * the request path; it is dropped, and the unit test holds the table. */
@@ -501,6 +507,83 @@ static void render_gauges(struct out *o, const struct metrics_gauges *g)
     put(o, "revokd_http_connections %u\n", g->connections);
 }
 
+/* Reloads are rare and off the request path: two plain atomics. */
+static atomic_uint_fast64_t reloads[2]; /* [ok] */
+
+void metrics_reload(bool ok)
+{
+    atomic_fetch_add(&reloads[ok], 1);
+}
+
+enum key_family { KEYS_COUNT, KEYS_AGE, KEYS_STALE, KEYS_FETCHES };
+
+struct key_render {
+    struct out *o;
+    enum key_family family;
+    int64_t now;
+};
+
+static void put_issuer(struct out *o, const char *name, const char *iss)
+{
+    put(o, "%s{issuer=\"", name);
+    put_label(o, iss);
+    put(o, "\"");
+}
+
+static void render_issuer(void *arg, const struct keyring_status *s)
+{
+    struct key_render *k = arg;
+    struct out *o = k->o;
+
+    switch (k->family) {
+    case KEYS_COUNT:
+        put_issuer(o, "revokd_jwks_keys", s->iss);
+        put(o, "} %zu\n", s->keys);
+        break;
+    case KEYS_AGE:
+        if (s->loaded_at == 0)
+            break; /* no keys yet: no age */
+        put_issuer(o, "revokd_jwks_age_seconds", s->iss);
+        put(o, "} %" PRId64 "\n", k->now - s->loaded_at);
+        break;
+    case KEYS_STALE:
+        put_issuer(o, "revokd_jwks_stale", s->iss);
+        put(o, "} %d\n", s->stale ? 1 : 0);
+        break;
+    case KEYS_FETCHES:
+        for (size_t r = 0; s->fetches != NULL && r < JWKS_FETCH_NRESULTS; r++) {
+            put_issuer(o, "revokd_jwks_fetches_total", s->iss);
+            put(o, ",result=\"%s\"} %" PRIu64 "\n", jwks_fetch_result_name((enum jwks_fetch_result)r),
+                s->fetches[r]);
+        }
+        break;
+    }
+}
+
+static void render_keys(struct out *o, struct keyring *keys)
+{
+    static const char *const families[][3] = {
+        [KEYS_COUNT] = {"revokd_jwks_keys", "gauge", "Signature keys in force, by issuer."},
+        [KEYS_AGE] = {"revokd_jwks_age_seconds", "gauge",
+                      "Seconds since the keys in force were read or fetched, by issuer."},
+        [KEYS_STALE] = {"revokd_jwks_stale", "gauge",
+                        "1 when the last fetch of an issuer's key set failed and older keys are in force."},
+        [KEYS_FETCHES] = {"revokd_jwks_fetches_total", "counter",
+                          "Fetches of remote key sets, by issuer and result."},
+    };
+    struct key_render k = {o, KEYS_COUNT, (int64_t)time(NULL)};
+
+    for (size_t f = 0; keys != NULL && f < sizeof(families) / sizeof(families[0]); f++) {
+        family(o, families[f][0], families[f][1], families[f][2]);
+        k.family = (enum key_family)f;
+        keyring_each(keys, render_issuer, &k);
+    }
+    family(o, "revokd_reloads_total", "counter",
+           "Reloads (SIGHUP, POST /v1/admin/reload), by result: ok, or failed (nothing changed).");
+    put(o, "revokd_reloads_total{result=\"ok\"} %" PRIu64 "\n", (uint64_t)atomic_load(&reloads[1]));
+    put(o, "revokd_reloads_total{result=\"failed\"} %" PRIu64 "\n", (uint64_t)atomic_load(&reloads[0]));
+}
+
 static void render_process(struct out *o, const struct snapshot *snap)
 {
     family(o, "revokd_build_info", "gauge", "Always 1; the version is in the label.");
@@ -543,6 +626,7 @@ char *metrics_render(const struct metrics_gauges *g)
     render_http(&o, &snap);
     render_counts(&o, snap.total);
     render_gauges(&o, g);
+    render_keys(&o, g->keys);
     render_process(&o, &snap);
     if (o.failed)
         goto fail;

@@ -47,6 +47,20 @@ void reply_object(struct reply *rep, const char *name)
         rep->object = o;
 }
 
+void reply_array_object(struct reply *rep, const char *name)
+{
+    cJSON *a = cJSON_GetObjectItemCaseSensitive(rep->body, name);
+    cJSON *o = cJSON_CreateObject();
+
+    if (a == NULL)
+        a = cJSON_AddArrayToObject(rep->body, name);
+    if (o == NULL || !cJSON_AddItemToArray(a, o)) {
+        cJSON_Delete(o);
+        return;
+    }
+    rep->object = o;
+}
+
 void reply_object_end(struct reply *rep)
 {
     rep->object = rep->body;
@@ -81,6 +95,12 @@ void reply_token_failure(struct reply *rep, int reason, const struct jwt_claims 
 {
     const char *name = jwt_reason_name(reason), *text = jwt_reason_text(reason);
 
+    if (reason == -JWT_ENOKEYS) {
+        reply_error(rep, 503, "keys_unavailable",
+                    "the token's issuer has no keys yet: its key set could not be fetched so far");
+        reply_log(rep, "reason", "keys_unavailable");
+        return;
+    }
     reply_begin(rep, 401);
     reply_bool(rep, "active", false);
     reply_string(rep, "reason", name);

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "revokd/keyring.h"
 #include "revokd/metrics.h"
 
 /* Copies s into a claims field unless it is that field already: what the
@@ -55,8 +56,11 @@ static enum request_step stored_jti(struct request *req, struct reply *rep, cons
 enum request_step revoke_jti(struct request *req, struct reply *rep, const char *iss, const char *jti,
                              int64_t exp, const char *reason)
 {
+    int64_t leeway, max_lifetime;
+
+    keyring_limits(req->app->keys, iss, &leeway, &max_lifetime);
     /* Keep the record as long as a check could still accept the token. */
-    int64_t expires_at = exp + req->app->policy.leeway;
+    int64_t expires_at = exp + leeway;
 
     reply_log(rep, "jti", jti);
     keep(req->claims.jti, jti);
@@ -67,24 +71,6 @@ enum request_step revoke_jti(struct request *req, struct reply *rep, const char 
     struct store_call call = {.op = STORE_REVOKE_JTI, .iss = req->claims.iss, .jti = req->claims.jti,
                               .expires_at = expires_at, .reason = reason};
     return request_wait_store(req, &call, stored_jti);
-}
-
-/* A revoke-all made now revokes every token issued up to now + leeway: a
- * token stamped by an issuer whose clock runs fast, within the leeway, is
- * accepted now, and a cutoff of now would leave it active. The price is
- * that tokens issued in the next leeway seconds are refused too, which the
- * answer's cutoff tells the client. */
-static int64_t revoke_all_cutoff(const struct request *req)
-{
-    return req->now + req->app->policy.leeway;
-}
-
-static int64_t revoke_all_ttl(const struct request *req)
-{
-    const struct jwt_policy *p = &req->app->policy;
-    /* A token issued at the cutoff lives at most max_lifetime (longer ones
-     * are refused), plus leeway; the record may go after that. */
-    return revoke_all_cutoff(req) - req->now + p->max_lifetime + p->leeway;
 }
 
 static enum request_step stored_cutoff(struct request *req, struct reply *rep, const struct store_result *res)
@@ -99,16 +85,28 @@ static enum request_step stored_cutoff(struct request *req, struct reply *rep, c
     reply_string(rep, "sub", req->claims.sub);
     reply_namespace(rep, &req->claims);
     reply_int(rep, "cutoff", res->cutoff);
-    reply_int(rep, "expires_at", req->now + revoke_all_ttl(req));
+    reply_int(rep, "expires_at", req->claims.exp);
     return REQUEST_DONE;
 }
 
 enum request_step revoke_all(struct request *req, struct reply *rep, const char *iss, const char *sub)
 {
+    int64_t leeway, max_lifetime;
+
     reply_log(rep, "sub", sub);
     keep(req->claims.sub, sub);
     keep_namespace(req, iss);
+    keyring_limits(req->app->keys, iss, &leeway, &max_lifetime);
+    /* The cutoff is now + leeway: a token stamped by an issuer whose clock
+     * runs fast, within the leeway, is accepted now, and a cutoff of now
+     * would leave it active. The price is that tokens issued in the next
+     * leeway seconds are refused too, which the answer's cutoff tells the
+     * client. A token issued at the cutoff lives at most max_lifetime
+     * (longer ones are refused), plus leeway; the record may go after
+     * that. */
+    int64_t cutoff = req->now + leeway, ttl = cutoff - req->now + max_lifetime + leeway;
+    req->claims.exp = req->now + ttl; /* what the reply reports */
     struct store_call call = {.op = STORE_REVOKE_ALL, .iss = req->claims.iss, .sub = req->claims.sub,
-                              .cutoff = revoke_all_cutoff(req), .ttl = revoke_all_ttl(req)};
+                              .cutoff = cutoff, .ttl = ttl};
     return request_wait_store(req, &call, stored_cutoff);
 }

@@ -1,10 +1,13 @@
-/* route_admin.c - the admin API: revoke a jti without the token, and revoke
- * every token of a subject ("log out from all devices"). Both need an admin
- * key; with none configured they refuse every call. */
+/* route_admin.c - the admin API: revoke a jti without the token, revoke
+ * every token of a subject ("log out from all devices"), and reload the
+ * files. Each needs an admin key; with none configured they refuse every
+ * call. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "revokd/keyring.h"
 #include "revokd/revoke.h"
 #include "revokd/routes.h"
 
@@ -14,11 +17,14 @@ static int authorize(struct request *req, struct reply *rep)
     const char *key;
     size_t len;
 
-    if (req->app->admins == NULL) {
+    bool bearer = request_bearer(req, &key, &len) == 0;
+    enum keyring_admin a = keyring_admin_check(req->app->keys, bearer ? key : "", bearer ? len : 0);
+
+    if (a == KEYRING_ADMIN_NONE) {
         reply_error(rep, 403, "admin_disabled", "no admin keys are configured (REVOKD_ADMIN_KEYS_FILE)");
         return -1;
     }
-    if (request_bearer(req, &key, &len) < 0 || !admin_keys_check(req->app->admins, key, len)) {
+    if (a != KEYRING_ADMIN_OK) {
         reply_error(rep, 401, "unauthorized", "a valid admin key is required (Authorization: Bearer)");
         snprintf(rep->www_authenticate, sizeof(rep->www_authenticate), "Bearer realm=\"revokd-admin\"");
         return -1;
@@ -51,7 +57,7 @@ static const char *namespace_of(struct request *req, struct reply *rep)
 enum request_step route_admin_revoke(struct request *req, struct reply *rep)
 {
     const char *jti = NULL, *reason = NULL, *iss;
-    const struct jwt_policy *p = &req->app->policy;
+    int64_t leeway, max_lifetime;
     double exp = -1;
 
     if (authorize(req, rep) < 0 || request_body(req, rep, false) < 0 ||
@@ -69,7 +75,8 @@ enum request_step route_admin_revoke(struct request *req, struct reply *rep)
     }
     /* No token lives longer than max_lifetime, so a later exp is a mistake,
      * and accepting it would let one call pin a record for years. */
-    if (exp > (double)(req->now + p->max_lifetime + p->leeway)) {
+    keyring_limits(req->app->keys, iss, &leeway, &max_lifetime);
+    if (exp > (double)(req->now + max_lifetime + leeway)) {
         reply_error(rep, 400, "invalid_request", "exp is beyond now + REVOKD_MAX_TOKEN_LIFETIME");
         return REQUEST_DONE;
     }
@@ -96,4 +103,35 @@ enum request_step route_admin_revoke_all(struct request *req, struct reply *rep)
     if (reason != NULL)
         reply_log(rep, "revoke_reason", reason);
     return revoke_all(req, rep, iss, req->param);
+}
+
+/* On a pool thread: reading files and keys must not stall the worker's
+ * other requests. The reply is made here, while the request waits and
+ * nothing else touches it. */
+static void reload_run(struct work *w)
+{
+    struct request *req = (struct request *)((char *)w - offsetof(struct request, verify.work));
+    char err[2048];
+
+    if (keyring_reload(req->app->keys, err, sizeof(err)) < 0) {
+        reply_error(&req->reply, 500, "reload_failed", err);
+        return;
+    }
+    reply_begin(&req->reply, 200);
+    reply_bool(&req->reply, "reloaded", true);
+}
+
+static enum request_step reloaded(struct request *req, struct reply *rep)
+{
+    (void)req;
+    (void)rep;
+    return REQUEST_DONE;
+}
+
+enum request_step route_admin_reload(struct request *req, struct reply *rep)
+{
+    if (authorize(req, rep) < 0 || request_body(req, rep, true) < 0)
+        return REQUEST_DONE;
+    req->verify.work.run = reload_run;
+    return request_wait_work(req, &req->verify.work, reloaded);
 }

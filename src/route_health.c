@@ -1,7 +1,10 @@
 /* route_health.c - /healthz (the process serves) and /readyz (it can do its
- * job: a writable Redis primary answers). Load balancers drain on /readyz. */
+ * job: a writable Redis primary answers, and every issuer has keys). Load
+ * balancers drain on /readyz. */
 #include <stdatomic.h>
+#include <time.h>
 
+#include "revokd/keyring.h"
 #include "revokd/routes.h"
 
 enum request_step route_health_live(struct request *req, struct reply *rep)
@@ -19,25 +22,47 @@ static enum request_step not_ready(struct reply *rep, const char *code, const ch
     return REQUEST_DONE;
 }
 
+static void put_issuer(void *arg, const struct keyring_status *s)
+{
+    struct reply *rep = arg;
+
+    reply_array_object(rep, "issuers");
+    reply_string(rep, "iss", s->iss);
+    reply_string(rep, "source", s->source);
+    reply_int(rep, "keys", (int64_t)s->keys);
+    if (s->loaded_at != 0)
+        reply_int(rep, "age_seconds", (int64_t)time(NULL) - s->loaded_at);
+    else
+        reply_null(rep, "age_seconds");
+    reply_string(rep, "last_fetch", s->last);
+    reply_bool(rep, "stale", s->stale);
+    reply_object_end(rep);
+}
+
 static enum request_step probed(struct request *req, struct reply *rep, const struct store_result *res)
 {
     const struct store_status *st = &res->status;
-    (void)req;
+    char why[320];
 
     if (res->rc < 0) {
         reply_log(rep, "store_error", res->error);
         /* Data lost: checks go on from what Redis holds now, but this node
          * can no longer vouch that a revoked token stays revoked. */
-        return not_ready(rep, res->rc == -STORE_EDATALOST ? "store_data_lost" : "store_unavailable",
-                         res->error);
+        not_ready(rep, res->rc == -STORE_EDATALOST ? "store_data_lost" : "store_unavailable", res->error);
+    } else if (!keyring_ready(req->app->keys, why, sizeof(why))) {
+        not_ready(rep, "keys_unavailable", why);
+    } else {
+        reply_begin(rep, 200);
+        reply_string(rep, "status", "ready");
     }
-    reply_begin(rep, 200);
-    reply_string(rep, "status", "ready");
-    reply_object(rep, "store");
-    reply_string(rep, "role", st->role);
-    reply_string(rep, "address", st->address);
-    reply_bool(rep, "accepts_revocations", st->accepts_revocations);
-    reply_object_end(rep);
+    if (res->rc == 0) {
+        reply_object(rep, "store");
+        reply_string(rep, "role", st->role);
+        reply_string(rep, "address", st->address);
+        reply_bool(rep, "accepts_revocations", st->accepts_revocations);
+        reply_object_end(rep);
+    }
+    keyring_each(req->app->keys, put_issuer, rep);
     return REQUEST_DONE;
 }
 

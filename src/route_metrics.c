@@ -20,6 +20,7 @@ enum request_step route_metrics(struct request *req, struct reply *rep)
     }
     g.store_up = app->store != NULL && store_up(app->store);
     g.store_data_lost = app->store != NULL && store_data_lost(app->store);
+    g.keys = app->keys;
 
     char *text = metrics_render(&g);
     if (text == NULL) {

@@ -27,6 +27,7 @@ static const struct route routes[] = {
     ROUTE("POST", "/v1/revoke-all", route_revoke_all, "POST"),
     ROUTE("POST", "/v1/admin/revoke", route_admin_revoke, "POST"),
     ROUTE("POST", "/v1/admin/subjects/{sub}/revoke-all", route_admin_revoke_all, "POST"),
+    ROUTE("POST", "/v1/admin/reload", route_admin_reload, "POST"),
     ROUTE("GET", "/healthz", route_health_live, "GET"),
     ROUTE("GET", "/readyz", route_health_ready, "GET"),
     ROUTE("GET", "/metrics", route_metrics, "GET"),

@@ -26,9 +26,9 @@
 /* Bits of entry.flags. */
 enum { F_SUB = 1, F_ISS = 2, F_DERIVED = 4, F_NBF = 8, F_NBF_SET = 16, F_ISS_COMMON = 32 };
 
-/* The longest packed claims: four varints (exp, until, iat, nbf) of at most
- * 10 bytes, then jti, sub and iss with their NULs. */
-#define PACKED_MAX (4 * 10 + 3 * (JWT_STR_MAX + 1))
+/* The longest packed claims: five varints (exp, until, leeway, iat, nbf)
+ * of at most 10 bytes, then jti, sub and iss with their NULs. */
+#define PACKED_MAX (5 * 10 + 3 * (JWT_STR_MAX + 1))
 
 /* One cached token, in a single allocation sized to fit. struct jwt_claims
  * is ~800 bytes of mostly empty arrays; at 100,000 entries that alone would
@@ -36,8 +36,9 @@ enum { F_SUB = 1, F_ISS = 2, F_DERIVED = 4, F_NBF = 8, F_NBF_SET = 16, F_ISS_COM
  * entry (36-byte jti, 20-byte sub, 30-byte iss) is ~133 bytes, a 144-byte
  * malloc chunk.
  *
- * data holds exp as a zigzag varint, then until, iat and (when F_NBF_SET)
- * nbf as zigzag varints of their difference from exp: they sit within hours
+ * data holds exp as a zigzag varint, then until, then the issuer's leeway
+ * (a varint of 1-2 bytes), then iat and (when F_NBF_SET) nbf as zigzag
+ * varints of their difference from exp: they sit within hours
  * of exp, so each takes 1-3 bytes instead of 8, yet any int64 round-trips
  * exactly. Then jti, sub and iss, each NUL-terminated; an iss equal to the
  * cache's common one (REVOKD_ISSUER, which every token then carries) is only
@@ -74,6 +75,7 @@ struct token_cache {
     size_t nshards, capacity;
     char iss[JWT_STR_MAX + 1]; /* the common iss; "" when none */
     alignas(64) atomic_size_t live;
+    atomic_uint_fast64_t generation; /* bumped by token_cache_clear() */
 };
 
 /* ---- packing --------------------------------------------------------------- */
@@ -139,6 +141,7 @@ static size_t pack(const struct token_cache *tc, unsigned char *buf, unsigned ch
                              (c->nbf != 0 ? F_NBF_SET : 0) | (common ? F_ISS_COMMON : 0));
     p = put_delta(p, c->exp, 0);
     p = put_delta(p, until, c->exp);
+    p = put_delta(p, c->leeway, 0);
     p = put_delta(p, c->iat, c->exp);
     /* Without an nbf claim jwt_verify leaves nbf 0, which is far from exp;
      * the flag saves its 5 bytes. */
@@ -359,6 +362,7 @@ struct token_cache *token_cache_new(size_t capacity, const char *common_iss)
         return NULL;
     memset(tc, 0, sizeof(*tc));
     atomic_init(&tc->live, 0);
+    atomic_init(&tc->generation, 0);
     tc->capacity = capacity;
     if (common_iss != NULL && strlen(common_iss) <= JWT_STR_MAX)
         strcpy(tc->iss, common_iss);
@@ -436,6 +440,7 @@ bool token_cache_get(struct token_cache *tc, const unsigned char key[TOKEN_CACHE
              * nothing of a previous token survives into this one. */
             memset(out, 0, sizeof(*out));
             out->exp = exp;
+            p = get_delta(p, 0, &out->leeway);
             p = get_delta(p, exp, &out->iat);
             if (e->flags & F_NBF_SET)
                 p = get_delta(p, exp, &out->nbf);
@@ -446,6 +451,7 @@ bool token_cache_get(struct token_cache *tc, const unsigned char key[TOKEN_CACHE
             out->has_iss = e->flags & F_ISS;
             out->jti_derived = e->flags & F_DERIVED;
             out->has_nbf = e->flags & F_NBF;
+            out->issuer = -1;
         }
     }
     pthread_mutex_unlock(&s->lock);
@@ -456,7 +462,7 @@ bool token_cache_get(struct token_cache *tc, const unsigned char key[TOKEN_CACHE
 }
 
 void token_cache_put(struct token_cache *tc, const unsigned char key[TOKEN_CACHE_KEY_SIZE],
-                     const struct jwt_claims *c, int64_t until)
+                     const struct jwt_claims *c, int64_t until, uint64_t generation)
 {
     unsigned char buf[PACKED_MAX], flags;
     struct entry *e, *old = NULL;
@@ -481,6 +487,14 @@ void token_cache_put(struct token_cache *tc, const unsigned char key[TOKEN_CACHE
 
     s = shard_of(tc, key);
     pthread_mutex_lock(&s->lock);
+    /* Verified with keys a clear has since withdrawn: under the shard's
+     * lock, so a put either sees the new generation or lands before the
+     * clear reaches this shard, which then drops it. */
+    if (generation != atomic_load(&tc->generation)) {
+        pthread_mutex_unlock(&s->lock);
+        free(e);
+        return;
+    }
     i = find(s, key, &found);
     if (found) {
         /* The same bytes verified again (typically two requests that missed
@@ -516,6 +530,29 @@ void token_cache_put(struct token_cache *tc, const unsigned char key[TOKEN_CACHE
     }
     pthread_mutex_unlock(&s->lock);
     free(old);
+}
+
+uint64_t token_cache_generation(struct token_cache *tc)
+{
+    return atomic_load(&tc->generation);
+}
+
+void token_cache_clear(struct token_cache *tc)
+{
+    atomic_fetch_add(&tc->generation, 1);
+    for (size_t i = 0; i < tc->nshards; i++) {
+        struct shard *s = &tc->shards[i];
+        pthread_mutex_lock(&s->lock);
+        for (size_t j = 0; j < s->cap; j++)
+            if (s->ring[j] != NULL) {
+                free(s->ring[j]);
+                s->ring[j] = NULL;
+                release(tc);
+            }
+        memset(s->index, 0, s->nindex * sizeof(*s->index));
+        s->head = s->used = s->count = 0;
+        pthread_mutex_unlock(&s->lock);
+    }
 }
 
 size_t token_cache_size(const struct token_cache *tc)

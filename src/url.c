@@ -1,8 +1,14 @@
 /* url.c - percent-decoding (RFC 3986 2.1) of path segments, query values
- * and the credentials of a Redis URL. */
+ * and the credentials of a Redis URL; which URLs keys may come from. */
 #include "revokd/url.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
 
 static int hexval(char c)
 {
@@ -54,4 +60,44 @@ int url_query_find(const char *query, const char *name, const char **value, size
         p += plen + (amp ? 1 : 0);
     }
     return found;
+}
+
+static bool loopback_host(const char *host)
+{
+    struct in_addr v4;
+
+    if (strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0)
+        return true;
+    return inet_pton(AF_INET, host, &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
+}
+
+int url_fetchable(const char *url, char *why, size_t size)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *user = NULL, *fragment = NULL;
+    int rc = -1;
+
+    /* libcurl's own parser, so the URL checked is the URL fetched. */
+    if (u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+        snprintf(why, size, "\"%.64s\" is not an absolute URL", url);
+        goto out;
+    }
+    if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK ||
+        curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0) == CURLUE_OK) {
+        snprintf(why, size, "a key URL carries no credentials and no fragment");
+        goto out;
+    }
+    if (strcmp(scheme, "https") == 0 || (strcmp(scheme, "http") == 0 && loopback_host(host)))
+        rc = 0;
+    else
+        snprintf(why, size, "\"%.64s\" must be https (http only to a loopback address)", url);
+out:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(user);
+    curl_free(fragment);
+    curl_url_cleanup(u);
+    return rc;
 }

@@ -4,9 +4,8 @@
 
 #include <stdatomic.h>
 
-#include "revokd/admin_keys.h"
 #include "revokd/config.h"
-#include "revokd/jwt.h"
+#include "revokd/keyring.h"
 #include "revokd/store.h"
 #include "revokd/token_cache.h"
 
@@ -15,9 +14,8 @@ struct work_pool;
 
 struct app {
     const struct config *cfg;
-    struct jwt_policy policy;
+    struct keyring *keys;      /* issuers' keys and admin keys */
     struct store *store;
-    struct admin_keys *admins; /* NULL: admin endpoints refuse every call */
     struct token_cache *cache; /* verified tokens; never NULL (may be disabled) */
     struct work_pool *pool;    /* signature checks off the event loops */
     struct http_server *http;  /* set once it listens, for /metrics */

@@ -27,6 +27,7 @@ enum config_type {
     CONFIG_LISTEN,    /* IP:port or [IPv6]:port, parsed into NAME_addr */
     CONFIG_REDIS_URL, /* a Redis URL, parsed into NAME_parsed */
     CONFIG_ENDPOINTS, /* host:port,... (at most CONFIG_ENDPOINTS_MAX), parsed into NAME_parsed */
+    CONFIG_URL,       /* "" (none), or a URL revokd may fetch from (url_fetchable()) */
 };
 
 #define CONFIG_HOST_MAX 256
@@ -67,6 +68,7 @@ struct config_endpoints {
 #define CFG_FIELD_LISTEN(name) char *name; struct config_addr name##_addr;
 #define CFG_FIELD_REDIS_URL(name) char *name; struct config_redis name##_parsed;
 #define CFG_FIELD_ENDPOINTS(name) char *name; struct config_endpoints name##_parsed;
+#define CFG_FIELD_URL(name) char *name;
 #define CFG_FIELD(name, type, def, min, max, choices, help) CFG_FIELD_##type(name)
 
 struct config {
@@ -81,6 +83,11 @@ struct config {
  * frees with config_free(), after either. */
 int config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
 void config_free(struct config *cfg);
+
+/* The bounds of the integer setting name ("leeway"), for values of the same
+ * meaning given elsewhere (an issuer in REVOKD_ISSUERS_FILE). -1 when name
+ * is not an integer setting. */
+int config_bounds(const char *name, long long *min, long long *max);
 
 /* --help. */
 void config_print_help(FILE *out);

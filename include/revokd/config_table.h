@@ -33,21 +33,42 @@
     X(replication_timeout_ms, MS, "500", 1, 60000, NULL, "how long a revoke waits for the replicas") \
     X(role_check_ms, MS, "1000", 50, 60000, NULL,                                                \
       "how often each worker re-confirms that its Redis is still the primary (Sentinel mode)")     \
+    X(issuers_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                          \
+      "several issuers, each with its keys and rules, as JSON (README); replaces the key and issuer settings below") \
+    X(jwks_url, URL, "", 0, 2048, NULL,                                                          \
+      "the issuer's key set, fetched and refreshed (https, or http to a loopback address)")        \
+    X(oidc_discovery, ENUM, "0", 1, 1, "0|1",                                                    \
+      "1: find the key set through REVOKD_ISSUER's OpenID (or RFC 8414) discovery document")       \
     X(jwks_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                             \
-      "verification keys as a JWKS document (RSA, EC, oct)")                                      \
+      "verification keys as a JWKS document (RSA, EC, OKP, oct)")                                 \
     X(jwt_public_key_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                   \
       "one PEM public key (RSA or EC), used for tokens without kid")                              \
-    X(jwt_public_key_alg, ENUM, "", 0, 16, "|RS256|RS384|RS512|ES256|ES384",                      \
-      "algorithm pinned to that PEM key; empty infers RS256, ES256 (P-256) or ES384 (P-384)")     \
+    X(jwt_public_key_alg, ENUM, "", 0, 16, "|RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512|EdDSA", \
+      "algorithm pinned to that PEM key; empty infers RS256 (RSA), ES256/ES384/ES512 by curve or EdDSA") \
     X(jwt_hmac_secret_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                  \
       "HMAC secret file (whole file, one trailing newline dropped), for tokens without kid")      \
     X(jwt_hmac_alg, ENUM, "HS256", 1, 16, "HS256|HS384|HS512", "algorithm pinned to the HMAC secret") \
     X(issuer, TEXT, "", 0, JWT_STR_MAX, NULL,                                                    \
       "when set, every token's iss must equal it; also the default namespace")                    \
     X(audience, TEXT, "", 0, JWT_STR_MAX, NULL, "when set, every token's aud must contain it")    \
+    X(algorithms, TEXT, "", 0, 256, NULL,                                                        \
+      "accepted algorithms, comma-separated (RS256,PS256,...); empty: every supported one")        \
     X(leeway, SECONDS, "30", 0, 3600, NULL, "allowed clock skew for exp, nbf and iat")            \
     X(max_token_lifetime, SECONDS, "2592000", 60, 315360000, NULL,                               \
       "longest exp - iat of any token issued (refresh tokens too); longer tokens are refused")    \
+    X(ca_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                               \
+      "CA certificates (PEM) that key set and discovery servers are verified against; empty: the system's") \
+    X(jwks_refresh_min, SECONDS, "60", 1, 86400, NULL,                                           \
+      "shortest time between two scheduled fetches of a key set, whatever its Cache-Control says") \
+    X(jwks_refresh_max, SECONDS, "3600", 1, 604800, NULL,                                        \
+      "longest time a fetched key set is used before it is fetched again")                          \
+    X(jwks_unknown_kid_interval, SECONDS, "30", 1, 3600, NULL,                                   \
+      "a token naming a kid the set lacks fetches the set early, at most once in this long per issuer") \
+    X(jwks_fetch_timeout_ms, MS, "5000", 100, 60000, NULL,                                       \
+      "time allowed for one fetch of a key set or discovery document")                             \
+    X(jwks_max_bytes, BYTES, "524288", 1024, 16777216, NULL,                                     \
+      "largest key set or discovery document accepted")                                           \
+    X(jwks_max_keys, INT, "100", 1, 10000, NULL, "most keys a fetched key set may hold")         \
     X(admin_keys_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                       \
       "admin API keys, one per line; without it admin endpoints refuse every call")              \
     X(key_prefix, NAME, "revokd:", 1, STORE_KEY_PREFIX_MAX, NULL, "namespace of every Redis key") \

@@ -22,8 +22,8 @@
     X(algorithm_not_allowed, "the token's alg is not the one pinned to its key")                 \
     X(invalid_signature, "the signature does not verify")                                        \
     X(invalid_claims, "a required claim is missing or has the wrong type")                       \
-    X(invalid_issuer, "the token's iss is not the configured issuer")                            \
-    X(invalid_audience, "the token's aud does not contain the configured audience")              \
+    X(invalid_issuer, "the token's iss is not a configured issuer")                              \
+    X(invalid_audience, "the token's aud does not contain an accepted audience")                 \
     X(lifetime_exceeded, "exp - iat exceeds the configured maximum token lifetime")              \
     X(expired, "the token has expired")                                                          \
     X(not_yet_valid, "the token is not valid yet (nbf or iat in the future)")                    \
@@ -33,18 +33,32 @@
 enum jwt_reason { JWT_OK = 0, JWT_REASON_TABLE(JWT_REASON_ENUM) JWT_REASON_COUNT };
 #undef JWT_REASON_ENUM
 
+/* Not a reason to refuse the token: its issuer has no keys yet (a key set
+ * not fetched so far), so whether it is genuine is unknown, and the answer
+ * is 503, never "active" and never "invalid". */
+#define JWT_ENOKEYS (JWT_REASON_COUNT + 2)
+
 const char *jwt_reason_name(int reason);
 const char *jwt_reason_text(int reason);
 
 /* Longest jti, sub, iss or kid accepted, in bytes. */
 #define JWT_STR_MAX 256
 
+/* One issuer's rules and keys. */
 struct jwt_policy {
-    const struct jwks *keys;
-    const char *issuer;   /* NULL or "": any */
-    const char *audience; /* NULL or "": any */
+    const struct jwks *keys; /* NULL: none yet (a key set not fetched so far) */
+    const char *issuer;      /* the iss its tokens carry; "": any iss, or none */
+    char *const *audiences;  /* the token's aud must hold one of them; none: any */
+    size_t n_audiences;
     int64_t leeway;
     int64_t max_lifetime;
+};
+
+/* Every issuer trusted. A token is matched to its issuer by its iss before
+ * a key is chosen, so one issuer's key never verifies another's token. */
+struct jwt_trust {
+    const struct jwt_policy *issuers;
+    size_t n;
     size_t max_token_bytes;
 };
 
@@ -55,16 +69,20 @@ struct jwt_claims {
     bool has_sub, has_iss, jti_derived;
     int64_t exp, iat, nbf;
     bool has_nbf;
+    int64_t leeway; /* the issuer's, for jwt_check_times() */
+    int issuer;     /* the index of the token's issuer in the trust; -1 when none matched */
 };
 
-/* Checks token (len bytes, no NUL needed) against policy: form, key, alg,
- * signature, claim types, iss, aud and lifetime. Time is not looked at; call
- * jwt_check_times() for that. Returns 0 with *out filled, or -reason. */
-int jwt_verify(const struct jwt_policy *policy, const char *token, size_t len,
-               struct jwt_claims *out);
+/* Checks token (len bytes, no NUL needed) against trust: form, issuer,
+ * key, alg, signature, claim types, aud and lifetime. Time is not looked
+ * at; call jwt_check_times() for that. Returns 0 with *out filled, or
+ * -reason with out->issuer set once the issuer is known (a caller may fetch
+ * that issuer's keys anew on -JWT_unknown_key). */
+int jwt_verify(const struct jwt_trust *trust, const char *token, size_t len, struct jwt_claims *out);
 
-/* Returns 0, -JWT_expired or -JWT_not_yet_valid for the claims at now. */
-int jwt_check_times(const struct jwt_policy *policy, const struct jwt_claims *c, int64_t now);
+/* Returns 0, -JWT_expired or -JWT_not_yet_valid for the claims at now,
+ * within their issuer's leeway. */
+int jwt_check_times(const struct jwt_claims *c, int64_t now);
 
 /* The id of a token without jti: "sha256:" + base64url(SHA-256(header.payload)),
  * the JWS signing input exactly as the token carries it. */

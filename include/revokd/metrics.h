@@ -11,6 +11,8 @@
 
 #include "revokd/jwt.h"
 
+struct keyring;
+
 /* Sets up the route labels: nroutes routes, label(i) "GET /v1/check" style
  * (called at every scrape, so its strings must live as long as the process).
  * Call once before any thread updates a metric. */
@@ -58,7 +60,11 @@ struct metrics_gauges {
     size_t cache_capacity;
     bool store_up;          /* the store answered its last command */
     bool store_data_lost;   /* the last probe found the store's data lost */
+    struct keyring *keys;   /* each issuer's keys; NULL: not shown */
 };
+
+/* One reload of the files, done or refused. */
+void metrics_reload(bool ok);
 
 /* The whole exposition, malloc'd and NUL-terminated (the caller frees), or
  * NULL when out of memory. */

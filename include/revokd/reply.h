@@ -42,6 +42,9 @@ void reply_null(struct reply *rep, const char *name);
 /* Members then go into a new object member name, until reply_object_end(). */
 void reply_object(struct reply *rep, const char *name);
 void reply_object_end(struct reply *rep);
+/* A new object at the end of the body's array name (made by the first
+ * call); members go into it until reply_object_end(). */
+void reply_array_object(struct reply *rep, const char *name);
 
 /* A body that is not JSON: text (taken over, freed with the reply). */
 void reply_text(struct reply *rep, int status, char *text, const char *content_type);
@@ -51,7 +54,8 @@ void reply_error(struct reply *rep, int status, const char *code, const char *de
 
 /* 401 {"active": false, "reason", "error": "invalid_token", "error_description"}
  * with WWW-Authenticate; jti and sub are added for reason revoked (c may be
- * NULL). reason is a negative or positive JWT_* value. */
+ * NULL). reason is a negative or positive JWT_* value; -JWT_ENOKEYS gives
+ * 503 {"error": "keys_unavailable"} instead. */
 void reply_token_failure(struct reply *rep, int reason, const struct jwt_claims *c);
 
 /* 503 for a store error code (-STORE_*). */

@@ -13,9 +13,11 @@ enum request_step route_check_post(struct request *req, struct reply *rep);
 enum request_step route_revoke(struct request *req, struct reply *rep);
 enum request_step route_revoke_all(struct request *req, struct reply *rep);
 
-/* route_admin.c: POST /v1/admin/revoke and /v1/admin/subjects/{sub}/revoke-all. */
+/* route_admin.c: POST /v1/admin/revoke, /v1/admin/subjects/{sub}/revoke-all
+ * and /v1/admin/reload. */
 enum request_step route_admin_revoke(struct request *req, struct reply *rep);
 enum request_step route_admin_revoke_all(struct request *req, struct reply *rep);
+enum request_step route_admin_reload(struct request *req, struct reply *rep);
 
 /* route_health.c: GET /healthz and /readyz. */
 enum request_step route_health_live(struct request *req, struct reply *rep);

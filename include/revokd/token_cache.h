@@ -60,11 +60,23 @@ bool token_cache_get(struct token_cache *tc, const unsigned char key[TOKEN_CACHE
 
 /* Stores a copy of the claims of a token that verified, until unix time
  * until (its exp plus leeway: past that it could not verify anyway).
- * Replaces an entry with the same key. Claims with a string not terminated
+ * Replaces an entry with the same key. generation is what
+ * token_cache_generation() said before the token was verified. Claims with a string not terminated
  * within JWT_STR_MAX bytes are not stored, nor is anything when memory runs
  * out: the token is simply verified again next time. */
 void token_cache_put(struct token_cache *tc, const unsigned char key[TOKEN_CACHE_KEY_SIZE],
-                     const struct jwt_claims *c, int64_t until);
+                     const struct jwt_claims *c, int64_t until, uint64_t generation);
+
+/* The cache's generation, read before a token is verified and given to
+ * token_cache_put(): a token verified while token_cache_clear() ran is not
+ * stored. */
+uint64_t token_cache_generation(struct token_cache *tc);
+
+/* Forgets every entry, for when keys were withdrawn (a key set refreshed
+ * without a key it had, a reload): a token verified with a key that is gone
+ * must be verified again, and fail. Puts of tokens verified before the
+ * clear are dropped (token_cache_generation). */
+void token_cache_clear(struct token_cache *tc);
 
 /* Entries held now, expired ones not yet dropped included; never above the
  * capacity. A put in progress may count already, so it is exact only when

@@ -22,4 +22,11 @@ long url_decode(const char *in, size_t len, char *out, size_t size);
  * different ones. */
 int url_query_find(const char *query, const char *name, const char **value, size_t *len);
 
+/* 0 when revokd may fetch keys from url: an absolute https URL, or http to
+ * a loopback address (127.0.0.0/8, ::1, localhost; for tests and sidecars),
+ * without credentials or a fragment. Else -1 with the reason in why. Key
+ * sets over plain http from anywhere else could be swapped in transit for
+ * an attacker's keys. */
+int url_fetchable(const char *url, char *why, size_t size);
+
 #endif

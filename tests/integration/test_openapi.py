@@ -895,6 +895,27 @@ class OpenApiContractTest(harness.RevokdTestCase):
         call("admin revoke-all text/plain", "POST", ra.format("gina"), "reason=x",
              {**admin, "Content-Type": "text/plain"}, expect=415, code="unsupported_media_type")
 
+        # POST /v1/admin/reload; a broken admin keys file changes nothing.
+        call("admin reload", "POST", "/v1/admin/reload", headers=admin, expect=200, want={"reloaded": True})
+        call("admin reload, body not JSON", "POST", "/v1/admin/reload", b"{", {**admin, **JSON_CT},
+             expect=400, code="invalid_request")
+        call("admin reload no key", "POST", "/v1/admin/reload", expect=401, code="unauthorized")
+        call("GET admin reload", "GET", "/v1/admin/reload", headers=admin, expect=405, code="method_not_allowed")
+        call("admin reload too large", "POST", "/v1/admin/reload", big, {**admin, **JSON_CT}, expect=413,
+             code="payload_too_large")
+        call("admin reload text/plain", "POST", "/v1/admin/reload", "x", {**admin, "Content-Type": "text/plain"},
+             expect=415, code="unsupported_media_type")
+        with open(self.admin_keys_path, encoding="utf-8") as f:
+            keys = f.read()
+        harness.write_admin_keys(self.admin_keys_path, ["short"])
+        try:
+            call("admin reload, broken admin keys file", "POST", "/v1/admin/reload", headers=admin, expect=500,
+                 code="reload_failed")
+        finally:
+            with open(self.admin_keys_path, "w", encoding="utf-8") as f:
+                f.write(keys)
+        call("admin revoke-all after a failed reload", "POST", ra.format("hal"), headers=admin, expect=200)
+
         # Health.
         call("healthz", "GET", "/healthz", expect=200, want={"status": "ok"})
         call("healthz, no request id", "GET", "/healthz", expect=200, request_id=None)
@@ -1016,6 +1037,7 @@ class OpenApiContractTest(harness.RevokdTestCase):
                       {"jti": "head-431", "exp": now() + 600}, admin, form=form)
             too_large("admin revoke-all, oversized header", "POST",
                       "/v1/admin/subjects/head-431/revoke-all", headers=admin, form=form)
+            too_large("admin reload, oversized header", "POST", "/v1/admin/reload", headers=admin, form=form)
             for path in ("/healthz", "/readyz", "/metrics"):
                 too_large(f"GET {path}, oversized header", "GET", path, form=form)
         fits = "oa-431-fits"
@@ -1044,6 +1066,8 @@ class OpenApiContractTest(harness.RevokdTestCase):
                       headers, expect=403, code="admin_disabled", daemon=d)
             self.call("admin revoke-all, admin disabled", "POST", "/v1/admin/subjects/zed/revoke-all",
                       headers=headers, expect=403, code="admin_disabled", daemon=d)
+            self.call("admin reload, admin disabled", "POST", "/v1/admin/reload", headers=headers, expect=403,
+                      code="admin_disabled", daemon=d)
 
     def not_replicated_requests(self):
         """Writes that no replica confirms: WAIT times out (REVOKD_MIN_REPLICAS=1), and Redis itself

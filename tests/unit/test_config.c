@@ -322,7 +322,7 @@ static void test_typed_values(void **state)
             env[5 + j] = bad[i][j] == '-' ? '_' : (char)(bad[i][j] - 32);
         expect_err(env);
     }
-    expect_err("\"none\" is not one of |RS256|RS384|RS512|ES256|ES384");
+    expect_err("\"none\" is not one of |RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512|EdDSA");
 }
 
 static void test_free_is_idempotent(void **state)

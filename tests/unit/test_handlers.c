@@ -25,9 +25,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "revokd/admin_keys.h"
+#include "revokd/keyring.h"
 #include "revokd/config.h"
-#include "revokd/jwks.h"
 #include "revokd/loop.h"
 #include "revokd/request.h"
 #include "revokd/store_memory.h"
@@ -44,7 +43,6 @@
 static struct {
     char dir[PATH_MAX];
     struct config cfg;
-    struct jwks *keys;
     struct app app;
     struct loop *loop;
     struct store_conn *conn;
@@ -192,32 +190,25 @@ static const char *token_body(char *buf, size_t size, const char *bearer_value)
 static int group_setup(void **state)
 {
     (void)state;
-    char path[PATH_MAX + 32], err[256] = "";
-    char *argv[] = {"revokd", NULL};
+    char secret[PATH_MAX + 32], admins[PATH_MAX + 32], err[2048] = "";
+    char *argv[] = {"revokd", "--jwt-hmac-secret-file", secret, "--admin-keys-file", admins,
+                    "--issuer", ISS, "--leeway", "30", "--max-token-lifetime", "3600", NULL};
 
     if (unit_tmpdir_create(fx.dir, sizeof(fx.dir)) != 0)
         return -1;
-    unit_path_in(path, sizeof(path), fx.dir, "hs256.secret");
-    unit_write_file(path, SECRET, strlen(SECRET));
-    fx.keys = jwks_new();
-    if (jwks_load_hmac(fx.keys, path, "HS256", 0, err, sizeof(err)) != 0)
+    unit_path_in(secret, sizeof(secret), fx.dir, "hs256.secret");
+    unit_write_file(secret, SECRET, strlen(SECRET));
+    unit_path_in(admins, sizeof(admins), fx.dir, "admin-keys");
+    unit_write_file(admins, ADMIN_KEY "\n", strlen(ADMIN_KEY) + 1);
+    if (config_load(&fx.cfg, (int)(sizeof(argv) / sizeof(argv[0])) - 1, argv, err, sizeof(err)) != 0)
         return -1;
-    unit_path_in(path, sizeof(path), fx.dir, "admin-keys");
-    unit_write_file(path, ADMIN_KEY "\n", strlen(ADMIN_KEY) + 1);
-    if ((fx.app.admins = admin_keys_load(path, err, sizeof(err))) == NULL)
-        return -1;
-    if (config_load(&fx.cfg, 1, argv, err, sizeof(err)) != 0)
-        return -1;
-    free(fx.cfg.issuer);
-    fx.cfg.issuer = strdup(ISS);
     fx.app.cfg = &fx.cfg;
-    fx.app.policy = (struct jwt_policy){.keys = fx.keys, .issuer = ISS, .leeway = 30,
-                                        .max_lifetime = 3600, .max_token_bytes = 8192};
     fx.app.cache = token_cache_new(100, ISS);
+    if (fx.app.cache == NULL || (fx.app.keys = keyring_new(&fx.cfg, fx.app.cache, err, sizeof(err))) == NULL)
+        return -1;
     fx.app.pool = work_pool_new(1);
     fx.loop = loop_new();
-    if (fx.app.cache == NULL || fx.app.pool == NULL || fx.loop == NULL ||
-        (fx.inbox = work_inbox_new(fx.loop, fx.app.pool)) == NULL)
+    if (fx.app.pool == NULL || fx.loop == NULL || (fx.inbox = work_inbox_new(fx.loop, fx.app.pool)) == NULL)
         return -1;
     return 0;
 }
@@ -231,9 +222,8 @@ static int group_teardown(void **state)
     work_inbox_free(fx.inbox);
     work_pool_free(fx.app.pool);
     loop_free(fx.loop);
+    keyring_free(fx.app.keys);
     token_cache_free(fx.app.cache);
-    admin_keys_free(fx.app.admins);
-    jwks_free(fx.keys);
     config_free(&fx.cfg);
     unit_tmpdir_remove(fx.dir, files, sizeof(files) / sizeof(files[0]));
     return 0;

@@ -46,6 +46,8 @@ static struct {
     unsigned char hs256[40], hs384[48];
     struct jwks *keys;
     struct jwt_policy policy;
+    struct jwt_trust trust; /* the one issuer, policy */
+    char *aud[1];
     unsigned char last_sig[512]; /* the signature the last make_token() made */
     size_t last_sig_len;
 } fx;
@@ -145,7 +147,7 @@ static const char *header_for(enum signer s)
 
 static int verify(const char *tok, struct jwt_claims *c)
 {
-    return jwt_verify(&fx.policy, tok, strlen(tok), c);
+    return jwt_verify(&fx.trust, tok, strlen(tok), c);
 }
 
 /* Signs payload_json with the kid-less HS256 key and verifies it. */
@@ -180,14 +182,16 @@ static void expect_payload(const char *payload_json, int reason)
 
 static void default_policy(void)
 {
+    fx.aud[0] = (char *)AUD;
     fx.policy = (struct jwt_policy){
         .keys = fx.keys,
         .issuer = ISS,
-        .audience = AUD,
+        .audiences = fx.aud,
+        .n_audiences = 1,
         .leeway = 30,
         .max_lifetime = 3600,
-        .max_token_bytes = 8192,
     };
+    fx.trust = (struct jwt_trust){.issuers = &fx.policy, .n = 1, .max_token_bytes = 8192};
 }
 
 static int group_setup(void **state)
@@ -294,8 +298,8 @@ static void test_valid_minimal_claims(void **state)
     (void)state;
     struct jwt_claims c;
 
-    fx.policy.issuer = NULL;
-    fx.policy.audience = "";
+    fx.policy.issuer = "";
+    fx.policy.n_audiences = 0;
     assert_int_equal(verify_payload("{\"jti\":\"j\"," TIMES "}", &c), 0);
     assert_string_equal(c.jti, "j");
     assert_false(c.has_sub);
@@ -331,7 +335,7 @@ static void test_missing_token(void **state)
 {
     (void)state;
     struct jwt_claims c;
-    assert_int_equal(jwt_verify(&fx.policy, "", 0, &c), -JWT_missing_token);
+    assert_int_equal(jwt_verify(&fx.trust, "", 0, &c), -JWT_missing_token);
 }
 
 static void test_malformed_segment_count(void **state)
@@ -344,9 +348,9 @@ static void test_malformed_segment_count(void **state)
 
     assert_int_equal(verify(tok, &c), 0);
     /* Two segments: header.payload. */
-    assert_int_equal(jwt_verify(&fx.policy, tok, (size_t)(last_dot - tok), &c), -JWT_malformed);
+    assert_int_equal(jwt_verify(&fx.trust, tok, (size_t)(last_dot - tok), &c), -JWT_malformed);
     /* One segment. */
-    assert_int_equal(jwt_verify(&fx.policy, tok, (size_t)(strchr(tok, '.') - tok), &c),
+    assert_int_equal(jwt_verify(&fx.trust, tok, (size_t)(strchr(tok, '.') - tok), &c),
                      -JWT_malformed);
     /* Four segments, the fourth good base64url. */
     char *four = malloc(len + 6);
@@ -549,19 +553,19 @@ static void test_malformed_over_max_token_bytes(void **state)
     char *tok = make_token(header_for(S_HS256), GOOD_PAYLOAD, S_HS256);
     size_t len = strlen(tok);
 
-    fx.policy.max_token_bytes = len;
+    fx.trust.max_token_bytes = len;
     assert_int_equal(verify(tok, &c), 0);
-    fx.policy.max_token_bytes = len - 1;
+    fx.trust.max_token_bytes = len - 1;
     assert_int_equal(verify(tok, &c), -JWT_malformed);
-    fx.policy.max_token_bytes = 16;
+    fx.trust.max_token_bytes = 16;
     assert_int_equal(verify(tok, &c), -JWT_malformed);
     free(tok);
     /* An RS256 token is longer than the smallest configurable bound. */
     tok = make_token(header_for(S_RS256), GOOD_PAYLOAD, S_RS256);
     assert_true(strlen(tok) > 256);
-    fx.policy.max_token_bytes = 256;
+    fx.trust.max_token_bytes = 256;
     assert_int_equal(verify(tok, &c), -JWT_malformed);
-    fx.policy.max_token_bytes = strlen(tok);
+    fx.trust.max_token_bytes = strlen(tok);
     assert_int_equal(verify(tok, &c), 0);
     free(tok);
 }
@@ -802,7 +806,7 @@ static void test_invalid_claims_aud_types(void **state)
     expect_payload("{\"iss\":\"" ISS "\"," TIMES ",\"aud\":{\"" AUD "\":1}}", JWT_invalid_claims);
     expect_payload("{\"iss\":\"" ISS "\"," TIMES ",\"aud\":7}", JWT_invalid_claims);
     /* Checked even when any audience is accepted. */
-    fx.policy.audience = NULL;
+    fx.policy.n_audiences = 0;
     expect_payload("{\"iss\":\"" ISS "\"," TIMES ",\"aud\":[\"x\",5]}", JWT_invalid_claims);
 }
 
@@ -825,7 +829,7 @@ static void test_invalid_claims_sub_length(void **state)
     /* Same bound for jti and iss. */
     snprintf(payload, sizeof(payload), "{" ISS_AUD "," TIMES ",\"jti\":\"%s\"}", sub);
     assert_int_equal(verify_payload(payload, &c), -JWT_invalid_claims);
-    fx.policy.issuer = NULL;
+    fx.policy.issuer = "";
     snprintf(payload, sizeof(payload), "{\"aud\":\"" AUD "\"," TIMES ",\"iss\":\"%s\"}", sub);
     assert_int_equal(verify_payload(payload, &c), -JWT_invalid_claims);
 }
@@ -846,7 +850,7 @@ static void test_invalid_issuer(void **state)
                                     &c),
                      0);
     assert_string_equal(c.iss, "https://evil.example");
-    fx.policy.issuer = NULL;
+    fx.policy.issuer = "";
     expect_payload("{\"aud\":\"" AUD "\"," TIMES "}", JWT_OK);
 }
 
@@ -860,7 +864,7 @@ static void test_invalid_audience(void **state)
     expect_payload("{\"iss\":\"" ISS "\"," TIMES "}", JWT_invalid_audience);
     /* One match in an array is enough. */
     expect_payload("{\"iss\":\"" ISS "\"," TIMES ",\"aud\":[\"a\",\"" AUD "\"]}", JWT_OK);
-    fx.policy.audience = "";
+    fx.policy.n_audiences = 0;
     expect_payload("{\"iss\":\"" ISS "\"," TIMES ",\"aud\":\"other\"}", JWT_OK);
     expect_payload("{\"iss\":\"" ISS "\"," TIMES "}", JWT_OK);
 }
@@ -995,14 +999,14 @@ static void test_check_times_exp(void **state)
     (void)state;
     struct jwt_claims c = {.iat = 500, .exp = 1000};
 
-    fx.policy.leeway = 30;
-    assert_int_equal(jwt_check_times(&fx.policy, &c, 1000), 0);
-    assert_int_equal(jwt_check_times(&fx.policy, &c, 1029), 0);
-    assert_int_equal(jwt_check_times(&fx.policy, &c, 1030), -JWT_expired);
-    assert_int_equal(jwt_check_times(&fx.policy, &c, 1031), -JWT_expired);
-    fx.policy.leeway = 0;
-    assert_int_equal(jwt_check_times(&fx.policy, &c, 999), 0);
-    assert_int_equal(jwt_check_times(&fx.policy, &c, 1000), -JWT_expired);
+    c.leeway = 30;
+    assert_int_equal(jwt_check_times(&c, 1000), 0);
+    assert_int_equal(jwt_check_times(&c, 1029), 0);
+    assert_int_equal(jwt_check_times(&c, 1030), -JWT_expired);
+    assert_int_equal(jwt_check_times(&c, 1031), -JWT_expired);
+    c.leeway = 0;
+    assert_int_equal(jwt_check_times(&c, 999), 0);
+    assert_int_equal(jwt_check_times(&c, 1000), -JWT_expired);
 }
 
 static void test_check_times_nbf(void **state)
@@ -1010,16 +1014,16 @@ static void test_check_times_nbf(void **state)
     (void)state;
     struct jwt_claims c = {.iat = 500, .exp = 1000, .nbf = 600, .has_nbf = true};
 
-    fx.policy.leeway = 30;
-    assert_int_equal(jwt_check_times(&fx.policy, &c, 569), -JWT_not_yet_valid);
-    assert_int_equal(jwt_check_times(&fx.policy, &c, 570), 0);
-    assert_int_equal(jwt_check_times(&fx.policy, &c, 600), 0);
-    fx.policy.leeway = 0;
-    assert_int_equal(jwt_check_times(&fx.policy, &c, 599), -JWT_not_yet_valid);
-    assert_int_equal(jwt_check_times(&fx.policy, &c, 600), 0);
+    c.leeway = 30;
+    assert_int_equal(jwt_check_times(&c, 569), -JWT_not_yet_valid);
+    assert_int_equal(jwt_check_times(&c, 570), 0);
+    assert_int_equal(jwt_check_times(&c, 600), 0);
+    c.leeway = 0;
+    assert_int_equal(jwt_check_times(&c, 599), -JWT_not_yet_valid);
+    assert_int_equal(jwt_check_times(&c, 600), 0);
     /* nbf is only read when present. */
     c.has_nbf = false;
-    assert_int_equal(jwt_check_times(&fx.policy, &c, 599), 0);
+    assert_int_equal(jwt_check_times(&c, 599), 0);
 }
 
 static void test_check_times_iat(void **state)
@@ -1027,15 +1031,15 @@ static void test_check_times_iat(void **state)
     (void)state;
     struct jwt_claims c = {.iat = 500, .exp = 1000};
 
-    fx.policy.leeway = 30;
-    assert_int_equal(jwt_check_times(&fx.policy, &c, 469), -JWT_not_yet_valid);
-    assert_int_equal(jwt_check_times(&fx.policy, &c, 470), 0);
-    fx.policy.leeway = 0;
-    assert_int_equal(jwt_check_times(&fx.policy, &c, 499), -JWT_not_yet_valid);
-    assert_int_equal(jwt_check_times(&fx.policy, &c, 500), 0);
+    c.leeway = 30;
+    assert_int_equal(jwt_check_times(&c, 469), -JWT_not_yet_valid);
+    assert_int_equal(jwt_check_times(&c, 470), 0);
+    c.leeway = 0;
+    assert_int_equal(jwt_check_times(&c, 499), -JWT_not_yet_valid);
+    assert_int_equal(jwt_check_times(&c, 500), 0);
     /* Expired wins when both hold (iat after exp cannot pass jwt_verify). */
     c.iat = 2000;
-    assert_int_equal(jwt_check_times(&fx.policy, &c, 1500), -JWT_expired);
+    assert_int_equal(jwt_check_times(&c, 1500), -JWT_expired);
 }
 
 static void test_reason_names(void **state)

@@ -1,7 +1,8 @@
 /* test_router.c - url_decode() and router_dispatch() for every answer the
  * router gives without Redis: 404, 405 with Allow, 415, bad path escapes, and
  * the routes that answer before they would touch the store. The app is
- * zeroed: a handler that reached for the config or the store would crash. */
+ * zeroed but for a keyring without admin keys: a handler that reached for
+ * the config or the store would crash. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,10 +10,13 @@
 
 #include <cmocka.h>
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "revokd/config.h"
+#include "revokd/keyring.h"
 #include "revokd/router.h"
 #include "revokd/url.h"
 
@@ -155,11 +159,44 @@ static void test_url_decode_overflow(void **state)
 static struct app app;
 static struct request req;
 static struct reply rep;
+static struct {
+    char dir[PATH_MAX];
+    struct config cfg;
+    struct keyring *keys;
+} fx;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    char secret[PATH_MAX + 32], err[2048];
+    char *argv[] = {"revokd", "--jwt-hmac-secret-file", secret, NULL};
+
+    if (unit_tmpdir_create(fx.dir, sizeof(fx.dir)) != 0)
+        return -1;
+    unit_path_in(secret, sizeof(secret), fx.dir, "hs256.secret");
+    unit_write_file(secret, "0123456789abcdef0123456789abcdef", 32);
+    if (config_load(&fx.cfg, 3, argv, err, sizeof(err)) != 0 ||
+        (fx.keys = keyring_new(&fx.cfg, NULL, err, sizeof(err))) == NULL)
+        return -1;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    static const char *const files[] = {"hs256.secret"};
+
+    keyring_free(fx.keys);
+    config_free(&fx.cfg);
+    unit_tmpdir_remove(fx.dir, files, 1);
+    return 0;
+}
 
 static int zero(void **state)
 {
     (void)state;
     memset(&app, 0, sizeof(app));
+    app.keys = fx.keys;
     memset(&req, 0, sizeof(req));
     memset(&rep, 0, sizeof(rep));
     req.app = &app;
@@ -432,6 +469,7 @@ static void test_print_routes(void **state)
                               "POST /v1/revoke-all\n"
                               "POST /v1/admin/revoke\n"
                               "POST /v1/admin/subjects/{sub}/revoke-all\n"
+                              "POST /v1/admin/reload\n"
                               "GET /healthz\n"
                               "GET /readyz\n"
                               "GET /metrics\n");
@@ -461,5 +499,5 @@ int main(void)
         T(test_check_lookup_invalid_400),
         T(test_print_routes),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

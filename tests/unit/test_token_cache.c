@@ -149,7 +149,7 @@ static void test_hit_returns_the_stored_claims(void **state)
 
     claims_for(4, &typical); /* has_nbf, jti_derived false */
     key_of("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJl", k1);
-    token_cache_put(tc, k1, &typical, typical.exp + 30);
+    token_cache_put(tc, k1, &typical, typical.exp + 30, 0);
     assert_int_equal(token_cache_size(tc), 1);
     expect_hit(tc, k1, NOW, &typical);
     /* A hit is not consumed. */
@@ -171,7 +171,7 @@ static void test_hit_returns_the_stored_claims(void **state)
     extreme.iat = INT64_MIN;
     extreme.nbf = -1;
     key_of("extreme", k2);
-    token_cache_put(tc, k2, &extreme, INT64_MAX);
+    token_cache_put(tc, k2, &extreme, INT64_MAX, 0);
     expect_hit(tc, k2, INT64_MAX, &extreme);
 
     /* An nbf without has_nbf, and until far before exp, still round-trip. */
@@ -185,7 +185,7 @@ static void test_hit_returns_the_stored_claims(void **state)
     odd.iat = INT64_MAX;
     odd.nbf = INT64_MIN;
     key_of("odd", k3);
-    token_cache_put(tc, k3, &odd, INT64_MIN + 5);
+    token_cache_put(tc, k3, &odd, INT64_MIN + 5, 0);
     expect_hit(tc, k3, INT64_MIN, &odd);
 
     assert_int_equal(token_cache_size(tc), 3);
@@ -208,7 +208,7 @@ static void test_common_issuer_round_trips(void **state)
         claims_for(i, &c);
         snprintf(name, sizeof(name), "t%u", i);
         key_of(name, key);
-        token_cache_put(tc, key, &c, c.exp + 30);
+        token_cache_put(tc, key, &c, c.exp + 30, 0);
     }
     for (unsigned i = 0; i < 28; i++) {
         claims_for(i, &c);
@@ -231,7 +231,7 @@ static void test_other_tokens_miss(void **state)
     assert_non_null(tc);
     claims_for(1, &c);
     key_of(token, key);
-    token_cache_put(tc, key, &c, LATER);
+    token_cache_put(tc, key, &c, LATER, 0);
     expect_hit(tc, key, NOW, &c);
 
     /* The same token with any one byte changed (a forged signature, an
@@ -267,8 +267,8 @@ static void test_expired_entry_is_dropped(void **state)
     claims_for(2, &c2);
     key_of("token-1", k1);
     key_of("token-2", k2);
-    token_cache_put(tc, k1, &c1, NOW);
-    token_cache_put(tc, k2, &c2, NOW + 10);
+    token_cache_put(tc, k1, &c1, NOW, 0);
+    token_cache_put(tc, k2, &c2, NOW + 10, 0);
     assert_int_equal(token_cache_size(tc), 2);
 
     /* until itself is still good; one second later it is gone for good. */
@@ -285,7 +285,7 @@ static void test_expired_entry_is_dropped(void **state)
     assert_int_equal(token_cache_size(tc), 0);
 
     /* A token put again after expiry is cached afresh. */
-    token_cache_put(tc, k1, &c1, LATER);
+    token_cache_put(tc, k1, &c1, LATER, 0);
     expect_hit(tc, k1, NOW + 1, &c1);
     assert_int_equal(token_cache_size(tc), 1);
     token_cache_free(tc);
@@ -303,9 +303,9 @@ static void test_put_replaces_same_key(void **state)
     claims_for(11, &b);
     key_of("token", key);
     key_of("other", other);
-    token_cache_put(tc, key, &a, LATER);
-    token_cache_put(tc, other, &a, LATER);
-    token_cache_put(tc, key, &b, LATER);
+    token_cache_put(tc, key, &a, LATER, 0);
+    token_cache_put(tc, other, &a, LATER, 0);
+    token_cache_put(tc, key, &b, LATER, 0);
     assert_int_equal(token_cache_size(tc), 2);
     expect_hit(tc, key, NOW, &b);
     expect_hit(tc, other, NOW, &a);
@@ -316,10 +316,10 @@ static void test_put_replaces_same_key(void **state)
     memset(big.sub, 's', JWT_STR_MAX);
     memset(big.iss, 'i', JWT_STR_MAX);
     big.exp = LATER;
-    token_cache_put(tc, key, &big, LATER);
+    token_cache_put(tc, key, &big, LATER, 0);
     assert_int_equal(token_cache_size(tc), 2);
     expect_hit(tc, key, NOW, &big);
-    token_cache_put(tc, key, &a, NOW - 1);
+    token_cache_put(tc, key, &a, NOW - 1, 0);
     assert_int_equal(token_cache_size(tc), 2);
     assert_false(hits(tc, key, NOW));
     assert_int_equal(token_cache_size(tc), 1);
@@ -356,7 +356,7 @@ static void test_full_cache_evicts_oldest(void **state)
     assert_non_null(tc);
     for (unsigned i = 0; i < 16; i++) {
         claims_for(i, &c);
-        token_cache_put(tc, tk.key[i], &c, LATER);
+        token_cache_put(tc, tk.key[i], &c, LATER, 0);
     }
     assert_int_equal(token_cache_size(tc), 16);
     for (unsigned i = 0; i < 16; i++) {
@@ -367,42 +367,42 @@ static void test_full_cache_evicts_oldest(void **state)
     /* The 17th pushes out the first in, whatever was read since: FIFO, not
      * LRU (0 was read last, above, and still goes first). */
     claims_for(16, &c);
-    token_cache_put(tc, tk.key[16], &c, LATER);
+    token_cache_put(tc, tk.key[16], &c, LATER, 0);
     assert_int_equal(token_cache_size(tc), 16);
     assert_false(hits(tc, tk.key[0], NOW));
     for (unsigned i = 1; i <= 16; i++)
         assert_true(hits(tc, tk.key[i], NOW));
     claims_for(17, &c);
-    token_cache_put(tc, tk.key[17], &c, LATER);
+    token_cache_put(tc, tk.key[17], &c, LATER, 0);
     assert_false(hits(tc, tk.key[1], NOW));
     assert_true(hits(tc, tk.key[2], NOW));
     assert_int_equal(token_cache_size(tc), 16);
 
     /* Replacing an entry evicts nothing. */
     claims_for(2, &c);
-    token_cache_put(tc, tk.key[2], &c, LATER);
+    token_cache_put(tc, tk.key[2], &c, LATER, 0);
     assert_int_equal(token_cache_size(tc), 16);
     for (unsigned i = 2; i <= 17; i++)
         assert_true(hits(tc, tk.key[i], NOW));
 
     /* The oldest (2) expired and dropped: the next put takes its place and
      * evicts nobody. */
-    token_cache_put(tc, tk.key[2], &c, NOW - 1);
+    token_cache_put(tc, tk.key[2], &c, NOW - 1, 0);
     assert_false(hits(tc, tk.key[2], NOW));
     assert_int_equal(token_cache_size(tc), 15);
     claims_for(18, &c);
-    token_cache_put(tc, tk.key[18], &c, LATER);
+    token_cache_put(tc, tk.key[18], &c, LATER, 0);
     assert_int_equal(token_cache_size(tc), 16);
     for (unsigned i = 3; i <= 18; i++)
         assert_true(hits(tc, tk.key[i], NOW));
 
     /* One dropped from the middle: the cache stays within capacity and
      * every entry it keeps is a recent one. */
-    token_cache_put(tc, tk.key[10], &c, NOW - 1);
+    token_cache_put(tc, tk.key[10], &c, NOW - 1, 0);
     assert_false(hits(tc, tk.key[10], NOW));
     for (unsigned i = 19; i < 60; i++) {
         claims_for(i, &c);
-        token_cache_put(tc, tk.key[i], &c, LATER);
+        token_cache_put(tc, tk.key[i], &c, LATER, 0);
         assert_true(token_cache_size(tc) <= 16);
         expect_hit(tc, tk.key[i], NOW, &c);
     }
@@ -425,7 +425,7 @@ static void fill_beyond(size_t cap, unsigned n)
     assert_int_equal(token_cache_capacity(tc), cap);
     for (unsigned i = 0; i < n; i++) {
         claims_for(i, &c);
-        token_cache_put(tc, tk.key[i], &c, LATER);
+        token_cache_put(tc, tk.key[i], &c, LATER, 0);
         assert_true(token_cache_size(tc) <= cap);
     }
     assert_int_equal(token_cache_size(tc), cap);
@@ -470,7 +470,7 @@ static void test_full_cache_holds_capacity_tokens(void **state)
     assert_non_null(tc);
     for (unsigned i = 0; i < C; i++) {
         claims_for(i, &c);
-        token_cache_put(tc, tk.key[i], &c, LATER);
+        token_cache_put(tc, tk.key[i], &c, LATER, 0);
         /* Nothing is evicted on the way: every put adds one. */
         assert_int_equal(token_cache_size(tc), i + 1);
     }
@@ -482,7 +482,7 @@ static void test_full_cache_holds_capacity_tokens(void **state)
 
     /* Full now: one more evicts one, and the count stays. */
     claims_for(C, &c);
-    token_cache_put(tc, tk.key[C], &c, LATER);
+    token_cache_put(tc, tk.key[C], &c, LATER, 0);
     assert_int_equal(token_cache_size(tc), C);
     expect_hit(tc, tk.key[C], NOW, &c);
     token_cache_free(tc);
@@ -515,7 +515,7 @@ static void test_full_cache_empty_shard_caches_nothing(void **state)
             continue;
         }
         claims_for(i, &c);
-        token_cache_put(tc, tk.key[i], &c, LATER);
+        token_cache_put(tc, tk.key[i], &c, LATER, 0);
         dropped = i;
         put++;
     }
@@ -525,17 +525,17 @@ static void test_full_cache_empty_shard_caches_nothing(void **state)
 
     /* Shard 0 holds nothing to evict: the token is not cached. */
     claims_for(outsider, &c);
-    token_cache_put(tc, tk.key[outsider], &c, LATER);
+    token_cache_put(tc, tk.key[outsider], &c, LATER, 0);
     assert_false(hits(tc, tk.key[outsider], NOW));
     assert_int_equal(token_cache_size(tc), 1024);
 
     /* One entry elsewhere expires and is dropped: now there is room. */
     claims_for(dropped, &c);
-    token_cache_put(tc, tk.key[dropped], &c, NOW - 1);
+    token_cache_put(tc, tk.key[dropped], &c, NOW - 1, 0);
     assert_false(hits(tc, tk.key[dropped], NOW));
     assert_int_equal(token_cache_size(tc), 1023);
     claims_for(outsider, &c);
-    token_cache_put(tc, tk.key[outsider], &c, LATER);
+    token_cache_put(tc, tk.key[outsider], &c, LATER, 0);
     expect_hit(tc, tk.key[outsider], NOW, &c);
     assert_int_equal(token_cache_size(tc), 1024);
     token_cache_free(tc);
@@ -549,8 +549,8 @@ static void test_capacity_zero_disables(void **state)
 
     assert_non_null(tc);
     claims_for(1, &c);
-    token_cache_put(tc, tk.key[1], &c, LATER);
-    token_cache_put(tc, tk.key[1], &c, LATER);
+    token_cache_put(tc, tk.key[1], &c, LATER, 0);
+    token_cache_put(tc, tk.key[1], &c, LATER, 0);
     assert_false(hits(tc, tk.key[1], NOW));
     assert_int_equal(token_cache_size(tc), 0);
     assert_int_equal(token_cache_capacity(tc), 0);
@@ -571,15 +571,15 @@ static void test_unterminated_strings_not_cached(void **state)
         bad = c;
         char *s = field == 0 ? bad.jti : field == 1 ? bad.sub : bad.iss;
         memset(s, 'a', JWT_STR_MAX + 1);
-        token_cache_put(tc, tk.key[field], &bad, LATER);
+        token_cache_put(tc, tk.key[field], &bad, LATER, 0);
         assert_false(hits(tc, tk.key[field], NOW));
         assert_int_equal(token_cache_size(tc), 0);
     }
     /* Nor does a bad put disturb an entry already there. */
-    token_cache_put(tc, tk.key[5], &c, LATER);
+    token_cache_put(tc, tk.key[5], &c, LATER, 0);
     bad = c;
     memset(bad.sub, 'a', JWT_STR_MAX + 1);
-    token_cache_put(tc, tk.key[5], &bad, LATER);
+    token_cache_put(tc, tk.key[5], &bad, LATER, 0);
     expect_hit(tc, tk.key[5], NOW, &c);
     token_cache_free(tc);
 }
@@ -621,7 +621,7 @@ static void *work(void *arg)
             if (i % 8 == 0 || !same_claims(&out, &t_claims[i]))
                 w->errors++;
         } else {
-            token_cache_put(w->tc, tk.key[i], &t_claims[i], t_until(i));
+            token_cache_put(w->tc, tk.key[i], &t_claims[i], t_until(i), 0);
             w->puts++;
         }
         if (j % 1000 == 0 && token_cache_size(w->tc) > T_CAP)
@@ -697,7 +697,7 @@ static void *fill(void *arg)
         snprintf(token, sizeof(token), "filler-%u", i);
         key_of(token, f_key[i]);
         claims_for(i, &c);
-        token_cache_put(f->tc, f_key[i], &c, LATER);
+        token_cache_put(f->tc, f_key[i], &c, LATER, 0);
         if (token_cache_size(f->tc) > F_CAP)
             f->over++;
     }

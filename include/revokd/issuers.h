@@ -1,0 +1,49 @@
+/* issuers.h - the issuers revokd trusts, as configured: the one issuer of
+ * the REVOKD_ISSUER / REVOKD_JWKS_* settings, or several from
+ * REVOKD_ISSUERS_FILE. Each names where its keys come from and the rules
+ * its tokens must meet; loading and fetching the keys is keyring.h's. */
+#ifndef REVOKD_ISSUERS_H
+#define REVOKD_ISSUERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "revokd/config.h"
+
+/* Most issuers a file may list, and audiences an issuer may accept. */
+#define ISSUERS_MAX 64
+#define ISSUER_AUDIENCES_MAX 16
+
+struct issuer_conf {
+    char *iss;                /* "" only for the settings' issuer without REVOKD_ISSUER: any iss */
+    char *audiences[ISSUER_AUDIENCES_MAX];
+    size_t n_audiences;       /* 0: any aud, or none */
+    unsigned algs;            /* JWKS_ALG_BIT set; 0: every supported algorithm */
+    int64_t leeway, max_lifetime;
+    /* The keys: a remote set (jwks_url, or discovery from iss), or files. */
+    char *jwks_url;
+    bool discovery;
+    char *jwks_file, *public_key_file, *public_key_alg, *hmac_secret_file, *hmac_alg;
+};
+
+struct issuers {
+    struct issuer_conf *at;
+    size_t n;
+};
+
+/* Fills out from cfg: REVOKD_ISSUERS_FILE when set, else the single-issuer
+ * settings. Every mistake found is reported, one line each (separated by
+ * '\n') in err; then -1, with out empty. The files an issuer names are
+ * checked only for being readable here; their content is the keyring's. */
+int issuers_load(struct issuers *out, const struct config *cfg, char *err, size_t errlen);
+void issuers_free(struct issuers *is);
+
+/* Whether c's keys are fetched (jwks_url or discovery). */
+bool issuer_remote(const struct issuer_conf *c);
+
+/* Whether a and b fetch the same key set under the same rules for its keys,
+ * so a reload may keep the keys a fetched before fetching anew. */
+bool issuer_same_remote(const struct issuer_conf *a, const struct issuer_conf *b);
+
+#endif
