@@ -71,7 +71,7 @@ void issuers_free(struct issuers *is)
     is->n = 0;
 }
 
-bool issuer_remote(const struct issuer_conf *c)
+bool issuers_remote(const struct issuer_conf *c)
 {
     return c->jwks_url != NULL || c->discovery;
 }
@@ -81,9 +81,9 @@ static bool same(const char *a, const char *b)
     return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-bool issuer_same_remote(const struct issuer_conf *a, const struct issuer_conf *b)
+bool issuers_same_remote(const struct issuer_conf *a, const struct issuer_conf *b)
 {
-    return issuer_remote(a) && issuer_remote(b) && strcmp(a->iss, b->iss) == 0 &&
+    return issuers_remote(a) && issuers_remote(b) && strcmp(a->iss, b->iss) == 0 &&
            same(a->jwks_url, b->jwks_url) && a->discovery == b->discovery && a->algs == b->algs;
 }
 
@@ -109,9 +109,9 @@ static void check_conf(const struct issuer_conf *c, const char *where, struct mi
 
     if (c->jwks_url != NULL && c->discovery)
         mistake(m, "%s: give jwks_url or discovery, not both", where);
-    if (issuer_remote(c) && locals > 0)
+    if (issuers_remote(c) && locals > 0)
         mistake(m, "%s: a remote key set (jwks_url, discovery) cannot be combined with key files", where);
-    if (!issuer_remote(c) && locals == 0)
+    if (!issuers_remote(c) && locals == 0)
         mistake(m, "%s: no keys: give jwks_url, discovery, jwks_file, public_key_file or hmac_secret_file", where);
     if (c->jwks_url != NULL && url_fetchable(c->jwks_url, why, sizeof(why)) < 0)
         mistake(m, "%s: jwks_url: %s", where, why);

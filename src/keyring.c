@@ -113,7 +113,7 @@ static int start_fetch(struct generation *g, char *err, size_t errlen)
     size_t n = 0;
 
     for (size_t i = 0; i < g->conf.n; i++)
-        if (issuer_remote(&g->conf.at[i])) {
+        if (issuers_remote(&g->conf.at[i])) {
             const struct issuer_conf *c = &g->conf.at[i];
             g->source_of[n] = i;
             g->sources[n++] = (struct jwks_fetch_source){c->iss, c->jwks_url, c->discovery, c->algs};
@@ -167,9 +167,9 @@ static struct generation *generation_new(struct keyring *r, char *err, size_t er
             snprintf(where, sizeof(where), "REVOKD_ISSUERS_FILE: issuers[%zu]", i);
         else
             snprintf(where, sizeof(where), "REVOKD_JWKS_FILE, REVOKD_JWT_PUBLIC_KEY_FILE or REVOKD_JWT_HMAC_SECRET_FILE");
-        if (!issuer_remote(c) && (g->held[i].set = load_files(c, where, err, errlen)) == NULL)
+        if (!issuers_remote(c) && (g->held[i].set = load_files(c, where, err, errlen)) == NULL)
             goto fail;
-        if (!issuer_remote(c))
+        if (!issuers_remote(c))
             g->held[i].loaded_at = unix_now();
         g->policies[i] = (struct jwt_policy){
             .keys = g->held[i].set,
@@ -297,7 +297,7 @@ int keyring_reload(struct keyring *r, char *err, size_t errlen)
     /* A remote set configured alike stays in force until fetched anew. */
     for (size_t i = 0; i < g->conf.n; i++)
         for (size_t j = 0; j < old->conf.n; j++)
-            if (g->held[i].set == NULL && issuer_same_remote(&g->conf.at[i], &old->conf.at[j])) {
+            if (g->held[i].set == NULL && issuers_same_remote(&g->conf.at[i], &old->conf.at[j])) {
                 g->held[i] = old->held[j];
                 g->policies[i].keys = g->held[i].set;
                 memset(&old->held[j], 0, sizeof(old->held[j]));
@@ -368,7 +368,7 @@ void keyring_each(struct keyring *r, void (*each)(void *arg, const struct keyrin
     for (size_t i = 0; i < g->conf.n; i++) {
         const struct issuer_conf *c = &g->conf.at[i];
         const struct held *h = &g->held[i];
-        bool remote = issuer_remote(c);
+        bool remote = issuers_remote(c);
         struct keyring_status s = {
             .iss = c->iss,
             .source = c->jwks_url != NULL ? "jwks_url" : c->discovery ? "discovery" : "files",

@@ -40,10 +40,10 @@ int issuers_load(struct issuers *out, const struct config *cfg, char *err, size_
 void issuers_free(struct issuers *is);
 
 /* Whether c's keys are fetched (jwks_url or discovery). */
-bool issuer_remote(const struct issuer_conf *c);
+bool issuers_remote(const struct issuer_conf *c);
 
 /* Whether a and b fetch the same key set under the same rules for its keys,
  * so a reload may keep the keys a fetched before fetching anew. */
-bool issuer_same_remote(const struct issuer_conf *a, const struct issuer_conf *b);
+bool issuers_same_remote(const struct issuer_conf *a, const struct issuer_conf *b);
 
 #endif
