@@ -398,7 +398,10 @@ def _openssl(*args, input=None):
 
 _HASHES = {"256": ("sha256", hashlib.sha256), "384": ("sha384", hashlib.sha384),
            "512": ("sha512", hashlib.sha512)}
-_CURVE_SIZES = {"P-256": 32, "P-384": 48}
+_CURVE_SIZES = {"P-256": 32, "P-384": 48, "P-521": 66}
+_CURVE_ALGS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+# EdDSA curves (RFC 8037): the openssl algorithm and the raw public key's length.
+_OKP_CURVES = {"Ed25519": ("ED25519", 32), "Ed448": ("ED448", 57)}
 
 
 def _der_ecdsa_to_raw(der, size):
@@ -424,7 +427,8 @@ def _der_ecdsa_to_raw(der, size):
 
 
 class Key:
-    """A signing key: RSA or EC (PEM files made by openssl) or an HMAC secret (raw file)."""
+    """A signing key: RSA, EC or OKP (Ed25519/Ed448; PEM files made by openssl) or an HMAC secret
+    (raw file). An RSA key signs PKCS #1 v1.5 for RS* and PSS for PS*, by the alg it signs for."""
 
     def __init__(self, kty, alg, kid=None, priv_path=None, pub_path=None, secret=None,
                  secret_path=None, curve=None):
@@ -460,6 +464,10 @@ class Key:
             assert point[0] == 4 and len(point) == 1 + 2 * size, "expected an uncompressed EC point"
             jwk = {"kty": "EC", "crv": self.curve, "x": b64url(point[1:1 + size]),
                    "y": b64url(point[1 + size:])}
+        elif self.kty == "OKP":
+            # SubjectPublicKeyInfo DER ends with the raw public key.
+            der = _openssl("pkey", "-pubin", "-in", self.pub_path, "-outform", "DER")
+            jwk = {"kty": "OKP", "crv": self.curve, "x": b64url(der[-_OKP_CURVES[self.curve][1]:])}
         else:
             jwk = {"kty": "oct", "k": b64url(self.secret)}
         if kid is not None:
@@ -471,13 +479,25 @@ class Key:
         jwk.update(extra)
         return jwk
 
-    def sign(self, signing_input, alg=None):
-        """Signature bytes over `signing_input` with this key's algorithm family and `alg`'s hash."""
+    def sign(self, signing_input, alg=None, pss_saltlen="digest"):
+        """Signature bytes over `signing_input` with this key's algorithm family and `alg`'s hash:
+        for an RSA key PKCS #1 v1.5 (RS*) or PSS (PS*, MGF1 with the same hash, a salt of
+        `pss_saltlen`: "digest" as RFC 7518 asks, or what openssl's rsa_pss_saltlen takes, such as
+        "max" or a number of bytes); PureEdDSA for an OKP key, whatever `alg` says."""
         alg = alg or self.alg
+        if self.kty == "OKP":
+            with tempfile.NamedTemporaryFile(prefix="signing-input-") as f:
+                f.write(signing_input)
+                f.flush()
+                return _openssl("pkeyutl", "-sign", "-rawin", "-inkey", self.priv_path, "-in", f.name)
         name, fn = _HASHES[alg[2:]]
         if self.kty == "oct":
             return hmac.new(self.secret, signing_input, fn).digest()
-        sig = _openssl("dgst", f"-{name}", "-sign", self.priv_path, "-binary", input=signing_input)
+        opts = []
+        if alg.startswith("PS"):
+            opts = ["-sigopt", "rsa_padding_mode:pss", "-sigopt", f"rsa_pss_saltlen:{pss_saltlen}",
+                    "-sigopt", f"rsa_mgf1_md:{name}"]
+        sig = _openssl("dgst", f"-{name}", "-sign", self.priv_path, *opts, "-binary", input=signing_input)
         if self.kty == "EC":
             return _der_ecdsa_to_raw(sig, _CURVE_SIZES[self.curve])
         return sig
@@ -507,8 +527,14 @@ class KeyFactory:
         _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", f"ec_paramgen_curve:{curve}",
                  "-pkeyopt", "ec_param_enc:named_curve", "-out", priv)
         _openssl("pkey", "-in", priv, "-pubout", "-out", pub)
-        return Key("EC", alg or {"P-256": "ES256", "P-384": "ES384"}[curve], kid, priv, pub,
-                   curve=curve)
+        return Key("EC", alg or _CURVE_ALGS[curve], kid, priv, pub, curve=curve)
+
+    def okp(self, name, curve="Ed25519", kid=None):
+        """An EdDSA key: curve Ed25519 or Ed448."""
+        priv, pub = self._paths(name)
+        _openssl("genpkey", "-algorithm", _OKP_CURVES[curve][0], "-out", priv)
+        _openssl("pkey", "-in", priv, "-pubout", "-out", pub)
+        return Key("OKP", "EdDSA", kid, priv, pub, curve=curve)
 
     def hmac(self, name, size=32, alg="HS256", kid=None, trailing_newline=False, secret=None):
         """A random printable secret of `size` bytes, written to a file (optionally + newline)."""
