@@ -50,6 +50,8 @@ static void claims_for(unsigned i, struct jwt_claims *c)
     c->exp = c->iat + 900;
     c->has_nbf = i % 4 == 0;
     c->nbf = c->has_nbf ? c->iat : 0;
+    c->leeway = (int64_t)(i % 4000); /* 0..3600 is what an issuer may have */
+    c->issuer = -1;                  /* what a hit gives: the cache does not keep it */
 }
 
 /* Equal field by field, arrays compared whole: a hit must leave nothing of
@@ -60,7 +62,7 @@ static bool same_claims(const struct jwt_claims *a, const struct jwt_claims *b)
            memcmp(a->sub, b->sub, sizeof(a->sub)) == 0 &&
            memcmp(a->iss, b->iss, sizeof(a->iss)) == 0 && a->has_sub == b->has_sub &&
            a->has_iss == b->has_iss && a->jti_derived == b->jti_derived && a->exp == b->exp &&
-           a->iat == b->iat && a->nbf == b->nbf && a->has_nbf == b->has_nbf;
+           a->iat == b->iat && a->nbf == b->nbf && a->has_nbf == b->has_nbf && a->leeway == b->leeway;
 }
 
 static void assert_claims_equal(const struct jwt_claims *got, const struct jwt_claims *want)
@@ -75,6 +77,7 @@ static void assert_claims_equal(const struct jwt_claims *got, const struct jwt_c
     assert_true(got->exp == want->exp);
     assert_true(got->iat == want->iat);
     assert_true(got->nbf == want->nbf);
+    assert_true(got->leeway == want->leeway);
     assert_true(same_claims(got, want));
 }
 
@@ -630,6 +633,44 @@ static void *work(void *arg)
     return NULL;
 }
 
+/* A clear forgets everything, and a put of a token verified before the
+ * clear (an older generation) is dropped: its key may be gone. */
+static void test_clear_and_generation(void **state)
+{
+    (void)state;
+    struct token_cache *tc = token_cache_new(100, NULL);
+    unsigned char k1[TOKEN_CACHE_KEY_SIZE], k2[TOKEN_CACHE_KEY_SIZE];
+    struct jwt_claims c1, c2;
+
+    assert_non_null(tc);
+    claims_for(1, &c1);
+    claims_for(2, &c2);
+    key_of("one", k1);
+    key_of("two", k2);
+    uint64_t before = token_cache_generation(tc);
+    token_cache_put(tc, k1, &c1, LATER, before);
+    expect_hit(tc, k1, NOW, &c1);
+    token_cache_clear(tc);
+    assert_int_equal(token_cache_size(tc), 0);
+    assert_false(hits(tc, k1, NOW));
+    assert_true(token_cache_generation(tc) != before);
+    token_cache_put(tc, k2, &c2, LATER, before);
+    assert_false(hits(tc, k2, NOW));
+    assert_int_equal(token_cache_size(tc), 0);
+    token_cache_put(tc, k2, &c2, LATER, token_cache_generation(tc));
+    expect_hit(tc, k2, NOW, &c2);
+    /* A cleared cache fills again to its capacity. */
+    for (unsigned i = 0; i < 150; i++) {
+        unsigned char k[TOKEN_CACHE_KEY_SIZE];
+        char name[32];
+        snprintf(name, sizeof(name), "fill-%u", i);
+        key_of(name, k);
+        token_cache_put(tc, k, &c1, LATER, token_cache_generation(tc));
+    }
+    assert_true(token_cache_size(tc) >= 90 && token_cache_size(tc) <= 100);
+    token_cache_free(tc);
+}
+
 static void test_threads(void **state)
 {
     (void)state;
@@ -754,6 +795,7 @@ int main(void)
         cmocka_unit_test(test_full_cache_empty_shard_caches_nothing),
         cmocka_unit_test(test_capacity_zero_disables),
         cmocka_unit_test(test_unterminated_strings_not_cached),
+        cmocka_unit_test(test_clear_and_generation),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_threads_fill_to_capacity),
     };
