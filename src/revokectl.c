@@ -4,7 +4,8 @@
  * libjwt; it is the one place libjwt is used, since signing our own test
  * tokens involves none of the verification traps that keep it out of the
  * server (see jwks.c). "mint --count", for load tests, signs with OpenSSL
- * directly so that the key is parsed once for many tokens. */
+ * directly so that the key is parsed once for many tokens; it also signs
+ * PS256/384/512 and EdDSA, which libjwt 1.10 lacks. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
 
 #include "revokd/b64url.h"
 #include "revokd/file.h"
@@ -37,7 +39,8 @@ static const char usage[] =
     "                            sign a token with a development key (PEM private key,\n"
     "                            or the raw secret for HS*); prints the token. With\n"
     "                            --count, prints N tokens, one per line, the i-th with\n"
-    "                            jti J-i (J: --jti or random) and sub S-i (for load tests)\n"
+    "                            jti J-i (J: --jti or random) and sub S-i (for load tests);\n"
+    "                            PS256/384/512 and EdDSA are signed with --count only\n"
     "  check TOKEN               GET /v1/check\n"
     "  revoke TOKEN              POST /v1/revoke\n"
     "  revoke-jti JTI --exp N [--iss I] [--reason R]   POST /v1/admin/revoke\n"
@@ -73,7 +76,9 @@ static int mint_one(const struct mint_args *m, char *key, size_t keylen)
 
     jwt_alg_t alg = jwt_str_alg(m->algname);
     if (alg == JWT_ALG_INVAL || alg == JWT_ALG_NONE)
-        return die_usage("mint: unsupported --alg");
+        return die_usage(strncmp(m->algname, "PS", 2) == 0 || strcmp(m->algname, "EdDSA") == 0
+                             ? "mint: libjwt cannot sign PS* or EdDSA; --count N signs them"
+                             : "mint: unsupported --alg");
     size_t used = keylen;
     if (alg >= JWT_ALG_HS256 && alg <= JWT_ALG_HS512 && used > 0 && key[used - 1] == '\n')
         used--;
@@ -116,18 +121,20 @@ out:
 }
 
 /* The algorithms mint --count signs itself. */
-enum sign_kind { SIGN_HMAC, SIGN_RSA, SIGN_EC };
+enum sign_kind { SIGN_HMAC, SIGN_RSA, SIGN_PSS, SIGN_EC, SIGN_EDDSA };
 static const struct {
     const char *name;
     enum sign_kind kind;
-    const EVP_MD *(*md)(void);
+    const EVP_MD *(*md)(void); /* NULL for EdDSA, which signs the message itself */
     int bits; /* EC: the curve's size, which fixes the JWS signature's */
 } sign_algs[] = {
     {"HS256", SIGN_HMAC, EVP_sha256, 0}, {"HS384", SIGN_HMAC, EVP_sha384, 0},
     {"HS512", SIGN_HMAC, EVP_sha512, 0}, {"RS256", SIGN_RSA, EVP_sha256, 0},
     {"RS384", SIGN_RSA, EVP_sha384, 0},  {"RS512", SIGN_RSA, EVP_sha512, 0},
-    {"ES256", SIGN_EC, EVP_sha256, 256}, {"ES384", SIGN_EC, EVP_sha384, 384},
-    {"ES512", SIGN_EC, EVP_sha512, 521},
+    {"PS256", SIGN_PSS, EVP_sha256, 0},  {"PS384", SIGN_PSS, EVP_sha384, 0},
+    {"PS512", SIGN_PSS, EVP_sha512, 0},  {"ES256", SIGN_EC, EVP_sha256, 256},
+    {"ES384", SIGN_EC, EVP_sha384, 384}, {"ES512", SIGN_EC, EVP_sha512, 521},
+    {"EdDSA", SIGN_EDDSA, NULL, 0},
 };
 
 /* A signing key parsed once, for many tokens. */
@@ -136,7 +143,7 @@ struct signer {
     const EVP_MD *md;
     const unsigned char *secret; /* HMAC; borrowed from the caller */
     size_t secret_len;
-    EVP_PKEY *pkey; /* RSA, EC */
+    EVP_PKEY *pkey; /* RSA, EC, EdDSA */
     EVP_MD_CTX *ctx;
     size_t half; /* EC: bytes of r and of s */
 };
@@ -152,10 +159,18 @@ static long signer_sign(struct signer *s, const unsigned char *msg, size_t len,
         return HMAC(s->md, s->secret, (int)s->secret_len, msg, len, sig, &n) ? (long)n : -1;
     }
     size_t n = cap;
-    if (EVP_DigestSignInit(s->ctx, NULL, s->md, NULL, s->pkey) != 1 ||
-        EVP_DigestSign(s->ctx, sig, &n, msg, len) != 1)
+    EVP_PKEY_CTX *pctx = NULL;
+    if (EVP_DigestSignInit(s->ctx, &pctx, s->md, NULL, s->pkey) != 1)
         return -1;
-    if (s->kind == SIGN_RSA)
+    /* RFC 7518 3.5: MGF1 with the same hash, a salt as long as the hash. */
+    if (s->kind == SIGN_PSS &&
+        (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+         EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, s->md) != 1 ||
+         EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1))
+        return -1;
+    if (EVP_DigestSign(s->ctx, sig, &n, msg, len) != 1)
+        return -1;
+    if (s->kind != SIGN_EC)
         return (long)n;
 
     const unsigned char *p = sig;
@@ -167,6 +182,26 @@ static long signer_sign(struct signer *s, const unsigned char *msg, size_t len,
         out = (long)(2 * s->half);
     ECDSA_SIG_free(es);
     return out;
+}
+
+/* Whether pkey (NULL: none) can sign as kind: an RSA key for RS* and PS*, an
+ * EC key of bits for ES*, an Ed25519 or Ed448 key for EdDSA. */
+static int key_fits(EVP_PKEY *pkey, enum sign_kind kind, int bits)
+{
+    if (pkey == NULL)
+        return 0;
+    switch (kind) {
+    case SIGN_RSA:
+    case SIGN_PSS:
+        return EVP_PKEY_is_a(pkey, "RSA");
+    case SIGN_EC:
+        return EVP_PKEY_is_a(pkey, "EC") && EVP_PKEY_get_bits(pkey) == bits;
+    case SIGN_EDDSA:
+        return EVP_PKEY_is_a(pkey, "ED25519") || EVP_PKEY_is_a(pkey, "ED448");
+    case SIGN_HMAC:
+        break;
+    }
+    return 0;
 }
 
 /* Appends "-<i>" to base in buf. */
@@ -195,11 +230,11 @@ static int mint_many(const struct mint_args *m, char *key, size_t keylen)
     while (a < sizeof(sign_algs) / sizeof(sign_algs[0]) && strcmp(sign_algs[a].name, m->algname))
         a++;
     if (a == sizeof(sign_algs) / sizeof(sign_algs[0]))
-        return die_usage("mint: --count signs HS*, RS* and ES* only");
+        return die_usage("mint: --count signs HS*, RS*, PS*, ES* and EdDSA only");
     if (m->no_jti)
         return die_usage("mint: --count needs a jti to tell the tokens apart");
     s.kind = sign_algs[a].kind;
-    s.md = sign_algs[a].md();
+    s.md = sign_algs[a].md ? sign_algs[a].md() : NULL;
     if (s.kind == SIGN_HMAC) {
         s.secret = (const unsigned char *)key;
         s.secret_len = keylen > 0 && key[keylen - 1] == '\n' ? keylen - 1 : keylen;
@@ -208,8 +243,7 @@ static int mint_many(const struct mint_args *m, char *key, size_t keylen)
         BIO *bio = BIO_new_mem_buf(key, (int)keylen);
         s.pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
         BIO_free(bio);
-        if (s.pkey == NULL || !EVP_PKEY_is_a(s.pkey, s.kind == SIGN_RSA ? "RSA" : "EC") ||
-            (s.kind == SIGN_EC && EVP_PKEY_get_bits(s.pkey) != sign_algs[a].bits)) {
+        if (!key_fits(s.pkey, s.kind, sign_algs[a].bits)) {
             fprintf(stderr, "revokectl: mint: the key does not fit %s\n", m->algname);
             goto out;
         }

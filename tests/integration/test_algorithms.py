@@ -142,6 +142,27 @@ class AlgorithmsTest(harness.RevokdTestCase):
         token = craft({"alg": "EdDSA", "kid": "ed-25519"}, std_claims(), self.ed448)
         self.assertTokenFailure(self.revokd.check(token), "invalid_signature")
 
+    def test_revokectl_mint_count(self):
+        # The load tests' minter signs these with OpenSSL; libjwt 1.10 cannot (PS*, EdDSA).
+        for name, key, _ in self.cases():
+            with self.subTest(alg=name):
+                out = harness.run_revokectl(["mint", "--key", key.mint_path, "--alg", key.alg,
+                                             "--kid", key.kid, "--sub", "user", "--count", "2"])
+                self.assertEqual(out.returncode, 0, out.stderr)
+                tokens = out.stdout.split()
+                self.assertEqual(len(tokens), 2, out.stdout)
+                for token in tokens:
+                    self.assertEqual(harness.jwt_parts(token)[0],
+                                     {"alg": key.alg, "typ": "JWT", "kid": key.kid})
+                    self.assertActive(self.revokd.check(token), token)
+        out = harness.run_revokectl(["mint", "--key", self.ed25519.mint_path, "--alg", "EdDSA"])
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("--count", out.stderr)
+        out = harness.run_revokectl(["mint", "--key", self.es512.mint_path, "--alg", "EdDSA",
+                                     "--count", "1"])
+        self.assertEqual((out.returncode, out.stdout), (2, ""), out.stderr)
+        self.assertIn("does not fit EdDSA", out.stderr)
+
     def test_without_kid_no_key_is_chosen(self):
         for name, key, _ in self.cases():
             with self.subTest(alg=name):
