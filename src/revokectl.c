@@ -48,6 +48,8 @@ static const char usage[] =
     "                            --iss '' names the tokens without iss; without --iss the\n"
     "                            server's REVOKD_ISSUER is used (required when unset)\n"
     "  health                    GET /readyz\n"
+    "  reload                    POST /v1/admin/reload: the server reads its files again\n"
+    "                            (issuers, keys, admin keys) and answers once done\n"
     "\n"
     "URL defaults to $REVOKD_URL or http://127.0.0.1:8080. The admin key is read\n"
     "from --admin-key-file (first line) or $REVOKD_ADMIN_KEY.\n"
@@ -544,6 +546,10 @@ int main(int argc, char **argv)
         rc = call_json(base, "/v1/revoke", NULL, o);
     } else if (strcmp(cmd, "health") == 0 && i == argc) {
         rc = call(base, "GET", "/readyz", NULL, NULL);
+    } else if (strcmp(cmd, "reload") == 0 && i == argc) {
+        char *key = admin_key(keyfile);
+        rc = key != NULL ? call(base, "POST", "/v1/admin/reload", key, NULL) : die_usage("an admin key is required");
+        free(key);
     } else if ((strcmp(cmd, "revoke-jti") == 0 || strcmp(cmd, "revoke-all") == 0) && i < argc) {
         const char *id = argv[i++], *iss = NULL, *reason = NULL;
         long long exp = -1;

@@ -136,6 +136,25 @@ class CommandsTest(harness.RevokdTestCase):
         self.assertExit(out, 1)
         self.assertFalse(self.redis.exists(key_name("jti", ISS, "ctl-jti-3")))
 
+    def test_reload(self):
+        """reload asks the server to read its files again: 0 when it did, 3 (a 500) when a file
+        is broken, and then the keys in force are the ones before."""
+        out = self.ctl("reload", env={"REVOKD_ADMIN_KEY": ADMIN_KEY})
+        self.assertExit(out, 0)
+        self.assertEqual(json.loads(out.stdout), {"reloaded": True})
+        with open(self.admin_keys_path, encoding="utf-8") as f:
+            keys = f.read()
+        self.addCleanup(lambda: open(self.admin_keys_path, "w", encoding="utf-8").write(keys))
+        harness.write_admin_keys(self.admin_keys_path, ["too-short"])
+        out = self.ctl("reload", env={"REVOKD_ADMIN_KEY": ADMIN_KEY})
+        self.assertExit(out, 3)
+        body = json.loads(out.stdout)
+        self.assertEqual(body["error"], "reload_failed")
+        self.assertIn("REVOKD_ADMIN_KEYS_FILE", body["error_description"])
+        self.assertExit(self.ctl("revoke-all", "dave", env={"REVOKD_ADMIN_KEY": ADMIN_KEY}), 0)
+        self.assertExit(self.ctl("reload", env={"REVOKD_ADMIN_KEY": "wrong-key-0123456789"}), 1)
+        self.assertExit(self.ctl("reload"), 2)
+
     def test_transport_error_and_store_down(self):
         out = run_revokectl(["--url", f"http://127.0.0.1:{harness.free_port()}", "health"])
         self.assertExit(out, 3)
