@@ -26,26 +26,31 @@
 
 #define MAX_ISSUERS_FILE (1024 * 1024)
 
-/* The mistakes found so far, one line each, in the caller's err. */
-struct mistakes {
-    char *err;
-    size_t size, used;
-    int count;
-};
-
-static void mistake(struct mistakes *m, const char *fmt, ...)
+void issuers_mistake(struct issuers_mistakes *m, const char *fmt, ...)
 {
+    char line[1024];
     va_list ap;
 
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
     m->count++;
-    if (m->used + 1 >= m->size)
+    /* Whole lines only, with room kept for issuers_mistakes_end()'s. */
+    if (n < 0 || m->used + (size_t)n + 2 + 64 > m->size) {
+        m->omitted++;
         return;
+    }
     if (m->used > 0)
         m->err[m->used++] = '\n';
-    va_start(ap, fmt);
-    int n = vsnprintf(m->err + m->used, m->size - m->used, fmt, ap);
-    va_end(ap);
-    m->used = n < 0 ? m->used : m->used + (size_t)n < m->size ? m->used + (size_t)n : m->size - 1;
+    memcpy(m->err + m->used, line, (size_t)n + 1);
+    m->used += (size_t)n;
+}
+
+void issuers_mistakes_end(struct issuers_mistakes *m)
+{
+    if (m->omitted > 0 && m->used + 64 <= m->size)
+        m->used += (size_t)snprintf(m->err + m->used, m->size - m->used, "%s... and %d more mistake(s)",
+                                    m->used > 0 ? "\n" : "", m->omitted);
 }
 
 static void conf_clear(struct issuer_conf *c)
@@ -102,28 +107,28 @@ static char *dup_set(const char *s, bool *oom)
 
 /* The rules every issuer meets, however it was given. where prefixes each
  * mistake ("REVOKD_ISSUERS_FILE: issuers[2]"). */
-static void check_conf(const struct issuer_conf *c, const char *where, struct mistakes *m)
+static void check_conf(const struct issuer_conf *c, const char *where, struct issuers_mistakes *m)
 {
     char why[256];
     int locals = (c->jwks_file != NULL) + (c->public_key_file != NULL) + (c->hmac_secret_file != NULL);
 
     if (c->jwks_url != NULL && c->discovery)
-        mistake(m, "%s: give jwks_url or discovery, not both", where);
+        issuers_mistake(m, "%s: give jwks_url or discovery, not both", where);
     if (issuers_remote(c) && locals > 0)
-        mistake(m, "%s: a remote key set (jwks_url, discovery) cannot be combined with key files", where);
+        issuers_mistake(m, "%s: a remote key set (jwks_url, discovery) cannot be combined with key files", where);
     if (!issuers_remote(c) && locals == 0)
-        mistake(m, "%s: no keys: give jwks_url, discovery, jwks_file, public_key_file or hmac_secret_file", where);
+        issuers_mistake(m, "%s: no keys: give jwks_url, discovery, jwks_file, public_key_file or hmac_secret_file", where);
     if (c->jwks_url != NULL && url_fetchable(c->jwks_url, why, sizeof(why)) < 0)
-        mistake(m, "%s: jwks_url: %s", where, why);
+        issuers_mistake(m, "%s: jwks_url: %s", where, why);
     if (c->discovery && c->iss[0] == '\0')
-        mistake(m, "%s: discovery needs the issuer's URL as iss", where);
+        issuers_mistake(m, "%s: discovery needs the issuer's URL as iss", where);
     else if (c->discovery && url_fetchable(c->iss, why, sizeof(why)) < 0)
-        mistake(m, "%s: discovery from iss: %s", where, why);
+        issuers_mistake(m, "%s: discovery from iss: %s", where, why);
 }
 
 /* ---- the settings' single issuer ---- */
 
-static int from_settings(struct issuers *out, const struct config *cfg, struct mistakes *m)
+static int from_settings(struct issuers *out, const struct config *cfg, struct issuers_mistakes *m)
 {
     struct issuer_conf *c = calloc(1, sizeof(*c));
     bool oom = false;
@@ -149,12 +154,12 @@ static int from_settings(struct issuers *out, const struct config *cfg, struct m
     if (oom)
         return -1;
     if (jwks_algs_parse(cfg->algorithms, &c->algs, why, sizeof(why)) < 0)
-        mistake(m, "REVOKD_ALGORITHMS: %s", why);
+        issuers_mistake(m, "REVOKD_ALGORITHMS: %s", why);
     if (c->discovery && c->iss[0] == '\0')
-        mistake(m, "REVOKD_OIDC_DISCOVERY: needs REVOKD_ISSUER, the issuer's URL");
+        issuers_mistake(m, "REVOKD_OIDC_DISCOVERY: needs REVOKD_ISSUER, the issuer's URL");
     else if (c->jwks_url == NULL && !c->discovery && c->jwks_file == NULL && c->public_key_file == NULL &&
              c->hmac_secret_file == NULL)
-        mistake(m, "no verification key: set REVOKD_JWKS_URL, REVOKD_OIDC_DISCOVERY=1, REVOKD_JWKS_FILE, "
+        issuers_mistake(m, "no verification key: set REVOKD_JWKS_URL, REVOKD_OIDC_DISCOVERY=1, REVOKD_JWKS_FILE, "
                    "REVOKD_JWT_PUBLIC_KEY_FILE, REVOKD_JWT_HMAC_SECRET_FILE or REVOKD_ISSUERS_FILE");
     else
         check_conf(c, "REVOKD_JWKS_URL, REVOKD_OIDC_DISCOVERY and the key files", m);
@@ -191,7 +196,7 @@ static bool known_member(const char *name)
 /* A member that must be a string of text (1..max bytes) when present: 1
  * with *out set to a copy, 0 when absent, -1 after a mistake. */
 static int text_member(const cJSON *o, const char *name, size_t max, char **out, const char *where,
-                       struct mistakes *m)
+                       struct issuers_mistakes *m)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
 
@@ -199,7 +204,7 @@ static int text_member(const cJSON *o, const char *name, size_t max, char **out,
         return 0;
     if (!cJSON_IsString(v) || v->valuestring[0] == '\0' || strlen(v->valuestring) > max ||
         !utf8_is_text(v->valuestring, strlen(v->valuestring))) {
-        mistake(m, "%s: %s must be a string of 1 to %zu bytes of text", where, name, max);
+        issuers_mistake(m, "%s: %s must be a string of 1 to %zu bytes of text", where, name, max);
         return -1;
     }
     if ((*out = strdup(v->valuestring)) == NULL)
@@ -209,7 +214,7 @@ static int text_member(const cJSON *o, const char *name, size_t max, char **out,
 
 /* A key file member: its path resolved against dir, and readable. */
 static void file_member(const cJSON *o, const char *name, const char *dir, char **out, const char *where,
-                        struct mistakes *m)
+                        struct issuers_mistakes *m)
 {
     char *given = NULL;
     struct stat st;
@@ -219,11 +224,11 @@ static void file_member(const cJSON *o, const char *name, const char *dir, char 
     *out = resolve(dir, given);
     free(given);
     if (*out != NULL && !(stat(*out, &st) == 0 && S_ISREG(st.st_mode) && access(*out, R_OK) == 0))
-        mistake(m, "%s: %s: cannot read \"%.200s\"", where, name, *out);
+        issuers_mistake(m, "%s: %s: cannot read \"%.200s\"", where, name, *out);
 }
 
 static void seconds_member(const cJSON *o, const char *name, const char *setting, int64_t *out,
-                           const char *where, struct mistakes *m)
+                           const char *where, struct issuers_mistakes *m)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
     long long min = 0, max = 0;
@@ -233,26 +238,26 @@ static void seconds_member(const cJSON *o, const char *name, const char *setting
     config_bounds(setting, &min, &max);
     if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble ||
         v->valuedouble < (double)min || v->valuedouble > (double)max) {
-        mistake(m, "%s: %s must be a whole number of seconds in %lld..%lld", where, name, min, max);
+        issuers_mistake(m, "%s: %s must be a whole number of seconds in %lld..%lld", where, name, min, max);
         return;
     }
     *out = (int64_t)v->valuedouble;
 }
 
-static void audiences_member(const cJSON *o, struct issuer_conf *c, const char *where, struct mistakes *m)
+static void audiences_member(const cJSON *o, struct issuer_conf *c, const char *where, struct issuers_mistakes *m)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "audiences"), *a;
 
     if (v == NULL)
         return;
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) < 1 || cJSON_GetArraySize(v) > ISSUER_AUDIENCES_MAX) {
-        mistake(m, "%s: audiences must be a list of 1 to %d strings", where, ISSUER_AUDIENCES_MAX);
+        issuers_mistake(m, "%s: audiences must be a list of 1 to %d strings", where, ISSUER_AUDIENCES_MAX);
         return;
     }
     cJSON_ArrayForEach(a, v) {
         if (!cJSON_IsString(a) || a->valuestring[0] == '\0' || strlen(a->valuestring) > JWT_STR_MAX ||
             !utf8_is_text(a->valuestring, strlen(a->valuestring))) {
-            mistake(m, "%s: every audience must be a string of 1 to %d bytes of text", where, JWT_STR_MAX);
+            issuers_mistake(m, "%s: every audience must be a string of 1 to %d bytes of text", where, JWT_STR_MAX);
             return;
         }
         if ((c->audiences[c->n_audiences] = strdup(a->valuestring)) != NULL)
@@ -260,7 +265,7 @@ static void audiences_member(const cJSON *o, struct issuer_conf *c, const char *
     }
 }
 
-static void algorithms_member(const cJSON *o, struct issuer_conf *c, const char *where, struct mistakes *m)
+static void algorithms_member(const cJSON *o, struct issuer_conf *c, const char *where, struct issuers_mistakes *m)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "algorithms"), *a;
     char why[160];
@@ -269,44 +274,44 @@ static void algorithms_member(const cJSON *o, struct issuer_conf *c, const char 
     if (v == NULL)
         return;
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) < 1) {
-        mistake(m, "%s: algorithms must be a non-empty list of names such as \"RS256\"", where);
+        issuers_mistake(m, "%s: algorithms must be a non-empty list of names such as \"RS256\"", where);
         return;
     }
     cJSON_ArrayForEach(a, v) {
         if (!cJSON_IsString(a) || strchr(a->valuestring, ',') != NULL ||
             jwks_algs_parse(a->valuestring, &bit, why, sizeof(why)) < 0 || bit == 0) {
-            mistake(m, "%s: algorithms: %s", where, cJSON_IsString(a) ? why : "each must be a string");
+            issuers_mistake(m, "%s: algorithms: %s", where, cJSON_IsString(a) ? why : "each must be a string");
             return;
         }
         c->algs |= bit;
     }
 }
 
-static void alg_member(const cJSON *o, const char *name, char **out, const char *where, struct mistakes *m)
+static void alg_member(const cJSON *o, const char *name, char **out, const char *where, struct issuers_mistakes *m)
 {
     char why[160];
     unsigned bit;
 
     if (text_member(o, name, 16, out, where, m) > 0 && jwks_algs_parse(*out, &bit, why, sizeof(why)) < 0)
-        mistake(m, "%s: %s: %s", where, name, why);
+        issuers_mistake(m, "%s: %s: %s", where, name, why);
 }
 
 static void one_issuer(const cJSON *o, const char *dir, const struct config *cfg, struct issuer_conf *c,
-                       const char *where, struct mistakes *m)
+                       const char *where, struct issuers_mistakes *m)
 {
     const cJSON *item, *disc = cJSON_GetObjectItemCaseSensitive(o, "discovery");
 
     cJSON_ArrayForEach(item, o) if (!known_member(item->string))
-        mistake(m, "%s: unknown member \"%.32s\"", where, item->string);
+        issuers_mistake(m, "%s: unknown member \"%.32s\"", where, item->string);
     c->leeway = cfg->leeway;
     c->max_lifetime = cfg->max_token_lifetime;
     if (text_member(o, "iss", JWT_STR_MAX, &c->iss, where, m) == 0)
-        mistake(m, "%s: iss is required", where);
+        issuers_mistake(m, "%s: iss is required", where);
     if (c->iss == NULL)
         return;
     text_member(o, "jwks_url", 2048, &c->jwks_url, where, m);
     if (disc != NULL && !cJSON_IsBool(disc))
-        mistake(m, "%s: discovery must be true or false", where);
+        issuers_mistake(m, "%s: discovery must be true or false", where);
     c->discovery = cJSON_IsTrue(disc);
     file_member(o, "jwks_file", dir, &c->jwks_file, where, m);
     file_member(o, "public_key_file", dir, &c->public_key_file, where, m);
@@ -324,7 +329,7 @@ static void one_issuer(const cJSON *o, const char *dir, const struct config *cfg
 
 /* Settings that the file replaces must be left empty: two places for one
  * thing would leave a reader guessing which wins. */
-static void check_replaced(const struct config *cfg, struct mistakes *m)
+static void check_replaced(const struct config *cfg, struct issuers_mistakes *m)
 {
     const struct {
         const char *env, *value;
@@ -340,12 +345,12 @@ static void check_replaced(const struct config *cfg, struct mistakes *m)
 
     for (size_t i = 0; i < sizeof(replaced) / sizeof(replaced[0]); i++)
         if (replaced[i].value[0] != '\0')
-            mistake(m, "%s: not used with REVOKD_ISSUERS_FILE; give it in the file", replaced[i].env);
+            issuers_mistake(m, "%s: not used with REVOKD_ISSUERS_FILE; give it in the file", replaced[i].env);
     if (strcmp(cfg->oidc_discovery, "1") == 0)
-        mistake(m, "REVOKD_OIDC_DISCOVERY: not used with REVOKD_ISSUERS_FILE; give it in the file");
+        issuers_mistake(m, "REVOKD_OIDC_DISCOVERY: not used with REVOKD_ISSUERS_FILE; give it in the file");
 }
 
-static int from_file(struct issuers *out, const struct config *cfg, struct mistakes *m)
+static int from_file(struct issuers *out, const struct config *cfg, struct issuers_mistakes *m)
 {
     const char *path = cfg->issuers_file;
     char why[256], where[320];
@@ -360,14 +365,14 @@ static int from_file(struct issuers *out, const struct config *cfg, struct mista
 
     check_replaced(cfg, m);
     if (text == NULL) {
-        mistake(m, "REVOKD_ISSUERS_FILE: %s", why);
+        issuers_mistake(m, "REVOKD_ISSUERS_FILE: %s", why);
         goto out;
     }
     doc = cJSON_ParseWithLength(text, len);
     list = cJSON_GetObjectItemCaseSensitive(doc, "issuers");
     if (!cJSON_IsObject(doc) || !cJSON_IsArray(list) || cJSON_GetArraySize(list) < 1 ||
         cJSON_GetArraySize(list) > ISSUERS_MAX) {
-        mistake(m, "REVOKD_ISSUERS_FILE: \"%.200s\" is not JSON of the form {\"issuers\": [{...}, ...]} "
+        issuers_mistake(m, "REVOKD_ISSUERS_FILE: \"%.200s\" is not JSON of the form {\"issuers\": [{...}, ...]} "
                    "with 1 to %d issuers", path, ISSUERS_MAX);
         rc = 0;
         goto out;
@@ -378,13 +383,13 @@ static int from_file(struct issuers *out, const struct config *cfg, struct mista
         struct issuer_conf *c = &out->at[out->n++];
         snprintf(where, sizeof(where), "REVOKD_ISSUERS_FILE: issuers[%zu]", i++);
         if (!cJSON_IsObject(o)) {
-            mistake(m, "%s: must be an object", where);
+            issuers_mistake(m, "%s: must be an object", where);
             continue;
         }
         one_issuer(o, dir, cfg, c, where, m);
         for (size_t j = 0; c->iss != NULL && j + 1 < out->n; j++)
             if (out->at[j].iss != NULL && strcmp(out->at[j].iss, c->iss) == 0)
-                mistake(m, "%s: iss \"%.64s\" is also issuers[%zu]", where, c->iss, j);
+                issuers_mistake(m, "%s: iss \"%.64s\" is also issuers[%zu]", where, c->iss, j);
     }
     rc = 0;
 out:
@@ -397,14 +402,15 @@ out:
 
 int issuers_load(struct issuers *out, const struct config *cfg, char *err, size_t errlen)
 {
-    struct mistakes m = {err, errlen, 0, 0};
+    struct issuers_mistakes m = {err, errlen, 0, 0, 0};
     int rc;
 
     memset(out, 0, sizeof(*out));
     err[0] = '\0';
     rc = cfg->issuers_file[0] != '\0' ? from_file(out, cfg, &m) : from_settings(out, cfg, &m);
     if (rc < 0 && m.count == 0)
-        mistake(&m, "out of memory reading the issuers");
+        issuers_mistake(&m, "out of memory reading the issuers");
+    issuers_mistakes_end(&m);
     if (rc < 0 || m.count > 0) {
         issuers_free(out);
         return -1;

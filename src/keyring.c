@@ -77,27 +77,35 @@ static int64_t unix_now(void)
     return (int64_t)time(NULL);
 }
 
-/* The key files of issuer c into a new set, or NULL with the reason. */
-static struct jwks *load_files(const struct issuer_conf *c, const char *where, char *err, size_t errlen)
+/* How the key files are named in mistakes: in the issuers file, and as the
+ * settings of the single issuer. */
+static const char *const file_names[2][3] = {
+    {"jwks_file", "public_key_file", "hmac_secret_file"},
+    {"REVOKD_JWKS_FILE", "REVOKD_JWT_PUBLIC_KEY_FILE", "REVOKD_JWT_HMAC_SECRET_FILE"},
+};
+
+/* The key files of issuer c into a new set, or NULL with the reason in why,
+ * naming the file by names[]. */
+static struct jwks *load_files(const struct issuer_conf *c, const char *const names[3], char *why, size_t size)
 {
     struct jwks_opts opts = {.algs = c->algs};
     struct jwks *set = jwks_new();
-    char why[384];
+    char detail[384];
 
     if (set == NULL) {
-        snprintf(err, errlen, "out of memory");
+        snprintf(why, size, "out of memory");
         return NULL;
     }
-    if (c->jwks_file != NULL && jwks_load_file(set, c->jwks_file, &opts, why, sizeof(why)) < 0)
-        snprintf(err, errlen, "%s: jwks_file: %s", where, why);
+    if (c->jwks_file != NULL && jwks_load_file(set, c->jwks_file, &opts, detail, sizeof(detail)) < 0)
+        snprintf(why, size, "%s: %s", names[0], detail);
     else if (c->public_key_file != NULL &&
-             jwks_load_pem(set, c->public_key_file, c->public_key_alg, c->algs, why, sizeof(why)) < 0)
-        snprintf(err, errlen, "%s: public_key_file: %s", where, why);
+             jwks_load_pem(set, c->public_key_file, c->public_key_alg, c->algs, detail, sizeof(detail)) < 0)
+        snprintf(why, size, "%s: %s", names[1], detail);
     else if (c->hmac_secret_file != NULL &&
-             jwks_load_hmac(set, c->hmac_secret_file, c->hmac_alg, c->algs, why, sizeof(why)) < 0)
-        snprintf(err, errlen, "%s: hmac_secret_file: %s", where, why);
+             jwks_load_hmac(set, c->hmac_secret_file, c->hmac_alg, c->algs, detail, sizeof(detail)) < 0)
+        snprintf(why, size, "%s: %s", names[2], detail);
     else if (jwks_count(set) == 0)
-        snprintf(err, errlen, "%s: the key files hold no key for signatures", where);
+        snprintf(why, size, "%s: no key for signatures", c->jwks_file != NULL ? names[0] : names[1]);
     else
         return set;
     jwks_free(set);
@@ -141,7 +149,7 @@ static struct generation *generation_new(struct keyring *r, char *err, size_t er
 {
     const struct config *cfg = r->cfg;
     struct generation *g = calloc(1, sizeof(*g));
-    char where[320], why[384];
+    char why[512];
 
     if (g == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -161,14 +169,17 @@ static struct generation *generation_new(struct keyring *r, char *err, size_t er
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    /* Every issuer's files are read, so that every mistake is reported. */
+    struct issuers_mistakes m = {err, errlen, 0, 0, 0};
     for (size_t i = 0; i < n; i++) {
         const struct issuer_conf *c = &g->conf.at[i];
-        if (cfg->issuers_file[0] != '\0')
-            snprintf(where, sizeof(where), "REVOKD_ISSUERS_FILE: issuers[%zu]", i);
-        else
-            snprintf(where, sizeof(where), "REVOKD_JWKS_FILE, REVOKD_JWT_PUBLIC_KEY_FILE or REVOKD_JWT_HMAC_SECRET_FILE");
-        if (!issuers_remote(c) && (g->held[i].set = load_files(c, where, err, errlen)) == NULL)
-            goto fail;
+        bool in_file = cfg->issuers_file[0] != '\0';
+        if (!issuers_remote(c) && (g->held[i].set = load_files(c, file_names[!in_file], why, sizeof(why))) == NULL) {
+            if (in_file)
+                issuers_mistake(&m, "REVOKD_ISSUERS_FILE: issuers[%zu]: %s", i, why);
+            else
+                issuers_mistake(&m, "%s", why);
+        }
         if (!issuers_remote(c))
             g->held[i].loaded_at = unix_now();
         g->policies[i] = (struct jwt_policy){
@@ -181,10 +192,11 @@ static struct generation *generation_new(struct keyring *r, char *err, size_t er
         };
     }
     g->trust = (struct jwt_trust){g->policies, n, (size_t)cfg->max_token_bytes};
-    if (cfg->admin_keys_file[0] != '\0' && (g->admins = admin_keys_load(cfg->admin_keys_file, why, sizeof(why))) == NULL) {
-        snprintf(err, errlen, "REVOKD_ADMIN_KEYS_FILE: %s", why);
+    if (cfg->admin_keys_file[0] != '\0' && (g->admins = admin_keys_load(cfg->admin_keys_file, why, sizeof(why))) == NULL)
+        issuers_mistake(&m, "REVOKD_ADMIN_KEYS_FILE: %s", why);
+    issuers_mistakes_end(&m);
+    if (m.count > 0)
         goto fail;
-    }
     return g;
 
 fail:

@@ -193,7 +193,7 @@ int main(int argc, char **argv)
 {
     struct config cfg;
     struct app app = {0};
-    char err[2048];
+    char err[8192];
     sigset_t sigs;
     int sig = 0, rc = 2;
 

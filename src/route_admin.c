@@ -111,7 +111,7 @@ enum request_step route_admin_revoke_all(struct request *req, struct reply *rep)
 static void reload_run(struct work *w)
 {
     struct request *req = (struct request *)((char *)w - offsetof(struct request, verify.work));
-    char err[2048];
+    char err[8192];
 
     if (keyring_reload(req->app->keys, err, sizeof(err)) < 0) {
         reply_error(&req->reply, 500, "reload_failed", err);

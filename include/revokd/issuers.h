@@ -39,6 +39,18 @@ struct issuers {
 int issuers_load(struct issuers *out, const struct config *cfg, char *err, size_t errlen);
 void issuers_free(struct issuers *is);
 
+/* Mistakes found in a configuration, gathered one whole line each into a
+ * caller's buffer err of size bytes (which must start empty, used 0);
+ * lines beyond its room are counted, and issuers_mistakes_end() adds a
+ * last line saying how many were left out. */
+struct issuers_mistakes {
+    char *err;
+    size_t size, used;
+    int count, omitted;
+};
+void issuers_mistake(struct issuers_mistakes *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void issuers_mistakes_end(struct issuers_mistakes *m);
+
 /* Whether c's keys are fetched (jwks_url or discovery). */
 bool issuers_remote(const struct issuer_conf *c);
 
