@@ -1,11 +1,8 @@
 /* revokectl.c - command-line client for revokd, for operators and tests.
  *
  * Talks HTTP to revokd with libcurl. "mint" signs development tokens with
- * libjwt; it is the one place libjwt is used, since signing our own test
- * tokens involves none of the verification traps that keep it out of the
- * server (see jwks.c). "mint --count", for load tests, signs with OpenSSL
- * directly so that the key is parsed once for many tokens; it also signs
- * PS256/384/512 and EdDSA, which libjwt 1.10 lacks. */
+ * OpenSSL, every algorithm revokd verifies; "mint --count", for load tests,
+ * parses the key once for many tokens. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +11,6 @@
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
-#include <jwt.h>
 #include <openssl/bn.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
@@ -39,8 +35,8 @@ static const char usage[] =
     "                            sign a token with a development key (PEM private key,\n"
     "                            or the raw secret for HS*); prints the token. With\n"
     "                            --count, prints N tokens, one per line, the i-th with\n"
-    "                            jti J-i (J: --jti or random) and sub S-i (for load tests);\n"
-    "                            PS256/384/512 and EdDSA are signed with --count only\n"
+    "                            jti J-i (J: --jti or random) and sub S-i (for load tests).\n"
+    "                            ALG: HS*, RS*, PS*, ES256/384/512, EdDSA (default RS256)\n"
     "  check TOKEN               GET /v1/check\n"
     "  revoke TOKEN              POST /v1/revoke\n"
     "  revoke-jti JTI --exp N [--iss I] [--reason R]   POST /v1/admin/revoke\n"
@@ -65,64 +61,11 @@ static int die_usage(const char *msg)
 
 struct mint_args {
     const char *keyfile, *algname, *kid, *sub, *iss, *aud, *jti, *claims;
-    long long ttl, iat, nbf, exp, count; /* count 0: one token, by libjwt */
+    long long ttl, iat, nbf, exp, count; /* count 0: one token, jti and sub as given */
     int no_jti, no_iat;
 };
 
-/* One token with libjwt: the key is parsed for this one signature. */
-static int mint_one(const struct mint_args *m, char *key, size_t keylen)
-{
-    const char *jti = m->jti;
-    char jtibuf[33];
-    int rc = EXIT_USAGE;
-
-    jwt_alg_t alg = jwt_str_alg(m->algname);
-    if (alg == JWT_ALG_INVAL || alg == JWT_ALG_NONE)
-        return die_usage(strncmp(m->algname, "PS", 2) == 0 || strcmp(m->algname, "EdDSA") == 0
-                             ? "mint: libjwt cannot sign PS* or EdDSA; --count N signs them"
-                             : "mint: unsupported --alg");
-    size_t used = keylen;
-    if (alg >= JWT_ALG_HS256 && alg <= JWT_ALG_HS512 && used > 0 && key[used - 1] == '\n')
-        used--;
-
-    jwt_t *jwt = NULL;
-    char *token = NULL;
-    if (jwt_new(&jwt) != 0 || jwt_set_alg(jwt, alg, (unsigned char *)key, (int)used) != 0) {
-        fprintf(stderr, "revokectl: mint: the key does not fit %s\n", m->algname);
-        goto out;
-    }
-    if (!m->no_jti && jti == NULL) {
-        unsigned char rnd[16];
-        RAND_bytes(rnd, sizeof(rnd));
-        for (size_t i = 0; i < sizeof(rnd); i++)
-            snprintf(jtibuf + 2 * i, 3, "%02x", rnd[i]);
-        jti = jtibuf;
-    }
-    if ((m->kid && jwt_add_header(jwt, "kid", m->kid)) ||
-        (m->sub && jwt_add_grant(jwt, "sub", m->sub)) ||
-        (m->iss && jwt_add_grant(jwt, "iss", m->iss)) ||
-        (m->aud && jwt_add_grant(jwt, "aud", m->aud)) ||
-        (!m->no_jti && jwt_add_grant(jwt, "jti", jti)) ||
-        (!m->no_iat && jwt_add_grant_int(jwt, "iat", (long)m->iat)) ||
-        (m->nbf >= 0 && jwt_add_grant_int(jwt, "nbf", (long)m->nbf)) ||
-        jwt_add_grant_int(jwt, "exp", (long)m->exp) ||
-        (m->claims && jwt_add_grants_json(jwt, m->claims))) {
-        fprintf(stderr, "revokectl: mint: invalid claims\n");
-        goto out;
-    }
-    if ((token = jwt_encode_str(jwt)) == NULL) {
-        fprintf(stderr, "revokectl: mint: signing failed: %s\n", strerror(errno));
-        goto out;
-    }
-    printf("%s\n", token);
-    rc = 0;
-out:
-    free(token);
-    jwt_free(jwt);
-    return rc;
-}
-
-/* The algorithms mint --count signs itself. */
+/* The algorithms mint signs. */
 enum sign_kind { SIGN_HMAC, SIGN_RSA, SIGN_PSS, SIGN_EC, SIGN_EDDSA };
 static const struct {
     const char *name;
@@ -213,13 +156,14 @@ static const char *numbered(char *buf, size_t size, const char *base, long long 
     return buf;
 }
 
-/* m->count tokens, one per line, for load tests. libjwt would re-parse the PEM
- * key and rebuild every structure per token; here the key is parsed once and
- * only the numbered claims change, so 100,000 RS256 tokens take seconds per
- * core. The i-th token (from 0) has jti "<J>-<i>", J being --jti or 16 random
- * hex digits (so two runs never share a jti), and sub "<S>-<i>" when --sub S
- * is given. --claims members are set last and win, as in the libjwt path. */
-static int mint_many(const struct mint_args *m, char *key, size_t keylen)
+/* One token (m->count 0), or m->count tokens, one per line, for load tests:
+ * the key is parsed once and only the numbered claims change, so 100,000
+ * RS256 tokens take seconds per core. The i-th token (from 0) has jti
+ * "<J>-<i>", J being --jti or 16 random hex digits (so two runs never share
+ * a jti), and sub "<S>-<i>" when --sub S is given. One token has jti and sub
+ * as given (a random jti by default, none with --no-jti). --claims members
+ * are set last and win. */
+static int mint_tokens(const struct mint_args *m, char *key, size_t keylen)
 {
     struct signer s = {0};
     cJSON *header = NULL, *payload = NULL, *extra = NULL;
@@ -232,8 +176,8 @@ static int mint_many(const struct mint_args *m, char *key, size_t keylen)
     while (a < sizeof(sign_algs) / sizeof(sign_algs[0]) && strcmp(sign_algs[a].name, m->algname))
         a++;
     if (a == sizeof(sign_algs) / sizeof(sign_algs[0]))
-        return die_usage("mint: --count signs HS*, RS*, PS*, ES* and EdDSA only");
-    if (m->no_jti)
+        return die_usage("mint: unsupported --alg (HS*, RS*, PS*, ES* and EdDSA are)");
+    if (m->no_jti && m->count > 0)
         return die_usage("mint: --count needs a jti to tell the tokens apart");
     s.kind = sign_algs[a].kind;
     s.md = sign_algs[a].md ? sign_algs[a].md() : NULL;
@@ -282,14 +226,14 @@ static int mint_many(const struct mint_args *m, char *key, size_t keylen)
         goto fail;
     size_t hlen = b64url_encode((const unsigned char *)hjson, strlen(hjson), h64);
 
-    for (long long i = 0; i < m->count; i++) {
+    for (long long i = 0; i < (m->count > 0 ? m->count : 1); i++) {
+        const char *sub = m->count > 0 && m->sub ? numbered(subbuf, sizeof(subbuf), m->sub, i) : m->sub;
+        const char *jti = m->count > 0 ? numbered(jtibuf, sizeof(jtibuf), prefix, i) : m->jti ? m->jti : prefix;
         cJSON_Delete(payload);
-        if ((payload = cJSON_CreateObject()) == NULL ||
-            (m->sub &&
-             !cJSON_AddStringToObject(payload, "sub", numbered(subbuf, sizeof(subbuf), m->sub, i))) ||
+        if ((payload = cJSON_CreateObject()) == NULL || (sub && !cJSON_AddStringToObject(payload, "sub", sub)) ||
             (m->iss && !cJSON_AddStringToObject(payload, "iss", m->iss)) ||
             (m->aud && !cJSON_AddStringToObject(payload, "aud", m->aud)) ||
-            !cJSON_AddStringToObject(payload, "jti", numbered(jtibuf, sizeof(jtibuf), prefix, i)) ||
+            (!m->no_jti && !cJSON_AddStringToObject(payload, "jti", jti)) ||
             (!m->no_iat && !cJSON_AddNumberToObject(payload, "iat", (double)m->iat)) ||
             (m->nbf >= 0 && !cJSON_AddNumberToObject(payload, "nbf", (double)m->nbf)) ||
             !cJSON_AddNumberToObject(payload, "exp", (double)m->exp))
@@ -405,7 +349,7 @@ static int mint(int argc, char **argv)
         fprintf(stderr, "revokectl: --key: %s\n", err);
         return EXIT_USAGE;
     }
-    int rc = m.count > 0 ? mint_many(&m, key, keylen) : mint_one(&m, key, keylen);
+    int rc = mint_tokens(&m, key, keylen);
     file_free(key, keylen);
     return rc;
 }
