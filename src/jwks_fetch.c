@@ -22,6 +22,8 @@ static const char *const result_names[] = {JWKS_FETCH_RESULTS(JWKS_FETCH_NAME)};
 
 /* The first retry after a failure; each further one waits twice as long. */
 #define RETRY_FIRST_MS 1000
+/* A max-age beyond this (about 31 years) counts as this. */
+#define MAX_AGE_CAP 1000000000LL
 /* Longest wait in curl_multi_poll: kicks and stop wake it anyway. */
 #define POLL_MAX_MS 1000
 
@@ -79,6 +81,13 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
+/* Seconds a set may be kept: not negative, and a huge value is beyond any
+ * refresh bound yet small enough to count in milliseconds. */
+static int64_t age_of(long long seconds)
+{
+    return seconds < 0 ? 0 : seconds > MAX_AGE_CAP ? MAX_AGE_CAP : seconds;
+}
+
 /* Cache-Control: max-age=N (no-cache and no-store: 0), else Expires. */
 static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 {
@@ -92,16 +101,14 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
     line[n] = '\0';
     if (strncasecmp(line, "cache-control:", 14) == 0) {
         const char *p = strcasestr(line, "max-age=");
-        if (p != NULL)
-            s->max_age = strtoll(p + 8, NULL, 10);
-        else if (strcasestr(line, "no-cache") != NULL || strcasestr(line, "no-store") != NULL)
+        if (strcasestr(line, "no-cache") != NULL || strcasestr(line, "no-store") != NULL)
             s->max_age = 0;
-        if (s->max_age < 0)
-            s->max_age = 0;
+        else if (p != NULL)
+            s->max_age = age_of(strtoll(p + 8, NULL, 10));
     } else if (strncasecmp(line, "expires:", 8) == 0 && s->max_age < 0) {
         time_t t = curl_getdate(line + 8, NULL);
         if (t > 0)
-            s->max_age = t > time(NULL) ? (int64_t)(t - time(NULL)) : 0;
+            s->max_age = age_of((int64_t)t - (int64_t)time(NULL));
     }
     return n;
 }
