@@ -95,3 +95,16 @@ int check_result(struct reply *rep, const struct store_result *res, const struct
     }
     return 0;
 }
+
+void check_reply_active(struct reply *rep, const struct jwt_claims *c)
+{
+    reply_begin(rep, 200);
+    reply_bool(rep, "active", true);
+    reply_string(rep, "jti", c->jti);
+    if (c->has_sub)
+        reply_string(rep, "sub", c->sub);
+    if (c->has_iss)
+        reply_string(rep, "iss", c->iss);
+    reply_int(rep, "exp", c->exp);
+    reply_int(rep, "iat", c->iat);
+}

@@ -173,6 +173,9 @@ static enum MHD_Result respond(struct exchange *ex, const char *method, const ch
             MHD_add_response_header(resp, "Allow", rep->allow);
         if (rep->www_authenticate[0] != '\0')
             MHD_add_response_header(resp, "WWW-Authenticate", rep->www_authenticate);
+        const char *name, *value;
+        for (size_t at = 0; reply_next_header(rep, &at, &name, &value);)
+            MHD_add_response_header(resp, name, value);
         if (ex->close)
             MHD_add_response_header(resp, "Connection", "close");
         ok = MHD_queue_response(ex->mhd, (unsigned)rep->status, resp);

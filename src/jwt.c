@@ -91,9 +91,9 @@ static int decode_object(const char *seg, size_t len, unsigned char *buf, int no
 }
 
 /* 0 when member is absent (*present false), 1 when a valid string was copied,
- * -1 when present but not a string of 1..JWT_STR_MAX bytes of text (no
- * control character: it may be echoed into a log line or a header). */
-static int get_string(const cJSON *obj, const char *name, char *out, bool *present)
+ * -1 when present but not a string of 1..max bytes of text (no control
+ * character: it may be echoed into a log line or a header). */
+static int get_text(const cJSON *obj, const char *name, size_t max, char *out, bool *present)
 {
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, name);
     *present = m != NULL;
@@ -102,10 +102,15 @@ static int get_string(const cJSON *obj, const char *name, char *out, bool *prese
     if (!cJSON_IsString(m))
         return -1;
     size_t len = strlen(m->valuestring);
-    if (len == 0 || len > JWT_STR_MAX || !utf8_is_text(m->valuestring, len))
+    if (len == 0 || len > max || !utf8_is_text(m->valuestring, len))
         return -1;
     memcpy(out, m->valuestring, len + 1);
     return 1;
+}
+
+static int get_string(const cJSON *obj, const char *name, char *out, bool *present)
+{
+    return get_text(obj, name, JWT_STR_MAX, out, present);
 }
 
 /* Like get_string for a NumericDate: a JSON number within range. RFC 7519
@@ -188,34 +193,59 @@ static int pick_key(const struct jwt_policy *p, const cJSON *hdr, const struct j
     }
 }
 
-static bool audience_has(const cJSON *aud, const char *want)
+/* Whether want is one of the words of list, separated by sep. */
+static bool list_has(const char *list, char sep, const char *want, size_t wlen)
 {
-    const cJSON *item;
-
-    if (cJSON_IsString(aud))
-        return strcmp(aud->valuestring, want) == 0;
-    cJSON_ArrayForEach(item, aud) if (cJSON_IsString(item) && strcmp(item->valuestring, want) == 0)
-        return true;
+    for (const char *p = list; *p != '\0';) {
+        const char *end = strchr(p, sep);
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len == wlen && memcmp(p, want, len) == 0)
+            return true;
+        p += len + (end != NULL);
+    }
     return false;
 }
 
-static bool audience_ok(const cJSON *aud, const struct jwt_policy *p)
+bool jwt_audience_has(const struct jwt_claims *c, const char *aud)
+{
+    return list_has(c->aud, '\n', aud, strlen(aud));
+}
+
+bool jwt_scope_has(const struct jwt_claims *c, const char *scope, size_t len)
+{
+    return list_has(c->scope, ' ', scope, len);
+}
+
+static bool audience_ok(const struct jwt_claims *c, const struct jwt_policy *p)
 {
     for (size_t i = 0; i < p->n_audiences; i++)
-        if (audience_has(aud, p->audiences[i]))
+        if (jwt_audience_has(c, p->audiences[i]))
             return true;
     return p->n_audiences == 0;
 }
 
-static bool audience_well_typed(const cJSON *aud)
+/* aud, a string or an array of strings, joined by '\n' into out
+ * (JWT_AUD_MAX + 1 bytes). false when it has another type, or a member that
+ * is not text (a '\n' in one would split it), or is too long in all. */
+static bool read_audience(const cJSON *aud, char *out)
 {
     const cJSON *item;
+    size_t used = 0;
 
-    if (aud == NULL || cJSON_IsString(aud))
+    out[0] = '\0';
+    if (aud == NULL)
         return true;
-    if (!cJSON_IsArray(aud))
+    if (!cJSON_IsString(aud) && !cJSON_IsArray(aud))
         return false;
-    cJSON_ArrayForEach(item, aud) if (!cJSON_IsString(item)) return false;
+    for (item = cJSON_IsString(aud) ? aud : aud->child; item != NULL; item = cJSON_IsString(aud) ? NULL : item->next) {
+        size_t len = cJSON_IsString(item) ? strlen(item->valuestring) : 0;
+        if (!cJSON_IsString(item) || !utf8_is_text(item->valuestring, len) || used + len + 1 > JWT_AUD_MAX + 1)
+            return false;
+        if (used > 0)
+            out[used - 1] = '\n';
+        memcpy(out + used, item->valuestring, len + 1);
+        used += len + 1;
+    }
     return true;
 }
 
@@ -228,17 +258,19 @@ static int read_issuer(const cJSON *pl, struct jwt_claims *c)
 static int check_claims(const struct jwt_policy *p, const cJSON *pl, struct jwt_claims *c)
 {
     const cJSON *aud = cJSON_GetObjectItemCaseSensitive(pl, "aud");
-    bool has_exp, has_iat, has_jti;
+    bool has_exp, has_iat, has_jti, present;
     char jti[JWT_STR_MAX + 1];
 
     if (get_string(pl, "jti", jti, &has_jti) < 0 || get_string(pl, "sub", c->sub, &c->has_sub) < 0 ||
         get_time(pl, "exp", &c->exp, &has_exp) < 0 || get_time(pl, "iat", &c->iat, &has_iat) < 0 ||
         get_time(pl, "nbf", &c->nbf, &c->has_nbf) < 0 || !has_exp || !has_iat || c->exp < c->iat ||
-        !audience_well_typed(aud))
+        !read_audience(aud, c->aud) || get_text(pl, "scope", JWT_SCOPE_MAX, c->scope, &present) < 0 ||
+        get_string(pl, "client_id", c->client_id, &present) < 0 ||
+        (!present && get_string(pl, "azp", c->client_id, &present) < 0))
         return -JWT_invalid_claims;
     if (has_jti)
         memcpy(c->jti, jti, sizeof(jti));
-    if (!audience_ok(aud, p))
+    if (!audience_ok(c, p))
         return -JWT_invalid_audience;
     /* A revoke-all record lives max_lifetime + leeway; a longer-lived token
      * would outlive it and come back to life, so it is refused outright. */

@@ -146,10 +146,34 @@ struct cJSON *reply_take_log(struct reply *rep)
     return log;
 }
 
+void reply_header(struct reply *rep, const char *name, const char *value)
+{
+    size_t n = strlen(name) + 1, v = strlen(value) + 1;
+    char *grown = realloc(rep->headers, rep->headers_len + n + v);
+
+    if (grown == NULL)
+        return;
+    memcpy(grown + rep->headers_len, name, n);
+    memcpy(grown + rep->headers_len + n, value, v);
+    rep->headers = grown;
+    rep->headers_len += n + v;
+}
+
+bool reply_next_header(const struct reply *rep, size_t *at, const char **name, const char **value)
+{
+    if (*at >= rep->headers_len)
+        return false;
+    *name = rep->headers + *at;
+    *value = *name + strlen(*name) + 1;
+    *at = (size_t)(*value + strlen(*value) + 1 - rep->headers);
+    return true;
+}
+
 void reply_clear(struct reply *rep)
 {
     cJSON_Delete(rep->body);
     cJSON_Delete(rep->log);
     free(rep->text);
+    free(rep->headers);
     memset(rep, 0, sizeof(*rep));
 }

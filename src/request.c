@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "revokd/router.h"
+#include "revokd/url.h"
 #include "revokd/utf8.h"
 
 /* The legal changes of state, [from][to]. */
@@ -224,4 +225,16 @@ int request_body_number(const struct request *req, const char *name, double *out
         return -1;
     *out = m->valuedouble;
     return 1;
+}
+
+int request_query(const struct request *req, const char *name, char *out, size_t size)
+{
+    const char *raw;
+    size_t len;
+    int n = url_query_find(req->query, name, &raw, &len);
+
+    if (n == 0)
+        return 0;
+    long dlen = n == 1 ? url_decode(raw, len, out, size) : -1;
+    return dlen > 0 && utf8_is_text(out, (size_t)dlen) ? 1 : -1;
 }

@@ -18,17 +18,8 @@ static enum request_step checked(struct request *req, struct reply *rep, const s
     int rc = check_result(rep, res, c);
 
     metrics_check(rc);
-    if (rc < 0)
-        return REQUEST_DONE;
-    reply_begin(rep, 200);
-    reply_bool(rep, "active", true);
-    reply_string(rep, "jti", c->jti);
-    if (c->has_sub)
-        reply_string(rep, "sub", c->sub);
-    if (c->has_iss)
-        reply_string(rep, "iss", c->iss);
-    reply_int(rep, "exp", c->exp);
-    reply_int(rep, "iat", c->iat);
+    if (rc == 0)
+        check_reply_active(rep, c);
     return REQUEST_DONE;
 }
 
@@ -46,21 +37,6 @@ static enum request_step verified(struct request *req, struct reply *rep, int rc
         return REQUEST_DONE;
     }
     return check_revoked(req, checked);
-}
-
-/* One lookup-mode parameter, percent-decoded into out (size bytes, at most
- * JWT_STR_MAX + 1). Returns 1 when present (out filled), 0 when absent, -1
- * when empty, repeated, too long, badly encoded or not text (utf8.h). */
-static int query_param(struct request *req, const char *name, char *out, size_t size)
-{
-    const char *raw;
-    size_t len;
-    int n = url_query_find(req->query, name, &raw, &len);
-
-    if (n == 0)
-        return 0;
-    long dlen = n == 1 ? url_decode(raw, len, out, size) : -1;
-    return dlen > 0 && utf8_is_text(out, (size_t)dlen) ? 1 : -1;
 }
 
 static enum request_step looked_up(struct request *req, struct reply *rep, const struct store_result *res)
@@ -86,15 +62,15 @@ static enum request_step check_lookup(struct request *req, struct reply *rep)
 {
     struct jwt_claims *c = &req->claims;
     char iat[24];
-    int has_jti = query_param(req, "jti", c->jti, sizeof(c->jti));
-    int has_sub = query_param(req, "sub", c->sub, sizeof(c->sub));
-    int has_iat = query_param(req, "iat", iat, sizeof(iat));
+    int has_jti = request_query(req, "jti", c->jti, sizeof(c->jti));
+    int has_sub = request_query(req, "sub", c->sub, sizeof(c->sub));
+    int has_iat = request_query(req, "iat", iat, sizeof(iat));
     const char *raw;
     size_t rawlen;
     /* iss= (empty) names the tokens without iss. */
     int has_iss = url_query_find(req->query, "iss", &raw, &rawlen) == 1 && rawlen == 0
                       ? (c->iss[0] = '\0', 1)
-                      : query_param(req, "iss", c->iss, sizeof(c->iss));
+                      : request_query(req, "iss", c->iss, sizeof(c->iss));
 
     if (has_jti < 0 || has_sub < 0 || has_iat < 0 || has_iss < 0) {
         reply_error(rep, 400, "invalid_request",

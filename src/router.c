@@ -2,6 +2,7 @@
  * holds it against openapi.yaml (revokd --routes). */
 #include "revokd/router.h"
 
+#include <stdbool.h>
 #include <string.h>
 #include <strings.h>
 
@@ -10,8 +11,8 @@
 #include "revokd/utf8.h"
 
 struct route {
-    const char *method;
-    const char *path; /* one "{...}" segment at most */
+    const char *method; /* "*": any method */
+    const char *path;   /* one "{...}" segment at most, or a final "{path}": the rest, '/'s included */
     enum request_step (*handler)(struct request *req, struct reply *rep);
     const char *allow; /* every method on this path, for 405 */
     const char *label; /* "METHOD /path", the metrics' route label */
@@ -28,6 +29,8 @@ static const struct route routes[] = {
     ROUTE("POST", "/v1/admin/revoke", route_admin_revoke, "POST"),
     ROUTE("POST", "/v1/admin/subjects/{sub}/revoke-all", route_admin_revoke_all, "POST"),
     ROUTE("POST", "/v1/admin/reload", route_admin_reload, "POST"),
+    ROUTE("*", "/v1/authz", route_authz, "*"),
+    ROUTE("*", "/v1/authz/{path}", route_authz, "*"),
     ROUTE("GET", "/healthz", route_health_live, "GET"),
     ROUTE("GET", "/readyz", route_health_ready, "GET"),
     ROUTE("GET", "/metrics", route_metrics, "GET"),
@@ -35,14 +38,18 @@ static const struct route routes[] = {
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
 /* Matches path against pattern; a "{...}" segment matches one non-empty
- * segment, decoded into param. Returns 1 on a match, 0 otherwise, -1 when
- * the segment matched but does not decode to text (utf8.h). */
+ * segment, decoded into param, and a final "{path}" anything non-empty (not
+ * decoded: it is the gateway's original path, which no handler reads).
+ * Returns 1 on a match, 0 otherwise, -1 when the segment matched but does
+ * not decode to text (utf8.h). */
 static int match(const char *pattern, const char *path, char *param, size_t size)
 {
     const char *open = strchr(pattern, '{');
 
     if (open == NULL)
         return strcmp(pattern, path) == 0;
+    if (strcmp(open, "{path}") == 0)
+        return strncmp(pattern, path, (size_t)(open - pattern)) == 0 && path[open - pattern] != '\0';
     size_t head = (size_t)(open - pattern);
     const char *tail = strchr(open, '}') + 1;
     size_t pathlen = strlen(path), taillen = strlen(tail);
@@ -75,7 +82,8 @@ enum request_step router_dispatch(struct request *req, struct reply *rep)
         int rc = match(routes[i].path, req->path, req->param, sizeof(req->param));
         if (rc == 0)
             continue;
-        if (strcmp(routes[i].method, req->method) != 0) {
+        bool any = strcmp(routes[i].method, "*") == 0;
+        if (!any && strcmp(routes[i].method, req->method) != 0) {
             allow = routes[i].allow; /* the path is known; maybe another method matches */
             continue;
         }
@@ -89,7 +97,7 @@ enum request_step router_dispatch(struct request *req, struct reply *rep)
         }
         /* GET bodies are ignored (and bounded by http_server.c); only a POST
          * body is read, so only its type matters. */
-        if (req->body_len > 0 && strcmp(req->method, "POST") == 0 && !is_json(req->content_type)) {
+        if (!any && req->body_len > 0 && strcmp(req->method, "POST") == 0 && !is_json(req->content_type)) {
             reply_error(rep, 415, "unsupported_media_type",
                         "request bodies must be application/json");
             return REQUEST_DONE;

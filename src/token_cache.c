@@ -24,11 +24,12 @@
 #define SHARD_MIN 16
 
 /* Bits of entry.flags. */
-enum { F_SUB = 1, F_ISS = 2, F_DERIVED = 4, F_NBF = 8, F_NBF_SET = 16, F_ISS_COMMON = 32 };
+enum { F_SUB = 1, F_ISS = 2, F_DERIVED = 4, F_NBF = 8, F_NBF_SET = 16, F_ISS_COMMON = 32, F_EXTRA = 64 };
 
 /* The longest packed claims: five varints (exp, until, leeway, iat, nbf)
- * of at most 10 bytes, then jti, sub and iss with their NULs. */
-#define PACKED_MAX (5 * 10 + 3 * (JWT_STR_MAX + 1))
+ * of at most 10 bytes, then jti, sub and iss, then (F_EXTRA) scope,
+ * client_id and aud, with their NULs. */
+#define PACKED_MAX (5 * 10 + 4 * (JWT_STR_MAX + 1) + JWT_SCOPE_MAX + 1 + JWT_AUD_MAX + 1)
 
 /* One cached token, in a single allocation sized to fit. struct jwt_claims
  * is ~800 bytes of mostly empty arrays; at 100,000 entries that alone would
@@ -43,7 +44,8 @@ enum { F_SUB = 1, F_ISS = 2, F_DERIVED = 4, F_NBF = 8, F_NBF_SET = 16, F_ISS_COM
  * exactly. Then jti, sub and iss, each NUL-terminated; an iss equal to the
  * cache's common one (REVOKD_ISSUER, which every token then carries) is only
  * the flag F_ISS_COMMON, which saves 3 MB at 100,000 entries of a 30-byte
- * iss. */
+ * iss. Then, only when one of them is set (F_EXTRA), scope, client_id and
+ * aud, which gateways pass on. */
 struct entry {
     unsigned char key[TOKEN_CACHE_KEY_SIZE];
     unsigned char flags;
@@ -132,13 +134,16 @@ static const unsigned char *get_delta(const unsigned char *p, int64_t base, int6
 static size_t pack(const struct token_cache *tc, unsigned char *buf, unsigned char *flags,
                    const struct jwt_claims *c, int64_t until)
 {
-    const char *strs[3] = {c->jti, c->sub, c->iss};
+    static const size_t max[6] = {JWT_STR_MAX, JWT_STR_MAX, JWT_STR_MAX, JWT_SCOPE_MAX, JWT_STR_MAX, JWT_AUD_MAX};
+    const char *strs[6] = {c->jti, c->sub, c->iss, c->scope, c->client_id, c->aud};
     bool common = tc->iss[0] != '\0' && strcmp(c->iss, tc->iss) == 0;
+    bool extra = c->scope[0] != '\0' || c->client_id[0] != '\0' || c->aud[0] != '\0';
     unsigned char *p = buf;
 
     *flags = (unsigned char)((c->has_sub ? F_SUB : 0) | (c->has_iss ? F_ISS : 0) |
                              (c->jti_derived ? F_DERIVED : 0) | (c->has_nbf ? F_NBF : 0) |
-                             (c->nbf != 0 ? F_NBF_SET : 0) | (common ? F_ISS_COMMON : 0));
+                             (c->nbf != 0 ? F_NBF_SET : 0) | (common ? F_ISS_COMMON : 0) |
+                             (extra ? F_EXTRA : 0));
     p = put_delta(p, c->exp, 0);
     p = put_delta(p, until, c->exp);
     p = put_delta(p, c->leeway, 0);
@@ -147,18 +152,20 @@ static size_t pack(const struct token_cache *tc, unsigned char *buf, unsigned ch
      * the flag saves its 5 bytes. */
     if (c->nbf != 0)
         p = put_delta(p, c->nbf, c->exp);
-    for (int i = 0; i < (common ? 2 : 3); i++) {
-        size_t len = strnlen(strs[i], JWT_STR_MAX + 1);
-        if (len > JWT_STR_MAX)
+    for (int i = 0; i < (extra ? 6 : 3); i++) {
+        size_t len = strnlen(strs[i], max[i] + 1);
+        if (len > max[i])
             return 0;
+        if (i == 2 && common)
+            continue;
         memcpy(p, strs[i], len + 1);
         p += len + 1;
     }
     return (size_t)(p - buf);
 }
 
-/* Copies a packed string into dst (JWT_STR_MAX + 1 bytes, zeroed). Returns
- * the position after it. */
+/* Copies a packed string into dst (zeroed, large enough: pack() checked
+ * its length). Returns the position after it. */
 static const unsigned char *get_string(const unsigned char *p, char *dst)
 {
     size_t len = strlen((const char *)p);
@@ -446,7 +453,15 @@ bool token_cache_get(struct token_cache *tc, const unsigned char key[TOKEN_CACHE
                 p = get_delta(p, exp, &out->nbf);
             p = get_string(p, out->jti);
             p = get_string(p, out->sub);
-            get_string(e->flags & F_ISS_COMMON ? (const unsigned char *)tc->iss : p, out->iss);
+            if (e->flags & F_ISS_COMMON)
+                get_string((const unsigned char *)tc->iss, out->iss);
+            else
+                p = get_string(p, out->iss);
+            if (e->flags & F_EXTRA) {
+                p = get_string(p, out->scope);
+                p = get_string(p, out->client_id);
+                get_string(p, out->aud);
+            }
             out->has_sub = e->flags & F_SUB;
             out->has_iss = e->flags & F_ISS;
             out->jti_derived = e->flags & F_DERIVED;

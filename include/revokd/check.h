@@ -36,6 +36,10 @@ enum request_step check_revoked(struct request *req, request_store_then then);
  * -CHECK_ESTORE, with that answer replied. */
 int check_result(struct reply *rep, const struct store_result *res, const struct jwt_claims *c);
 
+/* 200 {"active": true, "jti", "sub", "iss", "exp", "iat"} for the token c
+ * (sub and iss when it has them). */
+void check_reply_active(struct reply *rep, const struct jwt_claims *c);
+
 /* The store namespace of a token: its iss, or "" without one. */
 const char *check_namespace(const struct jwt_claims *c);
 

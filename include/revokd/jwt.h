@@ -41,8 +41,12 @@ enum jwt_reason { JWT_OK = 0, JWT_REASON_TABLE(JWT_REASON_ENUM) JWT_REASON_COUNT
 const char *jwt_reason_name(int reason);
 const char *jwt_reason_text(int reason);
 
-/* Longest jti, sub, iss or kid accepted, in bytes. */
+/* Longest jti, sub, iss, kid or client_id accepted, in bytes. */
 #define JWT_STR_MAX 256
+/* Longest scope claim, and longest aud list (its members joined by '\n'),
+ * in bytes; a token with more is refused (invalid_claims). */
+#define JWT_SCOPE_MAX 2048
+#define JWT_AUD_MAX 1024
 
 /* One issuer's rules and keys. */
 struct jwt_policy {
@@ -69,6 +73,10 @@ struct jwt_claims {
     bool has_sub, has_iss, jti_derived;
     int64_t exp, iat, nbf;
     bool has_nbf;
+    /* What gateways pass on (route_authz.c): "" when absent. */
+    char scope[JWT_SCOPE_MAX + 1];   /* the scope claim, space-separated */
+    char client_id[JWT_STR_MAX + 1]; /* the client_id claim, else azp */
+    char aud[JWT_AUD_MAX + 1];       /* the aud members, joined by '\n' */
     int64_t leeway; /* the issuer's, for jwt_check_times() */
     int issuer;     /* the index of the token's issuer in the trust; -1 when none matched */
 };
@@ -79,6 +87,11 @@ struct jwt_claims {
  * -reason with out->issuer set once the issuer is known (a caller may fetch
  * that issuer's keys anew on -JWT_unknown_key). */
 int jwt_verify(const struct jwt_trust *trust, const char *token, size_t len, struct jwt_claims *out);
+
+/* Whether the token's aud holds aud; whether its scope holds the scope of
+ * len bytes (a word of the space-separated list, RFC 9068). */
+bool jwt_audience_has(const struct jwt_claims *c, const char *aud);
+bool jwt_scope_has(const struct jwt_claims *c, const char *scope, size_t len);
 
 /* Returns 0, -JWT_expired or -JWT_not_yet_valid for the claims at now,
  * within their issuer's leeway. */

@@ -23,7 +23,9 @@ struct reply {
     char *text;                 /* owned; when set, sent instead of body as content_type */
     const char *content_type;
     const char *allow;          /* 405: the Allow header */
-    char www_authenticate[192]; /* 401: the WWW-Authenticate header, or "" */
+    char www_authenticate[320]; /* 401, 403: the WWW-Authenticate header, or "" */
+    char *headers;              /* reply.c's: more headers, "name\0value\0" each */
+    size_t headers_len;
     struct cJSON *log;          /* reply.c's: extra fields for the request's log line */
 };
 
@@ -42,6 +44,13 @@ void reply_null(struct reply *rep, const char *name);
 /* Members then go into a new object member name, until reply_object_end(). */
 void reply_object(struct reply *rep, const char *name);
 void reply_object_end(struct reply *rep);
+/* Adds the header name: value to the reply (value: text without control
+ * characters, which the callers' claims are). */
+void reply_header(struct reply *rep, const char *name, const char *value);
+/* The headers added, one after another: *at starts at 0; returns false
+ * after the last. */
+bool reply_next_header(const struct reply *rep, size_t *at, const char **name, const char **value);
+
 /* A new object at the end of the body's array name (made by the first
  * call); members go into it until reply_object_end(). */
 void reply_array_object(struct reply *rep, const char *name);

@@ -145,6 +145,11 @@ enum request_step request_wait_work(struct request *req, struct work *w, request
  * -1 when absent or another scheme. */
 int request_bearer(const struct request *req, const char **token, size_t *len);
 
+/* Query parameter name, percent-decoded into out (size bytes). Returns 1
+ * when present (out filled), 0 when absent, -1 when empty, repeated, too
+ * long, badly encoded or not text (utf8.h). */
+int request_query(const struct request *req, const char *name, char *out, size_t size);
+
 /* Parses the body as a JSON object in UTF-8 and keeps it for the members
  * below (its strings live as long as the request). Returns 1, or 0 for an
  * empty body when allow_empty, or -1 after replying 400. */

@@ -19,6 +19,9 @@ enum request_step route_admin_revoke(struct request *req, struct reply *rep);
 enum request_step route_admin_revoke_all(struct request *req, struct reply *rep);
 enum request_step route_admin_reload(struct request *req, struct reply *rep);
 
+/* route_authz.c: /v1/authz and below, any method: forward-auth for gateways. */
+enum request_step route_authz(struct request *req, struct reply *rep);
+
 /* route_health.c: GET /healthz and /readyz. */
 enum request_step route_health_live(struct request *req, struct reply *rep);
 enum request_step route_health_ready(struct request *req, struct reply *rep);

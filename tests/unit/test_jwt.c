@@ -869,6 +869,38 @@ static void test_invalid_audience(void **state)
     expect_payload("{\"iss\":\"" ISS "\"," TIMES "}", JWT_OK);
 }
 
+/* scope, client_id (else azp) and aud are read for gateways: text only, since
+ * they become header values, and bounded. */
+static void test_gateway_claims(void **state)
+{
+    (void)state;
+    struct jwt_claims c;
+    char payload[JWT_SCOPE_MAX + 400], big[JWT_SCOPE_MAX + 2];
+
+    assert_int_equal(verify_payload("{\"iss\":\"" ISS "\"," TIMES ",\"aud\":[\"x\",\"" AUD "\"],"
+                                    "\"scope\":\"a b\",\"client_id\":\"web\",\"azp\":\"other\"}", &c),
+                     0);
+    assert_string_equal(c.scope, "a b");
+    assert_string_equal(c.client_id, "web");
+    assert_string_equal(c.aud, "x\n" AUD);
+    assert_true(jwt_audience_has(&c, "x") && jwt_audience_has(&c, AUD) && !jwt_audience_has(&c, "x\n" AUD));
+    assert_true(jwt_scope_has(&c, "b", 1) && !jwt_scope_has(&c, "a b", 3) && !jwt_scope_has(&c, "", 0));
+    assert_int_equal(verify_payload("{" ISS_AUD "," TIMES ",\"azp\":\"spa\"}", &c), 0);
+    assert_string_equal(c.client_id, "spa");
+    assert_string_equal(c.scope, "");
+    expect_payload("{" ISS_AUD "," TIMES ",\"scope\":\"a\\r\\nX-Auth-Subject: root\"}", JWT_invalid_claims);
+    expect_payload("{" ISS_AUD "," TIMES ",\"client_id\":7}", JWT_invalid_claims);
+    expect_payload("{" ISS_AUD "," TIMES ",\"scope\":[\"a\"]}", JWT_invalid_claims);
+    expect_payload("{\"iss\":\"" ISS "\"," TIMES ",\"aud\":[\"" AUD "\",\"a\\nb\"]}", JWT_invalid_claims);
+    memset(big, 's', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0'; /* JWT_SCOPE_MAX + 1 bytes */
+    snprintf(payload, sizeof(payload), "{" ISS_AUD "," TIMES ",\"scope\":\"%s\"}", big);
+    assert_int_equal(verify_payload(payload, &c), -JWT_invalid_claims);
+    big[JWT_SCOPE_MAX] = '\0';
+    snprintf(payload, sizeof(payload), "{" ISS_AUD "," TIMES ",\"scope\":\"%s\"}", big);
+    assert_int_equal(verify_payload(payload, &c), 0);
+}
+
 static void test_lifetime_exceeded(void **state)
 {
     (void)state;
@@ -1086,6 +1118,7 @@ int main(void)
         T(test_invalid_claims_sub_length),
         T(test_invalid_issuer),
         T(test_invalid_audience),
+        T(test_gateway_claims),
         T(test_lifetime_exceeded),
         T(test_derived_jti),
         T(test_derived_jti_ecdsa_twin),

@@ -458,6 +458,30 @@ static void test_check_lookup_invalid_400(void **state)
     expect_error(400, "invalid_request");
 }
 
+/* /v1/authz takes any method, any path below it (Envoy appends the original
+ * path to its prefix), and ignores the body whatever its type; without a
+ * token it answers 401 with a bare "Bearer" challenge (RFC 6750 3.1). */
+static void test_authz_any_method_and_path(void **state)
+{
+    (void)state;
+    static const char *const paths[] = {"/v1/authz", "/v1/authz/orders", "/v1/authz/orders/42/items"};
+    static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"};
+
+    req.body = "not json";
+    req.body_len = strlen(req.body);
+    req.content_type = "text/plain";
+    for (size_t p = 0; p < sizeof(paths) / sizeof(paths[0]); p++)
+        for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
+            dispatch(methods[m], paths[p]);
+            assert_int_equal(rep.status, 401);
+            assert_string_equal(rep.www_authenticate, "Bearer");
+        }
+    dispatch("GET", "/v1/authz/");
+    assert_int_equal(rep.status, 404);
+    dispatch("GET", "/v1/authzz");
+    assert_int_equal(rep.status, 404);
+}
+
 static void test_print_routes(void **state)
 {
     (void)state;
@@ -470,6 +494,8 @@ static void test_print_routes(void **state)
                               "POST /v1/admin/revoke\n"
                               "POST /v1/admin/subjects/{sub}/revoke-all\n"
                               "POST /v1/admin/reload\n"
+                              "* /v1/authz\n"
+                              "* /v1/authz/{path}\n"
                               "GET /healthz\n"
                               "GET /readyz\n"
                               "GET /metrics\n");
@@ -497,6 +523,7 @@ int main(void)
         T(test_check_without_token_401),
         T(test_check_post_bad_body_400),
         T(test_check_lookup_invalid_400),
+        T(test_authz_any_method_and_path),
         T(test_print_routes),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -50,6 +50,11 @@ static void claims_for(unsigned i, struct jwt_claims *c)
     c->exp = c->iat + 900;
     c->has_nbf = i % 4 == 0;
     c->nbf = c->has_nbf ? c->iat : 0;
+    if (i % 2 == 0) { /* scope, client_id and aud are kept only when one is there */
+        set_str(c->scope, "orders:read orders:write");
+        set_str(c->client_id, i % 4 == 0 ? "web-app" : "");
+        set_str(c->aud, i % 4 == 0 ? "api\nhttps://orders.example.com" : "");
+    }
     c->leeway = (int64_t)(i % 4000); /* 0..3600 is what an issuer may have */
     c->issuer = -1;                  /* what a hit gives: the cache does not keep it */
 }
@@ -60,7 +65,9 @@ static bool same_claims(const struct jwt_claims *a, const struct jwt_claims *b)
 {
     return memcmp(a->jti, b->jti, sizeof(a->jti)) == 0 &&
            memcmp(a->sub, b->sub, sizeof(a->sub)) == 0 &&
-           memcmp(a->iss, b->iss, sizeof(a->iss)) == 0 && a->has_sub == b->has_sub &&
+           memcmp(a->iss, b->iss, sizeof(a->iss)) == 0 && memcmp(a->scope, b->scope, sizeof(a->scope)) == 0 &&
+           memcmp(a->client_id, b->client_id, sizeof(a->client_id)) == 0 &&
+           memcmp(a->aud, b->aud, sizeof(a->aud)) == 0 && a->has_sub == b->has_sub &&
            a->has_iss == b->has_iss && a->jti_derived == b->jti_derived && a->exp == b->exp &&
            a->iat == b->iat && a->nbf == b->nbf && a->has_nbf == b->has_nbf && a->leeway == b->leeway;
 }
@@ -70,6 +77,9 @@ static void assert_claims_equal(const struct jwt_claims *got, const struct jwt_c
     assert_string_equal(got->jti, want->jti);
     assert_string_equal(got->sub, want->sub);
     assert_string_equal(got->iss, want->iss);
+    assert_string_equal(got->scope, want->scope);
+    assert_string_equal(got->client_id, want->client_id);
+    assert_string_equal(got->aud, want->aud);
     assert_int_equal(got->has_sub, want->has_sub);
     assert_int_equal(got->has_iss, want->has_iss);
     assert_int_equal(got->jti_derived, want->jti_derived);
