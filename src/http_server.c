@@ -165,7 +165,8 @@ static enum MHD_Result respond(struct exchange *ex, const char *method, const ch
     if (resp == NULL) {
         free(text);
     } else {
-        MHD_add_response_header(resp, "Content-Type", type);
+        if (type != NULL)
+            MHD_add_response_header(resp, "Content-Type", type);
         /* An authorization decision must never be served from a cache. */
         MHD_add_response_header(resp, "Cache-Control", "no-store");
         MHD_add_response_header(resp, "X-Request-Id", ex->id);

@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "revokd/admin_keys.h"
+#include "revokd/clients.h"
 #include "revokd/issuers.h"
 #include "revokd/jwks.h"
 #include "revokd/jwks_fetch.h"
@@ -43,6 +44,7 @@ struct generation {
     struct held *held;           /* conf.n */
     struct jwt_trust trust;
     struct admin_keys *admins;
+    struct clients *clients;
     struct jwks_fetch *fetch;    /* NULL without remote sets */
     size_t *source_of;           /* fetch source -> issuer */
     struct jwks_fetch_source *sources;
@@ -68,6 +70,7 @@ static void generation_free(struct generation *g)
     free(g->source_of);
     free(g->sources);
     admin_keys_free(g->admins);
+    clients_free(g->clients);
     issuers_free(&g->conf);
     free(g);
 }
@@ -194,6 +197,8 @@ static struct generation *generation_new(struct keyring *r, char *err, size_t er
     g->trust = (struct jwt_trust){g->policies, n, (size_t)cfg->max_token_bytes};
     if (cfg->admin_keys_file[0] != '\0' && (g->admins = admin_keys_load(cfg->admin_keys_file, why, sizeof(why))) == NULL)
         issuers_mistake(&m, "REVOKD_ADMIN_KEYS_FILE: %s", why);
+    if (cfg->clients_file[0] != '\0' && (g->clients = clients_load(cfg->clients_file, why, sizeof(why))) == NULL)
+        issuers_mistake(&m, "REVOKD_CLIENTS_FILE: %s", why);
     issuers_mistakes_end(&m);
     if (m.count > 0)
         goto fail;
@@ -353,6 +358,16 @@ enum keyring_admin keyring_admin_check(struct keyring *r, const char *key, size_
                                                      : KEYRING_ADMIN_DENIED;
     pthread_rwlock_unlock(&r->lock);
     return a;
+}
+
+int keyring_client_check(struct keyring *r, const char *id, const char *secret, size_t len)
+{
+    int perms;
+
+    pthread_rwlock_rdlock(&r->lock);
+    perms = clients_check(r->gen->clients, id, secret, len);
+    pthread_rwlock_unlock(&r->lock);
+    return perms;
 }
 
 void keyring_limits(struct keyring *r, const char *iss, int64_t *leeway, int64_t *max_lifetime)

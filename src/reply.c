@@ -30,6 +30,28 @@ void reply_int(struct reply *rep, const char *name, int64_t value)
     cJSON_AddRawToObject(rep->object, name, digits);
 }
 
+void reply_words(struct reply *rep, const char *name, const char *joined, char sep)
+{
+    if (strchr(joined, sep) == NULL) {
+        reply_string(rep, name, joined);
+        return;
+    }
+    cJSON *a = cJSON_AddArrayToObject(rep->object, name);
+    for (const char *p = joined; a != NULL && *p != '\0';) {
+        size_t len = strcspn(p, (char[]){sep, '\0'});
+        cJSON *item = cJSON_CreateString("");
+        char *copy = strndup(p, len);
+        if (item != NULL && copy != NULL) {
+            cJSON_SetValuestring(item, copy);
+            cJSON_AddItemToArray(a, item);
+        } else {
+            cJSON_Delete(item);
+        }
+        free(copy);
+        p += len + (p[len] == sep);
+    }
+}
+
 void reply_bool(struct reply *rep, const char *name, bool value)
 {
     cJSON_AddBoolToObject(rep->object, name, value);
@@ -64,6 +86,11 @@ void reply_array_object(struct reply *rep, const char *name)
 void reply_object_end(struct reply *rep)
 {
     rep->object = rep->body;
+}
+
+void reply_empty(struct reply *rep, int status)
+{
+    reply_text(rep, status, strdup(""), NULL);
 }
 
 void reply_text(struct reply *rep, int status, char *text, const char *content_type)

@@ -4,6 +4,8 @@
 #include "revokd/request.h"
 
 #include <assert.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stddef.h>
 #include <string.h>
 #include <strings.h>
@@ -211,6 +213,20 @@ int request_body_id(const struct request *req, const char *name, const char **ou
     return rc == 1 && !utf8_is_text(*out, strlen(*out)) ? -1 : rc;
 }
 
+int request_body_member_string(const struct request *req, const char *object, const char *name, const char **out)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(req->json, object);
+    const cJSON *m = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, name) : NULL;
+
+    if (m == NULL)
+        return 0;
+    if (!cJSON_IsString(m) || m->valuestring[0] == '\0' || strlen(m->valuestring) > JWT_STR_MAX ||
+        !utf8_is_text(m->valuestring, strlen(m->valuestring)))
+        return -1;
+    *out = m->valuestring;
+    return 1;
+}
+
 bool request_body_null(const struct request *req, const char *name)
 {
     return cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(req->json, name));
@@ -237,4 +253,35 @@ int request_query(const struct request *req, const char *name, char *out, size_t
         return 0;
     long dlen = n == 1 ? url_decode(raw, len, out, size) : -1;
     return dlen > 0 && utf8_is_text(out, (size_t)dlen) ? 1 : -1;
+}
+
+int request_form(struct request *req, struct reply *rep)
+{
+    const char *p = req->body, *end = req->body + req->body_len;
+
+    cJSON_Delete(req->json);
+    if ((req->json = cJSON_CreateObject()) == NULL)
+        goto bad;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p)), *stop = amp != NULL ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        size_t nlen = (size_t)((eq != NULL ? eq : stop) - p), vlen = eq != NULL ? (size_t)(stop - eq - 1) : 0;
+        char *name = malloc(nlen + 1), *value = malloc(vlen + 1);
+        /* Decoding only shrinks, so len + 1 bytes are enough. */
+        bool ok = name != NULL && value != NULL && url_decode_form(p, nlen, name, nlen + 1) > 0 &&
+                  (vlen == 0 ? (value[0] = '\0', true) : url_decode_form(eq + 1, vlen, value, vlen + 1) > 0) &&
+                  utf8_valid(value, strlen(value)) &&
+                  cJSON_GetObjectItemCaseSensitive(req->json, name) == NULL &&
+                  cJSON_AddStringToObject(req->json, name, value) != NULL;
+        free(name);
+        free(value);
+        if (!ok && !(nlen == 0 && vlen == 0 && eq == NULL)) /* "a=1&&b=2": an empty pair is nothing */
+            goto bad;
+        p = stop + 1;
+    }
+    return 1;
+bad:
+    reply_error(rep, 400, "invalid_request",
+                "the body must be application/x-www-form-urlencoded UTF-8, each name once");
+    return -1;
 }

@@ -80,6 +80,10 @@ static enum request_step stored_cutoff(struct request *req, struct reply *rep, c
         return REQUEST_DONE;
     }
     metrics_revocation(METRICS_REVOKE_SUBJECT, req->admin);
+    if (req->no_content) {
+        reply_empty(rep, 204);
+        return REQUEST_DONE;
+    }
     reply_begin(rep, 200);
     reply_bool(rep, "revoked_all", true);
     reply_string(rep, "sub", req->claims.sub);

@@ -16,10 +16,12 @@ struct route {
     enum request_step (*handler)(struct request *req, struct reply *rep);
     const char *allow; /* every method on this path, for 405 */
     const char *label; /* "METHOD /path", the metrics' route label */
+    bool form;         /* the body is application/x-www-form-urlencoded (OAuth), not JSON */
 };
 
 /* method and path are string literals, so the label is made by the compiler. */
-#define ROUTE(method, path, handler, allow) {method, path, handler, allow, method " " path}
+#define ROUTE(method, path, handler, allow) {method, path, handler, allow, method " " path, false}
+#define ROUTE_FORM(method, path, handler, allow) {method, path, handler, allow, method " " path, true}
 
 static const struct route routes[] = {
     ROUTE("GET", "/v1/check", route_check_get, "GET, POST"),
@@ -29,6 +31,9 @@ static const struct route routes[] = {
     ROUTE("POST", "/v1/admin/revoke", route_admin_revoke, "POST"),
     ROUTE("POST", "/v1/admin/subjects/{sub}/revoke-all", route_admin_revoke_all, "POST"),
     ROUTE("POST", "/v1/admin/reload", route_admin_reload, "POST"),
+    ROUTE_FORM("POST", "/oauth2/revoke", route_oauth_revoke, "POST"),
+    ROUTE_FORM("POST", "/oauth2/introspect", route_oauth_introspect, "POST"),
+    ROUTE("POST", "/global-token-revocation", route_oauth_global_revocation, "POST"),
     ROUTE("*", "/v1/authz", route_authz, "*"),
     ROUTE("*", "/v1/authz/{path}", route_authz, "*"),
     ROUTE("GET", "/healthz", route_health_live, "GET"),
@@ -65,12 +70,11 @@ static int match(const char *pattern, const char *path, char *param, size_t size
     return n > 0 && utf8_is_text(param, (size_t)n) ? 1 : -1;
 }
 
-/* A body is JSON when Content-Type is application/json, parameters allowed. */
-static int is_json(const char *type)
+/* Whether Content-Type is want, parameters allowed. */
+static bool is_type(const char *type, const char *want)
 {
-    size_t n = strlen("application/json");
-    return type != NULL && strncasecmp(type, "application/json", n) == 0 &&
-           (type[n] == '\0' || type[n] == ';' || type[n] == ' ');
+    size_t n = strlen(want);
+    return type != NULL && strncasecmp(type, want, n) == 0 && (type[n] == '\0' || type[n] == ';' || type[n] == ' ');
 }
 
 enum request_step router_dispatch(struct request *req, struct reply *rep)
@@ -97,9 +101,11 @@ enum request_step router_dispatch(struct request *req, struct reply *rep)
         }
         /* GET bodies are ignored (and bounded by http_server.c); only a POST
          * body is read, so only its type matters. */
-        if (!any && req->body_len > 0 && strcmp(req->method, "POST") == 0 && !is_json(req->content_type)) {
+        const char *type = routes[i].form ? "application/x-www-form-urlencoded" : "application/json";
+        if (!any && req->body_len > 0 && strcmp(req->method, "POST") == 0 && !is_type(req->content_type, type)) {
             reply_error(rep, 415, "unsupported_media_type",
-                        "request bodies must be application/json");
+                        routes[i].form ? "the body must be application/x-www-form-urlencoded"
+                                       : "request bodies must be application/json");
             return REQUEST_DONE;
         }
         return routes[i].handler(req, rep);

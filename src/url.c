@@ -21,13 +21,16 @@ static int hexval(char c)
     return -1;
 }
 
-long url_decode(const char *in, size_t len, char *out, size_t size)
+/* plus_is_space: application/x-www-form-urlencoded, where '+' is a space. */
+static long decode(const char *in, size_t len, char *out, size_t size, bool plus_is_space)
 {
     size_t o = 0;
 
     for (size_t i = 0; i < len; i++) {
         char c = in[i];
-        if (c == '%') {
+        if (c == '+' && plus_is_space) {
+            c = ' ';
+        } else if (c == '%') {
             int h = i + 2 < len ? hexval(in[i + 1]) : -1;
             int l = i + 2 < len ? hexval(in[i + 2]) : -1;
             if (h < 0 || l < 0 || (h == 0 && l == 0))
@@ -41,6 +44,16 @@ long url_decode(const char *in, size_t len, char *out, size_t size)
     }
     out[o] = '\0';
     return (long)o;
+}
+
+long url_decode(const char *in, size_t len, char *out, size_t size)
+{
+    return decode(in, len, out, size, false);
+}
+
+long url_decode_form(const char *in, size_t len, char *out, size_t size)
+{
+    return decode(in, len, out, size, true);
 }
 
 int url_query_find(const char *query, const char *name, const char **value, size_t *len)

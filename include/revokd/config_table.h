@@ -71,6 +71,8 @@
     X(jwks_max_keys, INT, "100", 1, 10000, NULL, "most keys a fetched key set may hold")         \
     X(admin_keys_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                       \
       "admin API keys, one per line; without it admin endpoints refuse every call")              \
+    X(clients_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                          \
+      "OAuth clients, client_id:secret[:permissions] a line (README), for /oauth2/revoke, /oauth2/introspect and global revocation") \
     X(key_prefix, NAME, "revokd:", 1, STORE_KEY_PREFIX_MAX, NULL, "namespace of every Redis key") \
     X(threads, INT, "0", 0, 256, NULL,                                                           \
       "event-loop threads serving HTTP, each with its own Redis connections; 0 = one per core less one, at least one") \

@@ -1,6 +1,6 @@
 /* keyring.h - every key revokd holds, as in force now: each issuer's
  * verification keys (read from files, or fetched and kept fresh by
- * jwks_fetch.c) and the admin keys.
+ * jwks_fetch.c), the admin keys and the OAuth clients' secrets.
  *
  * A signature check holds the keyring shared for as long as it uses a key;
  * a refresh or a reload swaps keys in exclusively, so no key is freed while
@@ -31,7 +31,7 @@ struct keyring *keyring_new(const struct config *cfg, struct token_cache *cache,
 /* Stops fetching and frees everything. NULL is a no-op. */
 void keyring_free(struct keyring *r);
 
-/* Reads every file again (the issuers file, key files, admin keys) and
+/* Reads every file again (the issuers file, key files, admin keys, clients) and
  * fetches every remote set anew. On any mistake nothing changes and err
  * says why (one line per mistake). A remote set of an issuer that stays
  * configured alike is kept in force until its new fetch succeeds. Reloads
@@ -49,6 +49,10 @@ enum keyring_admin { KEYRING_ADMIN_NONE, KEYRING_ADMIN_DENIED, KEYRING_ADMIN_OK 
 /* Whether key (len bytes) is an admin key, in constant time; NONE when no
  * admin keys are configured. */
 enum keyring_admin keyring_admin_check(struct keyring *r, const char *key, size_t len);
+
+/* The permissions (clients.h) of OAuth client id with secret (len bytes),
+ * or -1 when unknown, wrong, or no clients are configured. */
+int keyring_client_check(struct keyring *r, const char *id, const char *secret, size_t len);
 
 /* The leeway and longest token lifetime of the issuer iss ("" for tokens
  * without iss): its own when configured, else the largest of any issuer,

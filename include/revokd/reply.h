@@ -39,6 +39,9 @@ void reply_begin(struct reply *rep, int status);
 void reply_string(struct reply *rep, const char *name, const char *value);
 void reply_int(struct reply *rep, const char *name, int64_t value);
 void reply_bool(struct reply *rep, const char *name, bool value);
+/* joined, a list separated by sep: a string member when it has one word,
+ * else an array of them (as RFC 7662's aud). */
+void reply_words(struct reply *rep, const char *name, const char *joined, char sep);
 void reply_null(struct reply *rep, const char *name);
 
 /* Members then go into a new object member name, until reply_object_end(). */
@@ -57,6 +60,8 @@ void reply_array_object(struct reply *rep, const char *name);
 
 /* A body that is not JSON: text (taken over, freed with the reply). */
 void reply_text(struct reply *rep, int status, char *text, const char *content_type);
+/* A reply without a body or Content-Type (204). */
+void reply_empty(struct reply *rep, int status);
 
 /* {"error": code, "error_description": description}. */
 void reply_error(struct reply *rep, int status, const char *code, const char *description);

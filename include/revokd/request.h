@@ -81,6 +81,8 @@ struct request {
     int route;                        /* index in the route table, -1 before or without one */
     char param[REQUEST_PARAM_MAX + 1]; /* decoded {sub} of the matched route */
     bool admin;                       /* the caller showed an admin key */
+    int client;                       /* an authenticated OAuth client's permissions (clients.h); its id in param */
+    bool no_content;                  /* a revoke-all answers 204 without a body (global revocation) */
     struct jwt_claims claims;         /* the token's, or what a handler acts on */
     struct reply reply;
 
@@ -155,6 +157,12 @@ int request_query(const struct request *req, const char *name, char *out, size_t
  * empty body when allow_empty, or -1 after replying 400. */
 int request_body(struct request *req, struct reply *rep, bool allow_empty);
 
+/* Parses an application/x-www-form-urlencoded body (OAuth's, RFC 6749) into
+ * the members below, each value a string ('+' a space, percent-decoded).
+ * Returns 1 (an empty body gives no member), or -1 after replying 400 for
+ * bad encoding, text that is not UTF-8, or a name given twice. */
+int request_form(struct request *req, struct reply *rep);
+
 /* A string member of the body: 1 when present and a string of 1..max bytes
  * (*out set), 0 when absent, -1 when present but not such a string. */
 int request_body_string(const struct request *req, const char *name, size_t max, const char **out);
@@ -162,6 +170,10 @@ int request_body_string(const struct request *req, const char *name, size_t max,
 /* The same for an identifier (jti, sub, iss): 1..JWT_STR_MAX bytes of text
  * without control characters (utf8.h). */
 int request_body_id(const struct request *req, const char *name, const char **out);
+
+/* An identifier member of the body's object member object (as
+ * request_body_id). */
+int request_body_member_string(const struct request *req, const char *object, const char *name, const char **out);
 
 /* Whether the body has member name, and it is null. */
 bool request_body_null(const struct request *req, const char *name);

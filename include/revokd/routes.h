@@ -19,6 +19,12 @@ enum request_step route_admin_revoke(struct request *req, struct reply *rep);
 enum request_step route_admin_revoke_all(struct request *req, struct reply *rep);
 enum request_step route_admin_reload(struct request *req, struct reply *rep);
 
+/* route_oauth.c: RFC 7009 revocation, RFC 7662 introspection, and global
+ * token revocation (draft-parecki-oauth-global-token-revocation). */
+enum request_step route_oauth_revoke(struct request *req, struct reply *rep);
+enum request_step route_oauth_introspect(struct request *req, struct reply *rep);
+enum request_step route_oauth_global_revocation(struct request *req, struct reply *rep);
+
 /* route_authz.c: /v1/authz and below, any method: forward-auth for gateways. */
 enum request_step route_authz(struct request *req, struct reply *rep);
 

@@ -14,6 +14,9 @@
  * '+' stays '+' (this is not form decoding). Refuses bad escapes, %00 and
  * overflow. Returns the length or -1. */
 long url_decode(const char *in, size_t len, char *out, size_t size);
+/* The same for a value of an application/x-www-form-urlencoded body (OAuth
+ * requests, RFC 6749 and its HTTP Basic credentials), where '+' is a space. */
+long url_decode_form(const char *in, size_t len, char *out, size_t size);
 
 /* Finds parameter name in query, the raw query string without '?' ("a=1&b",
  * may be NULL). Returns how many times name occurs; for the first, *value
