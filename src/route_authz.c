@@ -22,19 +22,14 @@
  * 500). */
 static int asked(struct request *req, struct reply *rep, char *scope, char *aud)
 {
-    int has_scope = request_query(req, "scope", scope, ASKED_MAX + 1);
-    int has_aud = request_query(req, "aud", aud, ASKED_MAX + 1);
-
-    if (has_scope < 0 || has_aud < 0 || strchr(scope, '"') != NULL || strchr(scope, '\\') != NULL) {
+    scope[0] = aud[0] = '\0';
+    if (request_query(req, "scope", scope, ASKED_MAX + 1) < 0 || request_query(req, "aud", aud, ASKED_MAX + 1) < 0 ||
+        strpbrk(scope, "\"\\") != NULL) {
         reply_error(rep, 403, "invalid_request",
                     "the gateway's authz URL is malformed: scope and aud are 1 to 256 bytes of text, "
                     "each given once (scope without quotes or backslashes)");
         return -1;
     }
-    if (has_scope == 0)
-        scope[0] = '\0';
-    if (has_aud == 0)
-        aud[0] = '\0';
     return 0;
 }
 
@@ -94,7 +89,8 @@ static enum request_step verified(struct request *req, struct reply *rep, int rc
         reply_token_failure(rep, rc, c);
         return REQUEST_DONE;
     }
-    asked(req, rep, scope, aud); /* checked before the token was read */
+    if (asked(req, rep, scope, aud) < 0) /* it passed before the token was read */
+        return REQUEST_DONE;
     if (!has_scopes(c, scope) || (aud[0] != '\0' && !jwt_audience_has(c, aud))) {
         reply_error(rep, 403, "insufficient_scope",
                     "the token lacks a scope or audience this resource requires");
