@@ -5,6 +5,11 @@
 -- Modes (files hold one item per line):
 --   static        GET /                            (the nginx baseline)
 --   check         GET /v1/check, Bearer <token>    tokens=FILE
+--   authz         GET /v1/authz, Bearer <token>    tokens=FILE (a gateway's forward-auth call)
+--   introspect    POST /oauth2/introspect, form body token=<token>, HTTP Basic client
+--                 authentication                   tokens=FILE basic=B64 (RFC 6749 2.3.1:
+--                 base64 of the form-urlencoded "id:secret", made by bench/run; Lua has
+--                 no base64)
 --   lookup        GET /v1/check?jti=&sub=&iat=     claims=FILE ("jti sub iat exp" lines)
 --   admin-revoke  POST /v1/admin/revoke, a fresh jti per request   admin=FILE exp=N
 --   revoke        POST /v1/revoke {"token"}        tokens=FILE
@@ -122,6 +127,8 @@ end
 local generators = {
   static = next_prebuilt,
   check = next_prebuilt,
+  authz = next_prebuilt,
+  introspect = next_prebuilt,
   lookup = next_prebuilt,
   revoke = next_prebuilt,
   ["admin-revoke"] = admin_revoke,
@@ -154,6 +161,21 @@ function init(args)
   elseif opt.mode == "check" or opt.mode == "mixed" then
     for _, t in ipairs(lines(opt.tokens)) do
       reqs[#reqs + 1] = get("/v1/check", { ["Authorization"] = "Bearer " .. t })
+    end
+  elseif opt.mode == "authz" then
+    for _, t in ipairs(lines(opt.tokens)) do
+      reqs[#reqs + 1] = get("/v1/authz", { ["Authorization"] = "Bearer " .. t })
+    end
+  elseif opt.mode == "introspect" then
+    assert(opt.basic and opt.basic:match("^[%w+/]+=*$"),
+      "introspect needs basic=<base64 of client_id:secret>")
+    for _, t in ipairs(lines(opt.tokens)) do
+      -- A JWT is base64url and dots, which form-urlencoding leaves as they are.
+      assert(t:match("^[%w%-_.]+$"), "a token needs form-urlencoding: " .. t:sub(1, 40))
+      reqs[#reqs + 1] = wrk.format("POST", "/oauth2/introspect", {
+        ["Content-Type"] = "application/x-www-form-urlencoded",
+        ["Authorization"] = "Basic " .. opt.basic,
+      }, "token=" .. t)
     end
   elseif opt.mode == "lookup" then
     for _, l in ipairs(lines(opt.claims)) do
