@@ -175,15 +175,20 @@ struct cJSON *reply_take_log(struct reply *rep)
 
 void reply_header(struct reply *rep, const char *name, const char *value)
 {
-    size_t n = strlen(name) + 1, v = strlen(value) + 1;
-    char *grown = realloc(rep->headers, rep->headers_len + n + v);
+    size_t n = strlen(name) + 1, v = strlen(value) + 1, need = rep->headers_len + n + v;
 
-    if (grown == NULL)
-        return;
-    memcpy(grown + rep->headers_len, name, n);
-    memcpy(grown + rep->headers_len + n, value, v);
-    rep->headers = grown;
-    rep->headers_len += n + v;
+    /* One allocation for the usual few headers, not one each. */
+    if (need > rep->headers_cap) {
+        size_t cap = need > 2 * rep->headers_cap ? need : 2 * rep->headers_cap;
+        char *grown = realloc(rep->headers, cap < 512 ? 512 : cap);
+        if (grown == NULL)
+            return;
+        rep->headers = grown;
+        rep->headers_cap = cap < 512 ? 512 : cap;
+    }
+    memcpy(rep->headers + rep->headers_len, name, n);
+    memcpy(rep->headers + rep->headers_len + n, value, v);
+    rep->headers_len = need;
 }
 
 bool reply_next_header(const struct reply *rep, size_t *at, const char **name, const char **value)

@@ -25,7 +25,7 @@ struct reply {
     const char *allow;          /* 405: the Allow header */
     char www_authenticate[320]; /* 401, 403: the WWW-Authenticate header, or "" */
     char *headers;              /* reply.c's: more headers, "name\0value\0" each */
-    size_t headers_len;
+    size_t headers_len, headers_cap;
     struct cJSON *log;          /* reply.c's: extra fields for the request's log line */
 };
 
