@@ -43,8 +43,8 @@ static const struct route routes[] = {
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
 /* Matches path against pattern; a "{...}" segment matches one non-empty
- * segment, decoded into param, and a final "{path}" anything non-empty (not
- * decoded: it is the gateway's original path, which no handler reads).
+ * segment, decoded into param, and a final "{path}" anything, empty too
+ * (not decoded: it is the gateway's original path, which no handler reads).
  * Returns 1 on a match, 0 otherwise, -1 when the segment matched but does
  * not decode to text (utf8.h). */
 static int match(const char *pattern, const char *path, char *param, size_t size)
@@ -53,8 +53,8 @@ static int match(const char *pattern, const char *path, char *param, size_t size
 
     if (open == NULL)
         return strcmp(pattern, path) == 0;
-    if (strcmp(open, "{path}") == 0)
-        return strncmp(pattern, path, (size_t)(open - pattern)) == 0 && path[open - pattern] != '\0';
+    if (strcmp(open, "{path}") == 0) /* empty too: Envoy checks "/" as "/v1/authz/" */
+        return strncmp(pattern, path, (size_t)(open - pattern)) == 0;
     size_t head = (size_t)(open - pattern);
     const char *tail = strchr(open, '}') + 1;
     size_t pathlen = strlen(path), taillen = strlen(tail);

@@ -325,7 +325,7 @@ class Spec:
         for template, item in self.doc["paths"].items():
             parts = re.split(r"(\{[^/{}]+\})", template)
             # {path} (the gateway's original path, /v1/authz/{path}) may hold '/'.
-            rx = "".join((".+" if p == "{path}" else "[^/]+") if p.startswith("{") else re.escape(p)
+            rx = "".join((".*" if p == "{path}" else "[^/]+") if p.startswith("{") else re.escape(p)
                          for p in parts)
             self.templates[template] = re.compile(rx + r"\Z")
             for m in HTTP_METHODS:
