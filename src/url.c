@@ -28,7 +28,9 @@ static long decode(const char *in, size_t len, char *out, size_t size, bool plus
 
     for (size_t i = 0; i < len; i++) {
         char c = in[i];
-        if (c == '+' && plus_is_space) {
+        if (c == '\0') {
+            return -1; /* a C string would end there: refused, as %00 is */
+        } else if (c == '+' && plus_is_space) {
             c = ' ';
         } else if (c == '%') {
             int h = i + 2 < len ? hexval(in[i + 1]) : -1;

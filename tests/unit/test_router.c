@@ -97,6 +97,11 @@ static void test_url_decode_truncated(void **state)
     assert_int_equal(decode("abc%4", out, sizeof(out)), -1);
     /* The escape is cut by len, not by the NUL. */
     assert_int_equal(url_decode("ab%41", 4, out, sizeof(out)), -1);
+    /* A raw NUL is refused like %00, in both decodings: a C string would end there. */
+    assert_int_equal(url_decode("a\0b", 3, out, sizeof(out)), -1);
+    assert_int_equal(url_decode_form("a\0b", 3, out, sizeof(out)), -1);
+    assert_int_equal(url_decode_form("a+b%2B", 6, out, sizeof(out)), 4);
+    assert_string_equal(out, "a b+");
     assert_int_equal(url_decode("ab%41", 5, out, sizeof(out)), 3);
 }
 
