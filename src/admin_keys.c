@@ -32,7 +32,7 @@ struct admin_keys *admin_keys_load(const char *path, char *err, size_t errlen)
     size_t len = 0, lineno = 0;
     char *text = file_read(path, 1024 * 1024, &len, err, errlen);
     struct admin_keys *keys = NULL;
-    char *line, *save = NULL;
+    char *line, *cursor = text;
 
     if (text == NULL)
         return NULL;
@@ -40,17 +40,11 @@ struct admin_keys *admin_keys_load(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
-        lineno++;
-        /* Whitespace around a key is never part of it: a presented key is
-         * taken without the blanks around it (request_bearer), so a key kept
-         * with them could never match. */
-        line += strspn(line, " \t");
+    /* Whitespace around a key is never part of it: a presented key is taken
+     * without the blanks around it (request_bearer), so a key kept with them
+     * could never match. */
+    while ((line = file_next_line(&cursor, &lineno)) != NULL) {
         size_t n = strlen(line);
-        while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
-            line[--n] = '\0';
-        if (n == 0 || line[0] == '#')
-            continue;
         if (n < ADMIN_KEY_MIN) {
             snprintf(err, errlen, "\"%s\": key on line %zu is shorter than %d bytes", path, lineno,
                      ADMIN_KEY_MIN);

@@ -108,3 +108,16 @@ void check_reply_active(struct reply *rep, const struct jwt_claims *c)
     reply_int(rep, "exp", c->exp);
     reply_int(rep, "iat", c->iat);
 }
+
+int check_verified(struct reply *rep, int rc, const struct jwt_claims *c)
+{
+    if (c->jti[0] != '\0')
+        reply_log(rep, "jti", c->jti);
+    if (c->has_sub)
+        reply_log(rep, "sub", c->sub);
+    if (rc < 0) {
+        metrics_check(rc);
+        reply_token_failure(rep, rc, c);
+    }
+    return rc;
+}

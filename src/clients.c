@@ -100,7 +100,7 @@ struct clients *clients_load(const char *path, char *err, size_t errlen)
     size_t len = 0, lineno = 0;
     char *text = file_read(path, 1024 * 1024, &len, err, errlen);
     struct clients *c = NULL;
-    char *line, *save = NULL;
+    char *line, *cursor = text;
 
     if (text == NULL)
         return NULL;
@@ -108,16 +108,9 @@ struct clients *clients_load(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+    while ((line = file_next_line(&cursor, &lineno)) != NULL) {
         struct client cl = {0};
         const char *wrong;
-        lineno++;
-        line += strspn(line, " \t");
-        size_t n = strlen(line);
-        while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
-            line[--n] = '\0';
-        if (n == 0 || line[0] == '#')
-            continue;
         if ((wrong = parse_line(line, &cl)) != NULL) {
             snprintf(err, errlen, "\"%s\" line %zu: %s", path, lineno, wrong);
             goto fail;

@@ -50,3 +50,24 @@ void file_free(char *buf, size_t len)
     OPENSSL_cleanse(buf, len);
     free(buf);
 }
+
+char *file_next_line(char **cursor, size_t *lineno)
+{
+    while (**cursor != '\0') {
+        char *line = *cursor, *end = strchr(line, '\n');
+        if (end != NULL) {
+            *end = '\0';
+            *cursor = end + 1;
+        } else {
+            *cursor = line + strlen(line);
+        }
+        (*lineno)++;
+        line += strspn(line, " \t");
+        size_t n = strlen(line);
+        while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+            line[--n] = '\0';
+        if (n > 0 && line[0] != '#')
+            return line;
+    }
+    return NULL;
+}

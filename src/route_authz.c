@@ -80,15 +80,8 @@ static enum request_step verified(struct request *req, struct reply *rep, int rc
     const struct jwt_claims *c = &req->claims;
     char scope[ASKED_MAX + 1], aud[ASKED_MAX + 1];
 
-    if (c->jti[0] != '\0')
-        reply_log(rep, "jti", c->jti);
-    if (c->has_sub)
-        reply_log(rep, "sub", c->sub);
-    if (rc < 0) {
-        metrics_check(rc);
-        reply_token_failure(rep, rc, c);
+    if (check_verified(rep, rc, c) < 0)
         return REQUEST_DONE;
-    }
     if (asked(req, rep, scope, aud) < 0) /* it passed before the token was read */
         return REQUEST_DONE;
     if (!has_scopes(c, scope) || (aud[0] != '\0' && !jwt_audience_has(c, aud))) {

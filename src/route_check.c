@@ -25,18 +25,7 @@ static enum request_step checked(struct request *req, struct reply *rep, const s
 
 static enum request_step verified(struct request *req, struct reply *rep, int rc)
 {
-    const struct jwt_claims *c = &req->claims;
-
-    if (c->jti[0] != '\0')
-        reply_log(rep, "jti", c->jti);
-    if (c->has_sub)
-        reply_log(rep, "sub", c->sub);
-    if (rc < 0) {
-        metrics_check(rc);
-        reply_token_failure(rep, rc, c);
-        return REQUEST_DONE;
-    }
-    return check_revoked(req, checked);
+    return check_verified(rep, rc, &req->claims) < 0 ? REQUEST_DONE : check_revoked(req, checked);
 }
 
 static enum request_step looked_up(struct request *req, struct reply *rep, const struct store_result *res)

@@ -36,6 +36,11 @@ enum request_step check_revoked(struct request *req, request_store_then then);
  * -CHECK_ESTORE, with that answer replied. */
 int check_result(struct reply *rep, const struct store_result *res, const struct jwt_claims *c);
 
+/* What a check does once the token was judged (check_verify's rc): its ids
+ * go into the request line; a refused token is counted and answered.
+ * Returns rc. */
+int check_verified(struct reply *rep, int rc, const struct jwt_claims *c);
+
 /* 200 {"active": true, "jti", "sub", "iss", "exp", "iat"} for the token c
  * (sub and iss when it has them). */
 void check_reply_active(struct reply *rep, const struct jwt_claims *c);

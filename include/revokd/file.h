@@ -11,4 +11,10 @@
 char *file_read(const char *path, size_t max, size_t *len, char *err, size_t errlen);
 void file_free(char *buf, size_t len);
 
+/* The next line of *cursor (a file_read() buffer, cut in place) that is
+ * neither blank nor a '#' comment, without the blanks around it (a key
+ * or secret never holds them); *lineno counts every line, for messages.
+ * NULL at the end. */
+char *file_next_line(char **cursor, size_t *lineno);
+
 #endif
