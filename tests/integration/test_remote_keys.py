@@ -256,7 +256,7 @@ class FaultTest(RemoteKeysCase):
         # (name, how the server answers, result); neighbours differ in result, so a retry of
         # one fault is never taken for the next.
         faults = [
-            ("slow", fault("slow", delay=2.0), "network_error"),
+            ("slow", fault("slow", delay=3.5), "network_error"),
             ("status 500", fault("status", status=500), "http_error"),
             ("connection closed", fault("close"), "network_error"),
             ("redirect", fault("raw", status=302, body=b"", headers={"Location": other.url}), "http_error"),
@@ -271,8 +271,11 @@ class FaultTest(RemoteKeysCase):
         ]
         recover = document(None)
         server = self.serve(keys=good)
-        # 8 MiB lets the 10,000 keys (about 4 MB) arrive, so their number is what is refused.
-        d = self.start_remote(server.url, REVOKD_JWKS_MAX_BYTES=str(8 * 1024 * 1024))
+        # 8 MiB lets the 10,000 keys (about 4 MB) arrive, so their number is what is refused; 2.5 s
+        # lets 8 MiB arrive even under ASan on a loaded machine (500 ms did not: a timeout came
+        # first), and the slow fault waits longer than that.
+        d = self.start_remote(server.url, REVOKD_JWKS_MAX_BYTES=str(8 * 1024 * 1024),
+                              REVOKD_JWKS_FETCH_TIMEOUT_MS="2500")
         self.wait_fetch_event(d)
         cached = self.assertVerifies(d, "rsa")      # in the verified-token cache from now on
 
