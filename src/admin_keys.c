@@ -14,8 +14,13 @@
 #include "revokd/file.h"
 #include "revokd/sha256.h"
 
+struct admin_key {
+    unsigned char digest[SHA256_BYTES];
+    char name[ADMIN_NAME_MAX + 1];
+};
+
 struct admin_keys {
-    unsigned char (*digests)[SHA256_BYTES];
+    struct admin_key *at;
     size_t n;
 };
 
@@ -23,8 +28,16 @@ void admin_keys_free(struct admin_keys *keys)
 {
     if (keys == NULL)
         return;
-    free(keys->digests);
+    OPENSSL_cleanse(keys->at, keys->n * sizeof(*keys->at));
+    free(keys->at);
     free(keys);
+}
+
+/* The length of the name of a "name:key" line, or 0 for a bare key. */
+static size_t named(const char *line)
+{
+    size_t n = strspn(line, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+    return n > 0 && n <= ADMIN_NAME_MAX && line[n] == ':' ? n : 0;
 }
 
 struct admin_keys *admin_keys_load(const char *path, char *err, size_t errlen)
@@ -44,19 +57,33 @@ struct admin_keys *admin_keys_load(const char *path, char *err, size_t errlen)
      * without the blanks around it (request_bearer), so a key kept with them
      * could never match. */
     while ((line = file_next_line(&cursor, &lineno)) != NULL) {
-        size_t n = strlen(line);
+        struct admin_key k = {0};
+        size_t namelen = named(line);
+        const char *key = namelen > 0 ? line + namelen + 1 : line;
+        size_t n = strlen(key);
         if (n < ADMIN_KEY_MIN) {
             snprintf(err, errlen, "\"%s\": key on line %zu is shorter than %d bytes", path, lineno,
                      ADMIN_KEY_MIN);
             goto fail;
         }
-        void *grown = realloc(keys->digests, (keys->n + 1) * sizeof(*keys->digests));
+        sha256(key, n, k.digest);
+        if (namelen > 0)
+            memcpy(k.name, line, namelen);
+        else
+            snprintf(k.name, sizeof(k.name), "key-%02x%02x%02x%02x", k.digest[0], k.digest[1], k.digest[2],
+                     k.digest[3]);
+        for (size_t i = 0; i < keys->n; i++)
+            if (strcmp(keys->at[i].name, k.name) == 0) {
+                snprintf(err, errlen, "\"%s\": line %zu names key \"%s\" again", path, lineno, k.name);
+                goto fail;
+            }
+        struct admin_key *grown = realloc(keys->at, (keys->n + 1) * sizeof(*grown));
         if (grown == NULL) {
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
-        keys->digests = grown;
-        sha256(line, n, keys->digests[keys->n++]);
+        keys->at = grown;
+        keys->at[keys->n++] = k;
     }
     if (keys->n == 0) {
         snprintf(err, errlen, "\"%s\" holds no key", path);
@@ -71,15 +98,17 @@ fail:
     return NULL;
 }
 
-bool admin_keys_check(const struct admin_keys *keys, const char *presented, size_t len)
+const char *admin_keys_check(const struct admin_keys *keys, const char *presented, size_t len)
 {
     unsigned char digest[SHA256_BYTES];
-    int match = 0;
+    const char *name = NULL;
 
     if (keys == NULL)
-        return false;
+        return NULL;
     sha256(presented, len, digest);
+    /* Every digest compared in full, whichever matches. */
     for (size_t i = 0; i < keys->n; i++)
-        match |= CRYPTO_memcmp(digest, keys->digests[i], sizeof(digest)) == 0;
-    return match != 0;
+        if (CRYPTO_memcmp(digest, keys->at[i].digest, sizeof(digest)) == 0)
+            name = keys->at[i].name;
+    return name;
 }

@@ -235,6 +235,11 @@ void http_conn_close(struct http_conns *cs, struct http_conn *c)
     free(c);
 }
 
+const struct sockaddr_storage *http_conn_peer(const struct http_conn *c)
+{
+    return &c->addr;
+}
+
 void http_conn_request_begins(struct http_conn *c)
 {
     /* The request line is here before the sweep saw its first byte. */

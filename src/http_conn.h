@@ -61,6 +61,9 @@ void http_conn_close(struct http_conns *cs, struct http_conn *c);
 /* The request's request line arrived; the request is whole; its exchange
  * is over. */
 void http_conn_request_begins(struct http_conn *c);
+
+/* The client's address. */
+const struct sockaddr_storage *http_conn_peer(const struct http_conn *c);
 void http_conn_request_whole(struct http_conn *c);
 void http_conn_request_done(struct http_conn *c);
 

@@ -369,6 +369,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mhd)
     ex->len = 0;
     ex->started = ex->too_large = ex->close = false;
     ex->held = HELD_NOT;
+    ex->req.peer = *http_conn_peer(conn);
     ex->req.query = q != NULL ? keep(&ex->query, &ex->query_size, q + 1) : NULL;
     if (q != NULL && ex->req.query == NULL) {
         request_finish(&ex->req);

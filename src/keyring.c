@@ -348,14 +348,18 @@ int keyring_verify(struct keyring *r, const char *token, size_t len, struct jwt_
     return rc;
 }
 
-enum keyring_admin keyring_admin_check(struct keyring *r, const char *key, size_t len)
+enum keyring_admin keyring_admin_check(struct keyring *r, const char *key, size_t len, char name[ADMIN_NAME_MAX + 1])
 {
-    enum keyring_admin a;
+    enum keyring_admin a = KEYRING_ADMIN_NONE;
+    const char *found;
 
     pthread_rwlock_rdlock(&r->lock);
-    a = r->gen->admins == NULL                       ? KEYRING_ADMIN_NONE
-        : admin_keys_check(r->gen->admins, key, len) ? KEYRING_ADMIN_OK
-                                                     : KEYRING_ADMIN_DENIED;
+    if (r->gen->admins != NULL) {
+        found = admin_keys_check(r->gen->admins, key, len);
+        a = found != NULL ? KEYRING_ADMIN_OK : KEYRING_ADMIN_DENIED;
+        if (found != NULL)
+            snprintf(name, ADMIN_NAME_MAX + 1, "%s", found);
+    }
     pthread_rwlock_unlock(&r->lock);
     return a;
 }

@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "revokd/app.h"
+#include "revokd/auth_limit.h"
 #include "revokd/config.h"
 #include "revokd/http_server.h"
 #include "revokd/keyring.h"
@@ -114,6 +115,10 @@ static int app_start(struct app *app, struct config *cfg, char *err, size_t errl
     }
     if ((app->keys = keyring_new(cfg, app->cache, err, errlen)) == NULL)
         return -1;
+    if ((app->auth_limit = auth_limit_new((int)cfg->auth_failures_burst, (int)cfg->auth_failures_per_minute)) == NULL) {
+        snprintf(err, errlen, "out of memory for the failed-authentication table");
+        return -1;
+    }
     struct store_redis_opts so = {
         .redis = &cfg->redis_url_parsed,
         .sentinels = &cfg->sentinels_parsed,
@@ -145,6 +150,7 @@ static void app_stop(struct app *app)
     work_pool_free(app->pool);
     store_free(app->store);
     keyring_free(app->keys);
+    auth_limit_free(app->auth_limit);
     token_cache_free(app->cache);
 }
 

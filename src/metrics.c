@@ -483,7 +483,7 @@ static void render_counts(struct out *o, const struct shard *t)
            "Connections refused at accept (max_connections, max_connections_per_address) or "
            "closed because their request did not arrive in time (request_timeout).");
     static const char *const limits[METRICS_NLIMITS] = {"max_connections", "max_connections_per_address",
-                                                        "request_timeout"};
+                                                        "request_timeout", "auth_failures"};
     for (size_t i = 0; i < METRICS_NLIMITS; i++)
         put(o, "revokd_http_limit_hits_total{limit=\"%s\"} %" PRIu64 "\n", limits[i],
             get(&t->limits[i]));

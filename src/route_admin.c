@@ -7,9 +7,33 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "revokd/auth_limit.h"
 #include "revokd/keyring.h"
+#include "revokd/loop.h"
+#include "revokd/metrics.h"
 #include "revokd/revoke.h"
 #include "revokd/routes.h"
+
+int route_admin_throttled(struct request *req, struct reply *rep)
+{
+    char wait[24];
+    int seconds = auth_limit_check(req->app->auth_limit, (const struct sockaddr *)&req->peer, loop_now_ms());
+
+    if (seconds == 0)
+        return 0;
+    metrics_limit(METRICS_LIMIT_AUTH_FAILURES);
+    reply_error(rep, 429, "too_many_requests",
+                "too many failed authentications from this address; retry after Retry-After seconds");
+    snprintf(wait, sizeof(wait), "%d", seconds);
+    reply_header(rep, "Retry-After", wait);
+    return -1;
+}
+
+void route_admin_failed(struct request *req, struct reply *rep)
+{
+    auth_limit_failed(req->app->auth_limit, (const struct sockaddr *)&req->peer, loop_now_ms());
+    reply_log(rep, "auth", "failed");
+}
 
 /* Returns 0 when the caller holds an admin key, else replies and returns -1. */
 static int authorize(struct request *req, struct reply *rep)
@@ -17,19 +41,24 @@ static int authorize(struct request *req, struct reply *rep)
     const char *key;
     size_t len;
 
+    if (route_admin_throttled(req, rep) < 0)
+        return -1;
+    char name[ADMIN_NAME_MAX + 1];
     bool bearer = request_bearer(req, &key, &len) == 0;
-    enum keyring_admin a = keyring_admin_check(req->app->keys, bearer ? key : "", bearer ? len : 0);
+    enum keyring_admin a = keyring_admin_check(req->app->keys, bearer ? key : "", bearer ? len : 0, name);
 
     if (a == KEYRING_ADMIN_NONE) {
         reply_error(rep, 403, "admin_disabled", "no admin keys are configured (REVOKD_ADMIN_KEYS_FILE)");
         return -1;
     }
     if (a != KEYRING_ADMIN_OK) {
+        route_admin_failed(req, rep);
         reply_error(rep, 401, "unauthorized", "a valid admin key is required (Authorization: Bearer)");
         snprintf(rep->www_authenticate, sizeof(rep->www_authenticate), "Bearer realm=\"revokd-admin\"");
         return -1;
     }
     req->admin = true;
+    reply_log(rep, "admin_key", name); /* who did it: the key's name, never the key */
     return 0;
 }
 

@@ -68,17 +68,22 @@ static int authenticate(struct request *req, struct reply *rep, bool admin_ok)
     bool in_form = has_id != 0 || has_secret != 0;
     const char *key;
     size_t keylen;
+    char name[ADMIN_NAME_MAX + 1];
 
+    if (route_admin_throttled(req, rep) < 0)
+        return -1;
     if (in_form && auth != NULL) {
         reply_error(rep, 400, "invalid_request", "authenticate with one method: HTTP Basic or the form, not both");
         return -1;
     }
     if (admin_ok && request_bearer(req, &key, &keylen) == 0) {
-        if (keyring_admin_check(req->app->keys, key, keylen) != KEYRING_ADMIN_OK) {
+        if (keyring_admin_check(req->app->keys, key, keylen, name) != KEYRING_ADMIN_OK) {
+            route_admin_failed(req, rep);
             reply_invalid_client(rep, "the admin key is not valid");
             return -1;
         }
         req->admin = true;
+        reply_log(rep, "admin_key", name);
         return 0;
     }
     if (basic ? basic_credentials(auth, id, secret) < 0 : form_id == NULL || form_secret == NULL) {
@@ -93,6 +98,7 @@ static int authenticate(struct request *req, struct reply *rep, bool admin_ok)
     req->client = keyring_client_check(req->app->keys, id, secret, strlen(secret));
     OPENSSL_cleanse(secret, sizeof(secret));
     if (req->client < 0) {
+        route_admin_failed(req, rep);
         reply_invalid_client(rep, "unknown client or wrong secret");
         return -1;
     }

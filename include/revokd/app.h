@@ -9,6 +9,7 @@
 #include "revokd/store.h"
 #include "revokd/token_cache.h"
 
+struct auth_limit;
 struct http_server;
 struct work_pool;
 
@@ -17,6 +18,7 @@ struct app {
     struct keyring *keys;      /* issuers' keys and admin keys */
     struct store *store;
     struct token_cache *cache; /* verified tokens; never NULL (may be disabled) */
+    struct auth_limit *auth_limit; /* failed authentication per address; NULL: none */
     struct work_pool *pool;    /* signature checks off the event loops */
     struct http_server *http;  /* set once it listens, for /metrics */
     atomic_bool shutting_down; /* set on SIGTERM: /readyz turns 503 */

@@ -71,6 +71,10 @@
     X(jwks_max_keys, INT, "100", 1, 10000, NULL, "most keys a fetched key set may hold")         \
     X(admin_keys_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                       \
       "admin API keys, one per line; without it admin endpoints refuse every call")              \
+    X(auth_failures_burst, INT, "10", 1, 100000, NULL,                                          \
+      "failed admin keys or client secrets one address may send before it is answered 429")       \
+    X(auth_failures_per_minute, INT, "6", 1, 100000, NULL,                                       \
+      "how fast an address earns back tries after failed authentication")                          \
     X(clients_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                          \
       "OAuth clients, client_id:secret[:permissions] a line (README), for /oauth2/revoke, /oauth2/introspect and global revocation") \
     X(key_prefix, NAME, "revokd:", 1, STORE_KEY_PREFIX_MAX, NULL, "namespace of every Redis key") \

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "revokd/admin_keys.h"
 #include "revokd/config.h"
 #include "revokd/jwt.h"
 #include "revokd/token_cache.h"
@@ -46,9 +47,9 @@ int keyring_reload(struct keyring *r, char *err, size_t errlen);
 int keyring_verify(struct keyring *r, const char *token, size_t len, struct jwt_claims *out);
 
 enum keyring_admin { KEYRING_ADMIN_NONE, KEYRING_ADMIN_DENIED, KEYRING_ADMIN_OK };
-/* Whether key (len bytes) is an admin key, in constant time; NONE when no
- * admin keys are configured. */
-enum keyring_admin keyring_admin_check(struct keyring *r, const char *key, size_t len);
+/* Whether key (len bytes) is an admin key, in constant time, with its name
+ * copied into name when it is; NONE when no admin keys are configured. */
+enum keyring_admin keyring_admin_check(struct keyring *r, const char *key, size_t len, char name[ADMIN_NAME_MAX + 1]);
 
 /* The permissions (clients.h) of OAuth client id with secret (len bytes),
  * or -1 when unknown, wrong, or no clients are configured. */

@@ -49,6 +49,7 @@ enum metrics_limit {
     METRICS_LIMIT_CONNECTIONS,  /* REVOKD_MAX_CONNECTIONS: refused at accept */
     METRICS_LIMIT_PER_ADDRESS,  /* REVOKD_MAX_CONNECTIONS_PER_ADDRESS: refused at accept */
     METRICS_LIMIT_REQUEST_TIME, /* REVOKD_REQUEST_TIMEOUT: closed mid-request */
+    METRICS_LIMIT_AUTH_FAILURES, /* REVOKD_AUTH_FAILURES_*: answered 429 */
     METRICS_NLIMITS
 };
 void metrics_limit(enum metrics_limit limit);

@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "revokd/app.h"
 #include "revokd/reply.h"
@@ -70,6 +71,7 @@ struct request {
     const char *query;         /* as received, without '?'; NULL when none */
     const char *authorization; /* NULL when absent */
     const char *content_type;  /* NULL when absent */
+    struct sockaddr_storage peer; /* the client's address */
     const char *body;          /* NUL-terminated; body_len excludes the NUL */
     size_t body_len;
     struct app *app;

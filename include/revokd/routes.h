@@ -19,6 +19,12 @@ enum request_step route_admin_revoke(struct request *req, struct reply *rep);
 enum request_step route_admin_revoke_all(struct request *req, struct reply *rep);
 enum request_step route_admin_reload(struct request *req, struct reply *rep);
 
+/* For every call that authenticates (admin keys, OAuth clients): -1 after
+ * answering 429 with Retry-After when the caller's address has failed too
+ * often lately (auth_limit.h), else 0; and the count of a failure. */
+int route_admin_throttled(struct request *req, struct reply *rep);
+void route_admin_failed(struct request *req, struct reply *rep);
+
 /* route_oauth.c: RFC 7009 revocation, RFC 7662 introspection, and global
  * token revocation (draft-parecki-oauth-global-token-revocation). */
 enum request_step route_oauth_revoke(struct request *req, struct reply *rep);

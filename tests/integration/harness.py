@@ -663,16 +663,19 @@ class Response:
         return f"<HTTP {self.status} {self.body[:600]!r}>"
 
 
-def http_request(port, method, path, body=None, headers=None, host=LOOPBACK, timeout=HTTP_TIMEOUT):
-    """One request on a fresh connection. `body`: bytes, str, or a JSON-able object (then sent
-    with Content-Type: application/json unless headers say otherwise)."""
+def http_request(port, method, path, body=None, headers=None, host=LOOPBACK, timeout=HTTP_TIMEOUT,
+                 source=None):
+    """One request on a fresh connection (from loopback address `source` when given). `body`:
+    bytes, str, or a JSON-able object (then sent with Content-Type: application/json unless
+    headers say otherwise)."""
     headers = dict(headers or {})
     if body is not None and not isinstance(body, (bytes, str)):
         body = compact_json(body)
         headers.setdefault("Content-Type", "application/json")
     if isinstance(body, str):
         body = body.encode()
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
     try:
         conn.request(method, path, body=body, headers=headers)
         r = conn.getresponse()
@@ -941,8 +944,10 @@ class RevokdTestCase(unittest.TestCase):
 
     @classmethod
     def base_env(cls, overrides=None):
+        # Tests send many wrong keys on purpose, all from 127.0.0.1: the limit on failed
+        # authentication is lifted here and tested with its own settings (test_admin.py).
         env = {"REVOKD_REDIS_URL": cls.redis.url(), "REVOKD_JWKS_FILE": cls.jwks_path,
-               "REVOKD_THREADS": "2", "REVOKD_LOG_LEVEL": "info"}
+               "REVOKD_THREADS": "2", "REVOKD_LOG_LEVEL": "info", "REVOKD_AUTH_FAILURES_BURST": "100000"}
         if cls.admin_keys_path:
             env["REVOKD_ADMIN_KEYS_FILE"] = cls.admin_keys_path
         env.update(overrides or {})

@@ -1,6 +1,7 @@
 """Admin endpoints: key authentication (401 / 403 admin_disabled), POST /v1/admin/revoke and
 POST /v1/admin/subjects/{sub}/revoke-all with what they leave in Redis."""
 
+import hashlib
 import os
 import sys
 
@@ -70,6 +71,53 @@ class AdminAuthTest(harness.RevokdTestCase):
                     resp = daemon.request("POST", "/v1/admin/revoke", {"jti": f"trim-{key[:6]}", "exp": now() + 600},
                                           {"Authorization": authorization})
                     self.assertJsonResponse(resp, 200)
+
+    def test_keys_are_named_in_the_log_never_shown(self):
+        """A `name:key` line is logged by its name, a bare key by a prefix of its hash; the key
+        itself never appears."""
+        path = os.path.join(self.tmp, "named-keys")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(f"ops-alice:{KEY1}\n{KEY2}\n")
+        daemon = self.start_revokd({"REVOKD_ISSUER": ISS, "REVOKD_ADMIN_KEYS_FILE": path})
+        mark = daemon.log_mark()
+        for key, rid in ((KEY1, "named-1"), (KEY2, "named-2")):
+            resp = daemon.request("POST", "/v1/admin/subjects/nina/revoke-all", None,
+                                  {"Authorization": f"Bearer {key}", "X-Request-Id": rid})
+            self.assertJsonResponse(resp, 200)
+        logs = {o.get("request_id"): o for o in daemon.request_logs(mark)}
+        digest = hashlib.sha256(KEY2.encode()).hexdigest()[:8]
+        self.assertEqual((logs["named-1"]["admin_key"], logs["named-1"]["sub"], logs["named-1"]["path"]),
+                         ("ops-alice", "nina", "/v1/admin/subjects/nina/revoke-all"))
+        self.assertEqual(logs["named-2"]["admin_key"], f"key-{digest}")
+        text = daemon.log_text(mark)
+        self.assertNotIn(KEY1, text)
+        self.assertNotIn(KEY2, text)
+        # The name is not part of the key: the name alone, or name:key, is refused.
+        for wrong in ("ops-alice", f"ops-alice:{KEY1}"):
+            self.assertUnauthorized(daemon.request("POST", "/v1/admin/revoke", {"jti": "n", "exp": now() + 60},
+                                                   {"Authorization": f"Bearer {wrong}"}))
+
+    def test_failed_authentication_is_limited_per_address(self):
+        """After REVOKD_AUTH_FAILURES_BURST wrong keys an address gets 429 with Retry-After, the
+        right key too; another address is served; the limit counts in the metrics."""
+        daemon = self.start_revokd({"REVOKD_ISSUER": ISS, "REVOKD_AUTH_FAILURES_BURST": "3",
+                                    "REVOKD_AUTH_FAILURES_PER_MINUTE": "2"})
+        body = {"jti": "limited", "exp": now() + 600}
+        for _ in range(3):
+            self.assertUnauthorized(daemon.request("POST", "/v1/admin/revoke", body,
+                                                   {"Authorization": "Bearer " + "w" * 32}))
+        for key in ("w" * 32, KEY1):
+            resp = daemon.request("POST", "/v1/admin/revoke", body, {"Authorization": f"Bearer {key}"})
+            self.assertError(resp, 429, "too_many_requests")
+            self.assertTrue(1 <= int(resp.header("Retry-After")) <= 30, resp.header("Retry-After"))
+        self.assertFalse(self.redis.exists(key_name("jti", ISS, "limited")))
+        # From 127.0.0.2 the right key works at once.
+        other = harness.http_request(daemon.port, "POST", "/v1/admin/revoke", body,
+                                     {"Authorization": f"Bearer {KEY1}"}, source="127.0.0.2")
+        self.assertJsonResponse(other, 200)
+        self.assertTrue(self.redis.exists(key_name("jti", ISS, "limited")))
+        metrics = daemon.request("GET", "/metrics").body.decode()
+        self.assertIn('revokd_http_limit_hits_total{limit="auth_failures"} 2\n', metrics)
 
     def test_admin_disabled_without_keys(self):
         daemon = self.start_revokd({"REVOKD_ISSUER": ISS, "REVOKD_ADMIN_KEYS_FILE": None})

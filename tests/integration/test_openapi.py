@@ -738,6 +738,7 @@ class OpenApiContractTest(harness.RevokdTestCase):
             self.main_daemon_requests()
             self.head_too_large_requests()
             self.admin_disabled_requests()
+            self.auth_limited_requests()
             self.not_replicated_requests()
             self.store_down_requests()
             self.shutting_down_requests()
@@ -1172,6 +1173,29 @@ class OpenApiContractTest(harness.RevokdTestCase):
                       headers=headers, expect=403, code="admin_disabled", daemon=d)
             self.call("admin reload, admin disabled", "POST", "/v1/admin/reload", headers=headers, expect=403,
                       code="admin_disabled", daemon=d)
+
+    def auth_limited_requests(self):
+        """A revokd that allows one failed authentication per address: after it, every call that
+        authenticates answers 429 with Retry-After, the right credentials too."""
+        d = self.start_revokd({"REVOKD_ISSUER": ISS, "REVOKD_AUDIENCE": AUD, "REVOKD_CLIENTS_FILE": CLIENTS_FILE,
+                               "REVOKD_AUTH_FAILURES_BURST": "1", "REVOKD_AUTH_FAILURES_PER_MINUTE": "1"},
+                              name="revokd allowing one failed authentication")
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        form = urllib.parse.urlencode({"token": "a.b.c"}).encode()
+        self.call("admin revoke, wrong key", "POST", "/v1/admin/revoke", {"jti": "x", "exp": now() + 60},
+                  {"Authorization": "Bearer " + "w" * 32}, expect=401, code="unauthorized", daemon=d)
+        limited = {"expect": 429, "code": "too_many_requests", "daemon": d}
+        for what, method, path, body, headers in (
+                ("admin revoke", "POST", "/v1/admin/revoke", {"jti": "x", "exp": now() + 60}, admin),
+                ("admin revoke-all", "POST", "/v1/admin/subjects/zed/revoke-all", None, admin),
+                ("admin reload", "POST", "/v1/admin/reload", None, admin),
+                ("oauth revoke", "POST", "/oauth2/revoke", form, {**FORM_CT, **basic(WEB)}),
+                ("introspect", "POST", "/oauth2/introspect", form, {**FORM_CT, **basic(WEB)}),
+                ("global revocation", "POST", "/global-token-revocation",
+                 {"sub_id": {"format": "opaque", "id": "zed"}}, admin)):
+            resp, _ = self.call(f"{what}, address limited", method, path, body, headers, **limited)
+            if resp is not None and not 1 <= int(resp.header("Retry-After") or 0) <= 60:
+                self.problems.append(f"{what}, address limited: Retry-After {resp.header('Retry-After')!r}")
 
     def not_replicated_requests(self):
         """Writes that no replica confirms: WAIT times out (REVOKD_MIN_REPLICAS=1), and Redis itself
