@@ -296,6 +296,10 @@ static const char *check_text(struct config *cfg, const struct row *r, const cha
                  errno != 0 ? strerror(errno) : "not a regular file");
         return why;
     case CONFIG_LISTEN:
+        if (n == 0) { /* none, when min is 0 */
+            memset(parsed, 0, sizeof(struct config_addr));
+            return NULL;
+        }
         if (parse_listen(value, parsed) == 0)
             return NULL;
         snprintf(why, size, "expected IP:port or [IPv6]:port, got \"%.64s\"", value);

@@ -21,7 +21,15 @@
  * is released (request.h).
  *
  * What libmicrohttpd does not bound (request deadlines, connections per
- * address, lingering closes) is http_conn.c's. */
+ * address, lingering closes) is http_conn.c's.
+ *
+ * REVOKD_ADMIN_LISTEN adds one more worker, the same code on its own loop,
+ * thread and socket, whose requests are marked as the admin listener's
+ * (request.h; router.c decides what each listener serves). Admin traffic is
+ * a trickle, so one thread is enough, and a flood on the main port does not
+ * delay it; the limits on connections are shared. TLS (http_tls.h) is a
+ * listener's own: each daemon of a listener answers its handshakes with the
+ * certificate in force for it. */
 #include "revokd/http_server.h"
 
 #include <errno.h>
@@ -44,6 +52,7 @@
 #include <openssl/rand.h>
 
 #include "http_conn.h"
+#include "http_tls.h"
 #include "revokd/addr_limit.h"
 #include "revokd/log.h"
 #include "revokd/loop.h"
@@ -72,6 +81,8 @@ struct worker {
     struct http_server *srv;
     pthread_t thread;
     bool started, quiesced;
+    bool admin;              /* REVOKD_ADMIN_LISTEN's */
+    struct http_tls *tls;    /* its listener's certificate; NULL: plain HTTP */
     struct MHD_Daemon *daemon;
     struct loop *loop;
     struct loop_watch mhd;   /* libmicrohttpd's own epoll descriptor */
@@ -92,11 +103,12 @@ struct worker {
 
 struct http_server {
     struct app *app;
-    struct worker *workers;
+    struct worker *workers; /* the main listener's, then the admin one's */
     unsigned nworkers;
     atomic_bool quiescing, stopping;
     struct http_conn_limits limits;
-    int port;
+    int port, admin_port;   /* admin_port 0: no admin listener */
+    struct http_tls *tls, *admin_tls;
 };
 
 /* One request's exchange with its client: the transport's side of it. */
@@ -398,6 +410,9 @@ static enum request_step dispatch(struct exchange *ex, const char *method, const
     req->now = (int64_t)time(NULL);
     req->store = w->store;
     req->inbox = w->inbox;
+    req->listener = w->srv->admin_port == 0 ? REQUEST_LISTENER_ONLY
+                    : w->admin              ? REQUEST_LISTENER_ADMIN
+                                            : REQUEST_LISTENER_MAIN;
     if (w->store == NULL || (auth != NULL && req->authorization == NULL)) {
         /* Out of memory, or the worker is stopping (worker_run's last
          * round): a request read from a kept-alive connection now has
@@ -573,6 +588,7 @@ static void *worker_run(void *arg)
     struct worker *w = arg;
     struct http_server *srv = w->srv;
 
+    http_tls_bind_thread(w->tls);
     while (!atomic_load(&srv->stopping)) {
         loop_poll(w->loop, -1);
         if (atomic_load(&srv->quiescing) && !w->quiesced)
@@ -618,12 +634,14 @@ static void worker_free(struct worker *w)
     loop_free(w->loop);
 }
 
-static int worker_init(struct http_server *srv, struct worker *w, const struct sockaddr *addr)
+static int worker_init(struct http_server *srv, struct worker *w, const struct sockaddr *addr, bool admin)
 {
     const struct config *cfg = srv->app->cfg;
     const union MHD_DaemonInfo *info;
 
     w->srv = srv;
+    w->admin = admin;
+    w->tls = admin ? srv->admin_tls : srv->tls;
     w->wake.fd = -1;
     if ((w->loop = loop_new()) == NULL || (w->store = store_conn_new(srv->app->store, w->loop)) == NULL ||
         (w->inbox = work_inbox_new(w->loop, srv->app->pool)) == NULL ||
@@ -632,15 +650,19 @@ static int worker_init(struct http_server *srv, struct worker *w, const struct s
     /* Suspend/resume is how a request waits long. SO_REUSEPORT
      * (ADDRESS_REUSE) gives every worker its own listening socket on the
      * same port, and the kernel spreads connections over them. */
+    /* Without TLS, the options end before the TLS ones. */
     w->daemon = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (addr->sa_family == AF_INET6 ? MHD_USE_IPv6 : 0), 0, on_accept,
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (addr->sa_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
+            (w->tls != NULL ? MHD_USE_TLS : 0),
+        0, on_accept,
         w, on_request, w, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)cfg->max_connections, MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_token_bytes + HEAD_HEADROOM + REPLY_RESERVE,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_URI_LOG_CALLBACK, on_uri, w,
         MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_END);
+        w->tls != NULL ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END, http_tls_retrieve,
+        MHD_OPTION_HTTPS_PRIORITIES, HTTP_TLS_PRIORITIES, MHD_OPTION_END);
     if (w->daemon == NULL || (info = MHD_get_daemon_info(w->daemon, MHD_DAEMON_INFO_EPOLL_FD)) == NULL)
         return -1;
     w->mhd = (struct loop_watch){.fd = info->epoll_fd, .on_event = on_mhd_event};
@@ -663,21 +685,79 @@ static void wake_workers(struct http_server *srv)
         }
 }
 
+/* Both files of a pair or neither; loads them into *out (NULL for
+ * neither). Returns 0, or -1 with one line naming the setting in err. */
+static int load_tls(const char *cert, const char *key, const char *cert_setting, const char *key_setting,
+                    struct http_tls **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (cert[0] == '\0' && key[0] == '\0')
+        return 0;
+    if (cert[0] == '\0' || key[0] == '\0') {
+        snprintf(err, errlen, "%s and %s: set both or neither (%s is empty)", cert_setting, key_setting,
+                 cert[0] == '\0' ? cert_setting : key_setting);
+        return -1;
+    }
+    return (*out = http_tls_new(cert, key, cert_setting, key_setting, err, errlen)) != NULL ? 0 : -1;
+}
+
+/* Whether two listening addresses would take each other's connections:
+ * with SO_REUSEPORT both binds succeed, and the kernel would hand the
+ * admin port's connections to the main listener or the other way. */
+static bool overlap(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false; /* an IPv6 wildcard may take IPv4 too: the bind then fails, reported */
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port && x->sin6_port != 0 &&
+               (memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0 ||
+                IN6_IS_ADDR_UNSPECIFIED(&x->sin6_addr) || IN6_IS_ADDR_UNSPECIFIED(&y->sin6_addr));
+    }
+    const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+    return x->sin_port == y->sin_port && x->sin_port != 0 &&
+           (x->sin_addr.s_addr == y->sin_addr.s_addr || x->sin_addr.s_addr == htonl(INADDR_ANY) ||
+            y->sin_addr.s_addr == htonl(INADDR_ANY));
+}
+
+static int bound_port(const struct worker *w)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(w->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    return info ? info->port : 0;
+}
+
 struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 {
     const struct config *cfg = app->cfg;
     struct sockaddr_storage ss = cfg->listen_addr.ss; /* config_load() parsed it */
+    bool admin = cfg->admin_listen[0] != '\0';
     struct http_server *srv;
 
+    if (!admin && (cfg->admin_tls_cert_file[0] != '\0' || cfg->admin_tls_key_file[0] != '\0')) {
+        snprintf(err, errlen, "REVOKD_ADMIN_TLS_CERT_FILE and REVOKD_ADMIN_TLS_KEY_FILE: need REVOKD_ADMIN_LISTEN");
+        return NULL;
+    }
+    if (admin && overlap(&cfg->listen_addr.ss, &cfg->admin_listen_addr.ss)) {
+        snprintf(err, errlen, "REVOKD_ADMIN_LISTEN: %s shares its port with REVOKD_LISTEN (%s)", cfg->admin_listen,
+                 cfg->listen);
+        return NULL;
+    }
     unsigned n = (unsigned)cfg->threads; /* main() resolved 0 */
-    if ((srv = calloc(1, sizeof(*srv))) == NULL || (srv->workers = calloc(n, sizeof(*srv->workers))) == NULL) {
+    if ((srv = calloc(1, sizeof(*srv))) == NULL ||
+        (srv->workers = calloc(n + admin, sizeof(*srv->workers))) == NULL) {
         free(srv);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     srv->app = app;
-    srv->nworkers = n;
     RAND_bytes((unsigned char *)&id_seed, sizeof(id_seed));
+    if (load_tls(cfg->tls_cert_file, cfg->tls_key_file, "REVOKD_TLS_CERT_FILE", "REVOKD_TLS_KEY_FILE", &srv->tls,
+                 err, errlen) < 0 ||
+        load_tls(cfg->admin_tls_cert_file, cfg->admin_tls_key_file, "REVOKD_ADMIN_TLS_CERT_FILE",
+                 "REVOKD_ADMIN_TLS_KEY_FILE", &srv->admin_tls, err, errlen) < 0) {
+        http_server_stop(srv);
+        return NULL;
+    }
 
     srv->limits.max_open = (unsigned)cfg->max_connections;
     /* Lingering closes count too; they cannot outnumber the connections. */
@@ -687,27 +767,29 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
         http_server_stop(srv);
         return NULL;
     }
-    for (unsigned i = 0; i < n; i++) {
+    for (unsigned i = 0; i < n + admin; i++) {
+        bool is_admin = i == n;
+        struct sockaddr_storage at = is_admin ? cfg->admin_listen_addr.ss : ss;
         errno = 0;
-        if (worker_init(srv, &srv->workers[i], (struct sockaddr *)&ss) < 0) {
-            snprintf(err, errlen, "REVOKD_LISTEN: cannot listen on %s: %s", cfg->listen,
-                     errno ? strerror(errno) : "libmicrohttpd refused");
-            srv->nworkers = i + 1;
+        srv->nworkers = i + 1;
+        if (worker_init(srv, &srv->workers[i], (struct sockaddr *)&at, is_admin) < 0) {
+            snprintf(err, errlen, "%s: cannot listen on %s: %s", is_admin ? "REVOKD_ADMIN_LISTEN" : "REVOKD_LISTEN",
+                     is_admin ? cfg->admin_listen : cfg->listen, errno ? strerror(errno) : "libmicrohttpd refused");
             http_server_stop(srv);
             return NULL;
         }
-        if (i == 0) {
+        if (is_admin) {
+            srv->admin_port = bound_port(&srv->workers[i]);
+        } else if (i == 0) {
             /* Port 0 picked a port: the other workers share that one. */
-            const union MHD_DaemonInfo *info =
-                MHD_get_daemon_info(srv->workers[0].daemon, MHD_DAEMON_INFO_BIND_PORT);
-            srv->port = info ? info->port : 0;
+            srv->port = bound_port(&srv->workers[0]);
             if (ss.ss_family == AF_INET6)
                 ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)srv->port);
             else
                 ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)srv->port);
         }
     }
-    for (unsigned i = 0; i < n; i++) {
+    for (unsigned i = 0; i < srv->nworkers; i++) {
         struct worker *w = &srv->workers[i];
         if (pthread_create(&w->thread, NULL, worker_run, w) != 0) {
             snprintf(err, errlen, "cannot start worker threads");
@@ -722,6 +804,25 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 int http_server_port(const struct http_server *srv)
 {
     return srv->port;
+}
+
+int http_server_admin_port(const struct http_server *srv)
+{
+    return srv->admin_port;
+}
+
+bool http_server_tls(const struct http_server *srv, bool admin)
+{
+    return (admin ? srv->admin_tls : srv->tls) != NULL;
+}
+
+int http_server_reload_tls(struct http_server *srv, char *err, size_t errlen)
+{
+    if (srv->tls != NULL && http_tls_reload(srv->tls, err, errlen) < 0)
+        return -1;
+    if (srv->admin_tls != NULL && http_tls_reload(srv->admin_tls, err, errlen) < 0)
+        return -1;
+    return 0;
 }
 
 void http_server_quiesce(struct http_server *srv)
@@ -748,5 +849,7 @@ void http_server_stop(struct http_server *srv)
     }
     free(srv->workers);
     addr_limit_free(srv->limits.per_address);
+    http_tls_free(srv->tls);
+    http_tls_free(srv->admin_tls);
     free(srv);
 }

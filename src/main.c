@@ -166,6 +166,12 @@ static void log_listening(const struct app *app)
     cJSON_AddStringToObject(f, "listen", cfg->listen);
     cJSON_AddStringToObject(f, "address", cfg->listen_addr.host);
     cJSON_AddNumberToObject(f, "port", http_server_port(app->http));
+    cJSON_AddBoolToObject(f, "tls", http_server_tls(app->http, false));
+    if (cfg->admin_listen[0] != '\0') {
+        cJSON_AddStringToObject(f, "admin_listen", cfg->admin_listen);
+        cJSON_AddNumberToObject(f, "admin_port", http_server_admin_port(app->http));
+        cJSON_AddBoolToObject(f, "admin_tls", http_server_tls(app->http, true));
+    }
     cJSON_AddStringToObject(f, "store", cfg->sentinels_parsed.n > 0 ? "sentinel" : "redis");
     cJSON_AddNumberToObject(f, "issuers", (double)issuers);
     cJSON_AddNumberToObject(f, "keys", (double)keys);
@@ -174,6 +180,20 @@ static void log_listening(const struct app *app)
     cJSON_AddBoolToObject(f, "admin_api", admin_api);
     cJSON_AddStringToObject(f, "version", REVOKD_VERSION);
     log_event(LOG_INFO, "listening", f);
+}
+
+/* The listeners' certificates, on SIGHUP: new connections get the new
+ * ones, open connections keep theirs. */
+static void reload_tls(struct app *app)
+{
+    char err[512];
+
+    if (!http_server_tls(app->http, false) && !http_server_tls(app->http, true))
+        return;
+    if (http_server_reload_tls(app->http, err, sizeof(err)) < 0)
+        log_msg(LOG_ERROR, "tls_reload_failed", "the certificates in force are kept: %s", err);
+    else
+        log_msg(LOG_INFO, "tls_reloaded", "new connections get the certificates just read");
 }
 
 static void sleep_ms(long ms)
@@ -225,9 +245,11 @@ int main(int argc, char **argv)
     } else {
         log_listening(&app);
         /* SIGHUP reloads the files; a failed reload is logged and changes
-         * nothing (keyring_reload). */
-        while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
+         * nothing (keyring_reload; the certificates apart from the keys). */
+        while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
             keyring_reload(app.keys, err, sizeof(err));
+            reload_tls(&app);
+        }
         drain(&app, sig);
         rc = 0;
     }

@@ -10,6 +10,12 @@
 #include "revokd/url.h"
 #include "revokd/utf8.h"
 
+/* Which listener serves a route once REVOKD_ADMIN_LISTEN is set: the
+ * gateway-facing one (REVOKD_LISTEN), the admin one, or both (health, so
+ * that a load balancer or an orchestrator probes either port). On the other
+ * listener the route does not exist: 404, counted as unmatched. */
+enum route_where { ROUTE_PUBLIC, ROUTE_ADMIN, ROUTE_BOTH };
+
 struct route {
     const char *method; /* "*": any method */
     const char *path;   /* one "{...}" segment at most, or a final "{path}": the rest, '/'s included */
@@ -17,28 +23,31 @@ struct route {
     const char *allow; /* every method on this path, for 405 */
     const char *label; /* "METHOD /path", the metrics' route label */
     bool form;         /* the body is application/x-www-form-urlencoded (OAuth), not JSON */
+    enum route_where where;
 };
 
 /* method and path are string literals, so the label is made by the compiler. */
-#define ROUTE(method, path, handler, allow) {method, path, handler, allow, method " " path, false}
-#define ROUTE_FORM(method, path, handler, allow) {method, path, handler, allow, method " " path, true}
+#define ROUTE(method, path, handler, allow) {method, path, handler, allow, method " " path, false, ROUTE_PUBLIC}
+#define ROUTE_FORM(method, path, handler, allow) {method, path, handler, allow, method " " path, true, ROUTE_PUBLIC}
+#define ROUTE_ADMIN(method, path, handler, allow) {method, path, handler, allow, method " " path, false, ROUTE_ADMIN}
+#define ROUTE_BOTH(method, path, handler, allow) {method, path, handler, allow, method " " path, false, ROUTE_BOTH}
 
 static const struct route routes[] = {
     ROUTE("GET", "/v1/check", route_check_get, "GET, POST"),
     ROUTE("POST", "/v1/check", route_check_post, "GET, POST"),
     ROUTE("POST", "/v1/revoke", route_revoke, "POST"),
     ROUTE("POST", "/v1/revoke-all", route_revoke_all, "POST"),
-    ROUTE("POST", "/v1/admin/revoke", route_admin_revoke, "POST"),
-    ROUTE("POST", "/v1/admin/subjects/{sub}/revoke-all", route_admin_revoke_all, "POST"),
-    ROUTE("POST", "/v1/admin/reload", route_admin_reload, "POST"),
+    ROUTE_ADMIN("POST", "/v1/admin/revoke", route_admin_revoke, "POST"),
+    ROUTE_ADMIN("POST", "/v1/admin/subjects/{sub}/revoke-all", route_admin_revoke_all, "POST"),
+    ROUTE_ADMIN("POST", "/v1/admin/reload", route_admin_reload, "POST"),
     ROUTE_FORM("POST", "/oauth2/revoke", route_oauth_revoke, "POST"),
     ROUTE_FORM("POST", "/oauth2/introspect", route_oauth_introspect, "POST"),
     ROUTE("POST", "/global-token-revocation", route_oauth_global_revocation, "POST"),
     ROUTE("*", "/v1/authz", route_authz, "*"),
     ROUTE("*", "/v1/authz/{path}", route_authz, "*"),
-    ROUTE("GET", "/healthz", route_health_live, "GET"),
-    ROUTE("GET", "/readyz", route_health_ready, "GET"),
-    ROUTE("GET", "/metrics", route_metrics, "GET"),
+    ROUTE_BOTH("GET", "/healthz", route_health_live, "GET"),
+    ROUTE_BOTH("GET", "/readyz", route_health_ready, "GET"),
+    ROUTE_ADMIN("GET", "/metrics", route_metrics, "GET"),
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -77,12 +86,21 @@ static bool is_type(const char *type, const char *want)
     return type != NULL && strncasecmp(type, want, n) == 0 && (type[n] == '\0' || type[n] == ';' || type[n] == ' ');
 }
 
+/* Whether the route exists on the request's listener. */
+static bool serves(const struct route *r, enum request_listener l)
+{
+    return l == REQUEST_LISTENER_ONLY || r->where == ROUTE_BOTH ||
+           (r->where == ROUTE_ADMIN) == (l == REQUEST_LISTENER_ADMIN);
+}
+
 enum request_step router_dispatch(struct request *req, struct reply *rep)
 {
     const char *allow = NULL;
 
     req->route = -1;
     for (size_t i = 0; i < NROUTES; i++) {
+        if (!serves(&routes[i], req->listener))
+            continue;
         int rc = match(routes[i].path, req->path, req->param, sizeof(req->param));
         if (rc == 0)
             continue;

@@ -21,6 +21,16 @@
 #define REVOKD_CONFIG_TABLE(X)                                                                   \
     X(listen, LISTEN, "127.0.0.1:8080", 1, 80, NULL,                                             \
       "HTTP address, host:port or [v6]:port; port 0 picks a free one")                           \
+    X(tls_cert_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                         \
+      "PEM certificate (then its chain): REVOKD_LISTEN serves HTTPS (TLS 1.2, 1.3); reread on SIGHUP") \
+    X(tls_key_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                          \
+      "the unencrypted PEM private key of REVOKD_TLS_CERT_FILE; both are set or neither")         \
+    X(admin_listen, LISTEN, "", 0, 80, NULL,                                                     \
+      "second address, for /v1/admin/*, /metrics and health only, which REVOKD_LISTEN then answers 404; empty: none") \
+    X(admin_tls_cert_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                   \
+      "PEM certificate (then its chain): REVOKD_ADMIN_LISTEN serves HTTPS; reread on SIGHUP")      \
+    X(admin_tls_key_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                    \
+      "the unencrypted PEM private key of REVOKD_ADMIN_TLS_CERT_FILE; both are set or neither")   \
     X(redis_url, REDIS_URL, "redis://127.0.0.1:6379/0", 1, 1024, NULL,                           \
       "Redis: redis://[[user]:password@]host[:port][/db] or unix:///path/to.sock[?db=N]")         \
     X(sentinels, ENDPOINTS, "", 0, 2048, NULL,                                                   \

@@ -46,6 +46,11 @@ enum request_state {
     REQUEST_FINISHED,   /* nothing more will happen to it */
 };
 
+/* The listener a request came in on. With REVOKD_ADMIN_LISTEN set, the
+ * main one answers no admin route and the admin one only those (and
+ * health); without it, the one listener answers every route. */
+enum request_listener { REQUEST_LISTENER_ONLY, REQUEST_LISTENER_MAIN, REQUEST_LISTENER_ADMIN };
+
 /* What a handler, or a continuation, returns. */
 enum request_step { REQUEST_DONE, REQUEST_WAIT };
 
@@ -78,6 +83,7 @@ struct request {
     int64_t now;               /* unix seconds when the request arrived */
     struct store_conn *store;  /* the worker's connection to the store */
     struct work_inbox *inbox;  /* where the worker's work comes back from the pool */
+    enum request_listener listener; /* which listener took it (router.c) */
 
     /* Set by the router and the handlers. */
     int route;                        /* index in the route table, -1 before or without one */

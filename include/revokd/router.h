@@ -10,7 +10,9 @@
 
 #include "revokd/request.h"
 
-/* Routes req: 404 for an unknown path, 405 with Allow for a known path and
+/* Routes req: 404 for an unknown path or one req->listener does not serve
+ * (the admin routes and /metrics are on REVOKD_ADMIN_LISTEN when it is
+ * set, and only there), 405 with Allow for a known path and
  * another method, 415 for a body that is not JSON, else the route's handler,
  * whose step it returns. req->reply must be clear. */
 enum request_step router_dispatch(struct request *req, struct reply *rep);

@@ -91,7 +91,9 @@ class ConfigErrorTest(harness.RevokdTestCase):
 
     def test_every_text_setting_is_bounded(self):
         """Every text setting has a length bound, checked before anything uses it."""
-        limits = {"REVOKD_LISTEN": 80, "REVOKD_REDIS_URL": 1024, "REVOKD_SENTINELS": 2048,
+        limits = {"REVOKD_LISTEN": 80, "REVOKD_ADMIN_LISTEN": 80, "REVOKD_TLS_CERT_FILE": 4095,
+                  "REVOKD_TLS_KEY_FILE": 4095, "REVOKD_ADMIN_TLS_CERT_FILE": 4095,
+                  "REVOKD_ADMIN_TLS_KEY_FILE": 4095, "REVOKD_REDIS_URL": 1024, "REVOKD_SENTINELS": 2048,
                   "REVOKD_SENTINEL_MASTER": 127, "REVOKD_JWKS_FILE": 4095,
                   "REVOKD_JWT_PUBLIC_KEY_FILE": 4095, "REVOKD_JWT_PUBLIC_KEY_ALG": 16,
                   "REVOKD_JWT_HMAC_SECRET_FILE": 4095, "REVOKD_JWT_HMAC_ALG": 16, "REVOKD_ISSUER": 256,
