@@ -79,11 +79,15 @@ static int match(const char *pattern, const char *path, char *param, size_t size
     return n > 0 && utf8_is_text(param, (size_t)n) ? 1 : -1;
 }
 
-/* Whether Content-Type is want, parameters allowed. */
+/* Whether Content-Type is want, parameters allowed ("application/json ;
+ * charset=utf-8"), nothing else ("application/json garbage"). */
 static bool is_type(const char *type, const char *want)
 {
     size_t n = strlen(want);
-    return type != NULL && strncasecmp(type, want, n) == 0 && (type[n] == '\0' || type[n] == ';' || type[n] == ' ');
+    if (type == NULL || strncasecmp(type, want, n) != 0)
+        return false;
+    type += n + strspn(type + n, " \t");
+    return *type == '\0' || *type == ';';
 }
 
 /* Whether the route exists on the request's listener. */
