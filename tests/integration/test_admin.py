@@ -84,6 +84,8 @@ class AdminAuthTest(harness.RevokdTestCase):
             resp = daemon.request("POST", "/v1/admin/subjects/nina/revoke-all", None,
                                   {"Authorization": f"Bearer {key}", "X-Request-Id": rid})
             self.assertJsonResponse(resp, 200)
+        for rid in ("named-1", "named-2"):  # request lines are written after the reply
+            daemon.wait_for_request_log(rid)
         logs = {o.get("request_id"): o for o in daemon.request_logs(mark)}
         digest = hashlib.sha256(KEY2.encode()).hexdigest()[:8]
         self.assertEqual((logs["named-1"]["admin_key"], logs["named-1"]["sub"], logs["named-1"]["path"]),
