@@ -230,24 +230,31 @@ static void report(struct jwks_fetch *f, struct source *s, enum jwks_fetch_resul
 /* A discovery document: its issuer must be the one asked about (OpenID
  * Discovery 4.3, RFC 8414 3.3), else a provider could vouch for another
  * issuer's tokens; its jwks_uri must be fetchable. */
-static int take_discovery(struct source *s)
+int jwks_fetch_parse_discovery(const char *text, size_t len, const char *iss, char *jwks_uri, size_t size,
+                               char *err, size_t errlen)
 {
-    cJSON *doc = cJSON_ParseWithLength(s->body, s->len);
+    cJSON *doc = cJSON_ParseWithLength(text, len);
     const cJSON *issuer = cJSON_GetObjectItemCaseSensitive(doc, "issuer");
     const cJSON *uri = cJSON_GetObjectItemCaseSensitive(doc, "jwks_uri");
     char why[200];
     int rc = -1;
 
     if (!cJSON_IsString(issuer) || !cJSON_IsString(uri))
-        snprintf(s->error, sizeof(s->error), "no issuer and jwks_uri strings");
-    else if (strcmp(issuer->valuestring, s->conf.iss) != 0)
-        snprintf(s->error, sizeof(s->error), "names issuer \"%.128s\"", issuer->valuestring);
+        snprintf(err, errlen, "no issuer and jwks_uri strings");
+    else if (strcmp(issuer->valuestring, iss) != 0)
+        snprintf(err, errlen, "names issuer \"%.128s\"", issuer->valuestring);
     else if (url_fetchable(uri->valuestring, why, sizeof(why)) < 0)
-        snprintf(s->error, sizeof(s->error), "jwks_uri: %.200s", why);
-    else if (snprintf(s->url, sizeof(s->url), "%s", uri->valuestring) < (int)sizeof(s->url))
+        snprintf(err, errlen, "jwks_uri: %.200s", why);
+    else if (snprintf(jwks_uri, size, "%s", uri->valuestring) < (int)size)
         rc = 0;
     cJSON_Delete(doc);
     return rc;
+}
+
+static int take_discovery(struct source *s)
+{
+    return jwks_fetch_parse_discovery(s->body, s->len, s->conf.iss, s->url, sizeof(s->url), s->error,
+                                      sizeof(s->error));
 }
 
 static void take_jwks(struct jwks_fetch *f, struct source *s)

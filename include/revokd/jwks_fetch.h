@@ -70,6 +70,16 @@ struct jwks_fetch_opts {
 
 struct jwks_fetch;
 
+/* Reads a discovery document (OpenID Discovery, RFC 8414), text of len
+ * bytes, fetched for issuer iss: its "issuer" must be iss exactly and its
+ * "jwks_uri" a URL revokd may fetch (url_fetchable()). Returns 0 with the
+ * jwks_uri in jwks_uri (size bytes), or -1 with the reason in err (errlen
+ * bytes); a jwks_uri of size bytes or more is cut short in jwks_uri and
+ * refused without a reason. The fetcher's own parser, public for the fuzz
+ * target. */
+int jwks_fetch_parse_discovery(const char *text, size_t len, const char *iss, char *jwks_uri, size_t size,
+                               char *err, size_t errlen);
+
 /* Starts fetching every source at once. NULL with the reason in err. */
 struct jwks_fetch *jwks_fetch_start(const struct jwks_fetch_source *sources, size_t n,
                                     const struct jwks_fetch_opts *opts, char *err, size_t errlen);

@@ -1,0 +1,334 @@
+/* fuzz_redis_reply.c - the Redis store's reading of Redis's replies
+ * (store_redis_conn.c): MGET for a check, SET and the revoke-all script for
+ * revocations, WAIT for replicas, ROLE, SET and the data-loss marker for
+ * readiness, AUTH and SELECT on a new link, and every reply that is not what
+ * was asked, down to hiredis's own reader.
+ *
+ * The store is revokd's own, as the daemon builds it (store_redis_new),
+ * pointed at a Unix socket in a temporary directory where this target plays
+ * Redis: each command the store sends is answered with the next reply of the
+ * input, on the same loop, so the replies arrive by the real path (the
+ * worker's loop, the hiredis adapter, the callbacks) and no network is used.
+ * The input:
+ *
+ *   byte 0  bit 0: a password (AUTH), bit 1: with a user name, bit 2:
+ *           database 2 (SELECT), bits 3-4: replicas to WAIT for, bit 5:
+ *           checks name a subject too (MGET of two keys)
+ *   byte 1  bits 6-7: 1 + (this % 3) calls, made at once; bits 0-1, 2-3,
+ *           4-5: each one's kind: check, revoke a jti, revoke all, probe
+ *   rest    the replies, in RESP; each complete one answers one command,
+ *           in the order the commands arrive. When a command finds no
+ *           complete reply left, what remains (a cut reply, or bytes that
+ *           are not RESP) is sent and the connection closed: the calls still
+ *           open then fail, as when Redis goes away.
+ *
+ * A fresh store and connection per input: nothing (the marker it adopted,
+ * a link closed) carries over. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "revokd/config.h"
+#include "revokd/loop.h"
+#include "revokd/store.h"
+#include "revokd/store_redis.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define MAX_CALLS 3
+#define MAX_REPLIES 64
+#define MAX_ELEMENTS 65536
+#define MAX_PEERS 4   /* connections the store opens per input: two links, and room to spare */
+#define ROUNDS 2000   /* loop rounds the calls may take, none of them waiting */
+
+#define check(cond, what)                                                                        \
+    do {                                                                                         \
+        if (!(cond)) {                                                                           \
+            fprintf(stderr, "fuzz_redis_reply: %s\n", what);                                    \
+            abort();                                                                             \
+        }                                                                                        \
+    } while (0)
+
+/* One connection the store opened, as the server sees it. */
+struct peer {
+    int fd;
+    redisReader *commands; /* what the store sent, read as RESP */
+    bool closed;           /* our side is shut: no more replies */
+};
+
+static struct {
+    char dir[PATH_MAX], sock[PATH_MAX + 32];
+    int listener;
+    struct loop *loop;
+    /* This input's replies: [at[i], at[i + 1]) is reply i; the tail, [at[n], end), follows the last. */
+    const char *replies;
+    size_t at[MAX_REPLIES + 1], n, next, end;
+    bool tail_sent;
+    struct peer peers[MAX_PEERS];
+    size_t npeers;
+} fx;
+
+/* What the calls came to. */
+struct answer {
+    bool done;
+    struct store_result res;
+    enum store_op op;
+};
+
+static void cleanup(void)
+{
+    loop_free(fx.loop);
+    close(fx.listener);
+    unlink(fx.sock);
+    rmdir(fx.dir);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    const char *tmp = getenv("TMPDIR");
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    (void)argc;
+    (void)argv;
+
+    /* As the daemon does (main.c): a write to a closed connection is an error, not a signal. */
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(fx.dir, sizeof(fx.dir), "%s/fuzz-redis-XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : P_tmpdir);
+    check(mkdtemp(fx.dir) != NULL, "cannot make a temporary directory");
+    snprintf(fx.sock, sizeof(fx.sock), "%s/redis.sock", fx.dir);
+    check(strlen(fx.sock) < sizeof(sun.sun_path), "the socket's path is too long: set TMPDIR");
+    memcpy(sun.sun_path, fx.sock, strlen(fx.sock) + 1);
+    fx.listener = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    check(fx.listener >= 0 && bind(fx.listener, (struct sockaddr *)&sun, sizeof(sun)) == 0 &&
+              listen(fx.listener, 16) == 0,
+          "cannot listen on the socket");
+    check((fx.loop = loop_new()) != NULL, "cannot make a loop");
+    atexit(cleanup);
+    return 0;
+}
+
+/* Whether data holds an array header ("*N") longer than MAX_ELEMENTS.
+ * hiredis 0.14 allocates an array's element pointers as soon as it reads
+ * its length, before any element arrives: "*1000000000" alone asks for
+ * 8 GB, in hiredis, whoever reads it. Such an input is not sent (see
+ * README.md); a '*' inside a bulk string may skip an input for nothing. */
+static bool huge_array(const char *data, size_t size)
+{
+    for (const char *p = data; (p = memchr(p, '*', size - (size_t)(p - data))) != NULL; p++) {
+        long n = 0;
+        for (const char *q = p + 1; q < data + size && *q >= '0' && *q <= '9' && n <= MAX_ELEMENTS; q++)
+            n = n * 10 + (*q - '0');
+        if (n > MAX_ELEMENTS)
+            return true;
+    }
+    return false;
+}
+
+/* Splits the input's replies where hiredis's reader ends each. */
+static void split_replies(const char *data, size_t size)
+{
+    redisReader *r = redisReaderCreate();
+    void *reply;
+
+    check(r != NULL, "out of memory");
+    fx.replies = data;
+    fx.end = size;
+    fx.n = fx.next = 0;
+    fx.at[0] = 0;
+    fx.tail_sent = false;
+    if (size > 0 && redisReaderFeed(r, data, size) == REDIS_OK) {
+        while (fx.n < MAX_REPLIES && redisReaderGetReply(r, &reply) == REDIS_OK && reply != NULL) {
+            freeReplyObject(reply);
+            /* Where the reader stands in the input: what it was fed, less what it holds unread. */
+            fx.at[++fx.n] = size - (r->len - r->pos);
+        }
+    }
+    /* Past MAX_REPLIES, the rest is not sent: it may hold whole replies, and
+     * a reply nobody asked for is not something Redis sends. */
+    if (fx.n == MAX_REPLIES)
+        fx.end = fx.at[fx.n];
+    redisReaderFree(r);
+}
+
+static void send_all(struct peer *p, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = send(p->fd, buf, len, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) /* the store closed its end: it wants no more */
+            return;
+        buf += w;
+        len -= (size_t)w;
+    }
+}
+
+/* One command arrived on p: the next reply answers it, or the rest of the
+ * input and the end of the connection do. */
+static void answer(struct peer *p)
+{
+    if (p->closed)
+        return;
+    if (fx.next < fx.n) {
+        send_all(p, fx.replies + fx.at[fx.next], fx.at[fx.next + 1] - fx.at[fx.next]);
+        fx.next++;
+        return;
+    }
+    if (!fx.tail_sent) {
+        send_all(p, fx.replies + fx.at[fx.n], fx.end - fx.at[fx.n]);
+        fx.tail_sent = true;
+    }
+    shutdown(p->fd, SHUT_WR);
+    p->closed = true;
+}
+
+/* Plays Redis for one round: takes new connections, reads what they sent,
+ * answers each whole command. */
+static void serve(void)
+{
+    int fd;
+    char buf[4096];
+
+    while ((fd = accept4(fx.listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+        check(fx.npeers < MAX_PEERS, "more connections than the store should open");
+        struct peer *p = &fx.peers[fx.npeers++];
+        *p = (struct peer){.fd = fd, .commands = redisReaderCreate()};
+        check(p->commands != NULL, "out of memory");
+    }
+    for (size_t i = 0; i < fx.npeers; i++) {
+        struct peer *p = &fx.peers[i];
+        ssize_t n;
+        void *command;
+        while ((n = read(p->fd, buf, sizeof(buf))) > 0) {
+            check(redisReaderFeed(p->commands, buf, (size_t)n) == REDIS_OK, "out of memory");
+            int rc;
+            while ((rc = redisReaderGetReply(p->commands, &command)) == REDIS_OK && command != NULL) {
+                freeReplyObject(command);
+                answer(p);
+            }
+            check(rc == REDIS_OK, "the store sent a command that is not RESP");
+        }
+    }
+}
+
+static void done(void *arg, const struct store_result *res)
+{
+    struct answer *a = arg;
+
+    check(!a->done, "a call answered twice");
+    a->done = true;
+    a->res = *res;
+}
+
+/* What store.h promises of every answer. */
+static void check_answer(const struct answer *a)
+{
+    check(a->done, "a call never answered");
+    check(a->res.rc == 0 || a->res.rc == -STORE_EUNAVAILABLE || a->res.rc == -STORE_ENOTREPLICATED ||
+              a->res.rc == -STORE_EDATALOST,
+          "an unknown result");
+    check(a->res.rc == 0 || (a->res.error != NULL && a->res.error[0] != '\0'), "a failure without a reason");
+    check(a->res.rc != -STORE_EDATALOST || (a->op == STORE_PROBE && a->res.status.data_lost), "data lost outside a probe");
+    /* Not checked: -STORE_ENOTREPLICATED for a check. store.h has it for
+     * writes only, but any error reply starting "NOREPLICAS" gives it, to a
+     * check's MGET too, which Redis never refuses so; the check still fails
+     * closed. */
+    if (a->op == STORE_PROBE) {
+        const struct store_status *st = &a->res.status;
+        check(memchr(st->role, '\0', sizeof(st->role)) != NULL, "a role that is not a string");
+        /* Ready only as a primary. */
+        check(a->res.rc != 0 || strcmp(st->role, "master") == 0, "ready without a primary");
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const enum store_op ops[] = {STORE_IS_REVOKED, STORE_REVOKE_JTI, STORE_REVOKE_ALL, STORE_PROBE};
+    struct answer answers[MAX_CALLS] = {0};
+    char err[256];
+
+    if (size < 2)
+        return 0;
+    unsigned flags = data[0], calls = 1 + (unsigned)(data[1] >> 6) % MAX_CALLS;
+    struct config_redis redis = {.unix_path = fx.sock};
+    struct config_endpoints no_sentinels = {.n = 0};
+    if (flags & 1) {
+        redis.password = "fuzz-password";
+        redis.username = flags & 2 ? "revokd" : NULL;
+    }
+    redis.db = flags & 4 ? 2 : 0;
+    struct store_redis_opts opts = {
+        .redis = &redis,
+        .sentinels = &no_sentinels,
+        .master = "mymaster",
+        .prefix = "revokd:",
+        .timeout_ms = 10000, /* never reached: every command is answered or its link closed */
+        .min_replicas = (int)(flags >> 3) & 3,
+        .replication_timeout_ms = 500,
+        .role_check_ms = 1000,
+    };
+
+    if (huge_array((const char *)data + 2, size - 2))
+        return 0;
+    split_replies((const char *)data + 2, size - 2);
+    fx.npeers = 0;
+    struct store *store = store_redis_new(&opts, err, sizeof(err));
+    check(store != NULL, err);
+    struct store_conn *conn = store_conn_new(store, fx.loop);
+    check(conn != NULL, "out of memory");
+
+    for (unsigned i = 0; i < calls; i++) {
+        struct store_call call = {
+            .op = ops[(data[1] >> (2 * i)) & 3],
+            .iss = "https://issuer.fuzz.test",
+            .jti = "jti-1",
+            .sub = flags & 32 ? "alice" : NULL,
+            .iat = 1767225600,
+            .expires_at = 1767229200,
+            .reason = i % 2 ? "compromised" : NULL,
+            .cutoff = 1767225600,
+            .ttl = 3600,
+        };
+        if (call.op != STORE_IS_REVOKED && call.sub == NULL)
+            call.sub = "alice";
+        answers[i].op = call.op;
+        store_call(conn, &call, done, &answers[i]);
+        check(!answers[i].done, "answered inside the call");
+    }
+
+    for (int round = 0; round < ROUNDS; round++) {
+        bool all = true;
+        for (unsigned i = 0; i < calls; i++)
+            all = all && answers[i].done;
+        if (all)
+            break;
+        loop_poll(fx.loop, 0);
+        serve();
+    }
+    for (unsigned i = 0; i < calls; i++)
+        check_answer(&answers[i]);
+
+    store_conn_free(conn);
+    store_free(store);
+    /* The links are gone: nothing of this input may answer the next one. */
+    int fd;
+    while ((fd = accept4(fx.listener, NULL, NULL, SOCK_CLOEXEC)) >= 0)
+        close(fd);
+    for (size_t i = 0; i < fx.npeers; i++) {
+        close(fx.peers[i].fd);
+        redisReaderFree(fx.peers[i].commands);
+    }
+    return 0;
+}
