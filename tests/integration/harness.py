@@ -184,13 +184,13 @@ class RespError(Exception):
 class Resp:
     """A minimal RESP2 client: one connection, one command at a time."""
 
-    def __init__(self, port=None, unix_path=None, password=None, db=0, timeout=5.0):
+    def __init__(self, port=None, unix_path=None, password=None, db=0, timeout=5.0, host=LOOPBACK):
         if unix_path:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.sock.settimeout(timeout)
             self.sock.connect(unix_path)
         else:
-            self.sock = socket.create_connection((LOOPBACK, port), timeout=timeout)
+            self.sock = socket.create_connection((host, port), timeout=timeout)
         self.file = self.sock.makefile("rb")
         if password is not None:
             self.command("AUTH", password)

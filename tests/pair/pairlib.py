@@ -1,7 +1,7 @@
 """Helpers for the high-availability tests: one replicated pair (deploy/local-pair) per test.
 
 Each test gets its own pair in a fresh temporary state dir on a free base port range (base..base+22
-all free on 127.0.0.1, bases picked at random from 20000-39900 in steps of 100), started with
+all free on each of the pair's loopback addresses, bases picked at random from 20000-39900 in steps of 100), started with
 `local-pair start --detach` and always stopped with `local-pair stop`. A failing test prints the
 log of every process of the pair. HTTP, tokens and Redis access come from
 tests/integration/harness.py (imported, not copied). Everything is on 127.0.0.1 and every wait
@@ -38,9 +38,13 @@ STOP_TIMEOUT = 60          # seconds for `local-pair stop`
 RESTART_TIMEOUT = 60       # seconds for `local-pair restart NAME`
 LOG_TAIL = 12000           # characters of each log printed when a test fails
 
-REDIS_NODES = ("redis-primary", "redis-replica")
+REDIS_NODES = ("redis-primary", "redis-replica", "redis-replica-2")
 REVOKD_NODES = ("revokd-a", "revokd-b")
-ALL = ("redis-primary", "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3",
+SENTINELS = ("sentinel-1", "sentinel-2", "sentinel-3")
+# One loopback address per host of the layout (LB host, host A, host B), for the tests that cut
+# links between hosts with iptables; the other tests run everything on 127.0.0.1.
+SPLIT_HOSTS = ("127.0.0.10", "127.0.0.11", "127.0.0.12")
+ALL = ("redis-primary", "redis-replica", "redis-replica-2", "sentinel-1", "sentinel-2", "sentinel-3",
        "revokd-a", "revokd-b", "haproxy")
 
 
@@ -83,23 +87,24 @@ for _sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     signal.signal(_sig, _on_terminate)
 
 
-def ports_free(base):
-    """True when nothing is bound to any of base..base+SPAN-1 on 127.0.0.1."""
-    for port in range(base, base + SPAN):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind((LOOPBACK, port))
-            except OSError:
-                return False
+def ports_free(base, hosts):
+    """True when nothing is bound to any of base..base+SPAN-1 on any of hosts."""
+    for host in set(hosts):
+        for port in range(base, base + SPAN):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    return False
     return True
 
 
-def pick_base(exclude=()):
+def pick_base(hosts, exclude=()):
     """A random base port whose whole range is free right now."""
     bases = [b for b in BASE_RANGE if b not in exclude]
     random.shuffle(bases)
     for base in bases[:50]:
-        if ports_free(base):
+        if ports_free(base, hosts):
             return base
     raise RuntimeError("no free port range of %d ports found in %d-%d" %
                        (SPAN, BASE_RANGE.start, BASE_RANGE.stop))
@@ -128,7 +133,8 @@ def host_port(address):
 class Pair:
     """One deploy/local-pair instance in its own state dir."""
 
-    def __init__(self, label="pair"):
+    def __init__(self, label="pair", hosts=(LOOPBACK,) * 3):
+        self.hosts = hosts
         self.tmp = tempfile.mkdtemp(prefix=f"revokd-{label}-")
         self.dir = os.path.join(self.tmp, "state")
         self.base = None
@@ -144,6 +150,7 @@ class Pair:
             "REVOKD_PAIR_DIR": self.dir,
             "REVOKD_PAIR_READY_TIMEOUT": "30",
             "REVOKD_PAIR_STOP_TIMEOUT": "5",
+            "REVOKD_PAIR_HOSTS": " ".join(self.hosts),
         })
         if self.base is not None:
             env["REVOKD_PAIR_BASE_PORT"] = str(self.base)
@@ -160,7 +167,7 @@ class Pair:
     def start(self):
         tried = []
         for attempt in range(START_ATTEMPTS):
-            self.base = pick_base(tried)
+            self.base = pick_base(self.hosts, tried)
             tried.append(self.base)
             t0 = time.monotonic()
             _live_pairs.add(self)
@@ -232,18 +239,15 @@ class Pair:
 
     # -- addresses ------------------------------------------------------------------------
     def address(self, name):
-        key = {"haproxy": "REVOKD_PAIR_HAPROXY", "revokd-a": "REVOKD_PAIR_REVOKD_A",
-               "revokd-b": "REVOKD_PAIR_REVOKD_B", "redis-primary": "REVOKD_PAIR_REDIS_PRIMARY",
-               "redis-replica": "REVOKD_PAIR_REDIS_REPLICA"}[name]
-        return host_port(self.env[key])
+        """(host, port) of a process of the pair."""
+        if name in SENTINELS:
+            return host_port(self.env["REVOKD_PAIR_SENTINELS"].split(",")[SENTINELS.index(name)])
+        return host_port(self.env["REVOKD_PAIR_" + name.upper().replace("-", "_")])
 
     def port(self, name):
         host, port = self.address(name)
-        assert host == LOOPBACK, f"{name} is not on loopback: {host}"
+        assert host == LOOPBACK, f"{name} is not on {LOOPBACK}: {host}"
         return port
-
-    def sentinel_ports(self):
-        return [host_port(a)[1] for a in self.env["REVOKD_PAIR_SENTINELS"].split(",")]
 
     @property
     def private_key(self):
@@ -251,7 +255,8 @@ class Pair:
 
     # -- Redis ----------------------------------------------------------------------------
     def redis(self, name, *args, timeout=2.0):
-        with Resp(self.port(name), timeout=timeout) as r:
+        host, port = self.address(name)
+        with Resp(port, host=host, timeout=timeout) as r:
             return r.command(*args)
 
     def role(self, name):
@@ -264,16 +269,15 @@ class Pair:
     def current_primary(self):
         """The Redis node a majority of Sentinels names (the name, or None)."""
         votes = {}
-        for port in self.sentinel_ports():
+        for sentinel in SENTINELS:
             try:
-                with Resp(port, timeout=1.0) as r:
-                    host, p = r.command("SENTINEL", "get-master-addr-by-name",
-                                        self.env["REVOKD_PAIR_SENTINEL_MASTER"])
+                host, p = self.redis(sentinel, "SENTINEL", "get-master-addr-by-name",
+                                     self.env["REVOKD_PAIR_SENTINEL_MASTER"], timeout=1.0)
             except (OSError, ConnectionError, RespError, TypeError, ValueError):
                 continue
-            votes[int(p)] = votes.get(int(p), 0) + 1
+            votes[(host, int(p))] = votes.get((host, int(p)), 0) + 1
         for name in REDIS_NODES:
-            if votes.get(self.port(name), 0) >= 2:
+            if votes.get(self.address(name), 0) >= 2:
                 return name
         return None
 
@@ -393,9 +397,11 @@ def request_id(prefix):
         return f"{prefix}-{os.getpid()}-{_rid_count[0]}"
 
 
-def call(port, kind, token=None, timeout=5.0, rid_prefix="pt", node=None):
+def call(target, kind, token=None, timeout=5.0, rid_prefix="pt", node=None):
     """kind 'check' (GET /v1/check with the bearer token), 'revoke' (POST /v1/revoke) or
-    'readyz'. Never raises for transport errors: status is None and error says why."""
+    'readyz', to target: a port on 127.0.0.1 or a (host, port). Never raises for transport
+    errors: status is None and error says why."""
+    host, port = target if isinstance(target, tuple) else (LOOPBACK, target)
     rid = request_id(rid_prefix)
     headers = {"X-Request-Id": rid}
     if kind == "check":
@@ -409,7 +415,7 @@ def call(port, kind, token=None, timeout=5.0, rid_prefix="pt", node=None):
         raise ValueError(kind)
     t0 = time.monotonic()
     try:
-        r = http_request(port, method, path, body, headers, timeout=timeout)
+        r = http_request(port, method, path, body, headers, host=host, timeout=timeout)
         t1 = time.monotonic()
         try:
             parsed = r.json()
@@ -423,16 +429,18 @@ def call(port, kind, token=None, timeout=5.0, rid_prefix="pt", node=None):
 class PairTestCase(unittest.TestCase):
     """Starts a pair before each test, always stops it, prints its logs when the test fails."""
 
+    hosts = (LOOPBACK,) * 3   # SPLIT_HOSTS for a test that cuts links between hosts
+
     def setUp(self):
         harness.revokd_bin()
         harness.revokectl_bin()
         for prog in ("redis-server", "redis-cli", "haproxy", "curl", "openssl", "setsid"):
             if shutil.which(prog) is None:
                 self.skipTest(f"{prog} not on PATH")
-        self.pair = Pair(self.id().rsplit(".", 1)[-1])
+        self.pair = Pair(self.id().rsplit(".", 1)[-1], hosts=self.hosts)
         self.addCleanup(self.pair.stop)
         self.pair.start()
-        self.haproxy = self.pair.port("haproxy")
+        self.haproxy = self.pair.address("haproxy")
         self.key = harness.Key("RSA", "RS256", None, priv_path=self.pair.private_key)
 
     def run(self, result=None):
@@ -457,10 +465,10 @@ class PairTestCase(unittest.TestCase):
         return harness.revokd_key_name("jti", claims.get("iss", ""), harness.token_id(token))
 
     def check_on(self, node, token):
-        return call(self.pair.port(node), "check", token, node=node)
+        return call(self.pair.address(node), "check", token, node=node)
 
     def revoke_on(self, node, token):
-        return call(self.pair.port(node), "revoke", token, node=node)
+        return call(self.pair.address(node), "revoke", token, node=node)
 
     def assertRevokedOnBothNodes(self, token, context=""):
         for node in REVOKD_NODES:
