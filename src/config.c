@@ -34,6 +34,7 @@ struct row {
 };
 
 #define PARSED_TEXT(name) 0
+#define PARSED_IP(name) 0
 #define PARSED_NAME(name) 0
 #define PARSED_ENUM(name) 0
 #define PARSED_FILE(name) 0
@@ -315,6 +316,12 @@ static const char *check_text(struct config *cfg, const struct row *r, const cha
         return why;
     case CONFIG_URL:
         return n == 0 || url_fetchable(value, why, size) == 0 ? NULL : why;
+    case CONFIG_IP: {
+        unsigned char ip[sizeof(struct in6_addr)];
+        return n == 0 || inet_pton(AF_INET, value, ip) == 1 || inet_pton(AF_INET6, value, ip) == 1
+                   ? NULL
+                   : "expected an IPv4 or IPv6 address";
+    }
     default:
         return "not a text setting";
     }
@@ -514,6 +521,7 @@ void config_print_json(FILE *out)
         [CONFIG_FILE] = "file", [CONFIG_INT] = "integer", [CONFIG_MS] = "milliseconds",
         [CONFIG_SECONDS] = "seconds", [CONFIG_BYTES] = "bytes", [CONFIG_LISTEN] = "listen",
         [CONFIG_REDIS_URL] = "redis_url", [CONFIG_ENDPOINTS] = "endpoints", [CONFIG_URL] = "url",
+        [CONFIG_IP] = "ip",
     };
     char env[64], flag[64];
     cJSON *all = cJSON_CreateArray();

@@ -123,6 +123,7 @@ static int app_start(struct app *app, struct config *cfg, char *err, size_t errl
         .redis = &cfg->redis_url_parsed,
         .sentinels = &cfg->sentinels_parsed,
         .master = cfg->sentinel_master,
+        .source = cfg->redis_source_address[0] != '\0' ? cfg->redis_source_address : NULL,
         .prefix = cfg->key_prefix,
         .timeout_ms = (int)cfg->redis_timeout_ms,
         .min_replicas = (int)cfg->min_replicas,

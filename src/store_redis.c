@@ -10,6 +10,8 @@
 #include "store_redis_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -57,6 +59,7 @@ struct store *store_redis_new(const struct store_redis_opts *o, char *err, size_
     s->redis = o->redis;
     s->sentinels = o->sentinels;
     s->master = o->master;
+    s->source = o->source;
     if ((s->prefix = strdup(o->prefix)) == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -98,11 +101,29 @@ bool store_redis_confirmed(struct store_redis *s)
     return loop_now_ms() - atomic_load(&s->confirmed_ms) <= 2 * (int64_t)s->role_check_ms + s->timeout_ms;
 }
 
-static redisContext *connect_tcp(const struct config_endpoint *ep, int timeout_ms)
+/* A blocking connection to a Sentinel, from s->source when set. hiredis
+ * 0.14 binds only non-blocking connects, so that one is awaited here and
+ * then made blocking, as redisConnectWithTimeout leaves its context. */
+static redisContext *connect_tcp(const struct store_redis *s, const struct config_endpoint *ep)
 {
-    redisContext *ctx = redisConnectWithTimeout(ep->host, ep->port, tv_of(timeout_ms));
+    redisContext *ctx;
+
+    if (s->source == NULL) {
+        ctx = redisConnectWithTimeout(ep->host, ep->port, tv_of(s->timeout_ms));
+    } else if ((ctx = redisConnectBindNonBlock(ep->host, ep->port, s->source)) != NULL && ctx->err == 0) {
+        struct pollfd p = {.fd = ctx->fd, .events = POLLOUT};
+        int err = ETIMEDOUT, n = poll(&p, 1, s->timeout_ms);
+        socklen_t len = sizeof(err);
+        if (n == 1 && getsockopt(ctx->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0 &&
+            fcntl(ctx->fd, F_SETFL, fcntl(ctx->fd, F_GETFL) & ~O_NONBLOCK) == 0) {
+            ctx->flags |= REDIS_BLOCK;
+        } else {
+            ctx->err = REDIS_ERR_IO;
+            snprintf(ctx->errstr, sizeof(ctx->errstr), "connect: %s", strerror(err != 0 ? err : errno));
+        }
+    }
     if (ctx != NULL && ctx->err == 0)
-        redisSetTimeout(ctx, tv_of(timeout_ms));
+        redisSetTimeout(ctx, tv_of(s->timeout_ms));
     return ctx;
 }
 
@@ -114,7 +135,7 @@ static int sentinel_confirm(struct store_redis *s)
     int votes[CONFIG_ENDPOINTS_MAX] = {0}, distinct = 0;
 
     for (int i = 0; i < s->sentinels->n; i++) {
-        redisContext *ctx = connect_tcp(&s->sentinels->at[i], s->timeout_ms);
+        redisContext *ctx = connect_tcp(s, &s->sentinels->at[i]);
         redisReply *r = NULL;
         if (ctx != NULL && ctx->err == 0)
             r = redisCommand(ctx, "SENTINEL get-master-addr-by-name %s", s->master);
@@ -195,7 +216,7 @@ bool store_redis_epoch_holds(struct store_redis *s, const char *found)
 /* Subscribes to +switch-master on one Sentinel. Returns the context or NULL. */
 static redisContext *subscribe(struct store_redis *s, const struct config_endpoint *sentinel)
 {
-    redisContext *ctx = connect_tcp(sentinel, s->timeout_ms);
+    redisContext *ctx = connect_tcp(s, sentinel);
     redisReply *r = NULL;
 
     if (ctx != NULL && ctx->err == 0) {

@@ -229,7 +229,8 @@ static int link_open(struct link *l)
         ac = redisAsyncConnectUnix(s->redis->unix_path);
         snprintf(l->address, sizeof(l->address), "%s", s->redis->unix_path);
     } else {
-        ac = redisAsyncConnect(ep.host, ep.port);
+        ac = s->source != NULL ? redisAsyncConnectBind(ep.host, ep.port, s->source)
+                               : redisAsyncConnect(ep.host, ep.port);
         snprintf(l->address, sizeof(l->address), "%s:%d", ep.host, ep.port);
     }
     if (ac == NULL || ac->err != 0 || store_redis_adapter_attach(l->conn->adapter, ac) < 0) {

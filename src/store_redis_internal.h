@@ -22,6 +22,7 @@ struct store_redis {
     const struct config_redis *redis;
     const struct config_endpoints *sentinels;
     const char *master;
+    const char *source; /* local address to connect from, or NULL */
 
     /* Sentinel mode: the current primary, and a generation bumped whenever it
      * changes or is found wrong, so every worker drops its connections. */

@@ -28,6 +28,7 @@ enum config_type {
     CONFIG_REDIS_URL, /* a Redis URL, parsed into NAME_parsed */
     CONFIG_ENDPOINTS, /* host:port,... (at most CONFIG_ENDPOINTS_MAX), parsed into NAME_parsed */
     CONFIG_URL,       /* "" (none), or a URL revokd may fetch from (url_fetchable()) */
+    CONFIG_IP,        /* "" (none), or an IPv4 or IPv6 address */
 };
 
 #define CONFIG_HOST_MAX 256
@@ -69,6 +70,7 @@ struct config_endpoints {
 #define CFG_FIELD_REDIS_URL(name) char *name; struct config_redis name##_parsed;
 #define CFG_FIELD_ENDPOINTS(name) char *name; struct config_endpoints name##_parsed;
 #define CFG_FIELD_URL(name) char *name;
+#define CFG_FIELD_IP(name) char *name;
 #define CFG_FIELD(name, type, def, min, max, choices, help) CFG_FIELD_##type(name)
 
 struct config {

@@ -37,6 +37,8 @@
       "Sentinels host:port,host:port,... (at most 8); when set the primary is found through them") \
     X(sentinel_master, NAME, "revokd-primary", 1, 127, NULL,                                     \
       "name of the primary the Sentinels monitor")                                               \
+    X(redis_source_address, IP, "", 0, 45, NULL,                                                 \
+      "local address revokd connects to Redis and the Sentinels from; empty: the system's choice") \
     X(redis_timeout_ms, MS, "500", 10, 60000, NULL, "connect and command timeout for Redis")     \
     X(min_replicas, INT, "0", 0, 16, NULL,                                                       \
       "a revoke succeeds only once this many replicas confirmed it (WAIT)")                        \

@@ -13,6 +13,7 @@ struct store_redis_opts {
                                                   when Sentinels find the server */
     const struct config_endpoints *sentinels;  /* none for a plain Redis */
     const char *master;     /* name the Sentinels monitor */
+    const char *source;     /* local address to connect from; NULL: any */
     const char *prefix;     /* key namespace */
     int timeout_ms;         /* connect and command timeout */
     int min_replicas;       /* WAIT for this many after every write */

@@ -74,7 +74,9 @@ class ConfigErrorTest(harness.RevokdTestCase):
         for setting, value in (("REVOKD_LISTEN", "nonsense"), ("REVOKD_LISTEN", "127.0.0.1:99999"),
                                ("REVOKD_LISTEN", "127.0.0.1:"), ("REVOKD_REDIS_URL", "http://127.0.0.1:6379/0"),
                                ("REVOKD_REDIS_URL", "redis://127.0.0.1:6379/notadb"),
-                               ("REVOKD_LOG_LEVEL", "loud")):
+                               ("REVOKD_LOG_LEVEL", "loud"), ("REVOKD_REDIS_SOURCE_ADDRESS", "localhost"),
+                               ("REVOKD_REDIS_SOURCE_ADDRESS", "127.0.0.1:6379"),
+                               ("REVOKD_REDIS_SOURCE_ADDRESS", "127.0.0.256")):
             with self.subTest(setting=setting, value=value):
                 self.assertConfigError(setting, env=self.valid_env(**{setting: value}))
 
@@ -94,7 +96,7 @@ class ConfigErrorTest(harness.RevokdTestCase):
         limits = {"REVOKD_LISTEN": 80, "REVOKD_ADMIN_LISTEN": 80, "REVOKD_TLS_CERT_FILE": 4095,
                   "REVOKD_TLS_KEY_FILE": 4095, "REVOKD_ADMIN_TLS_CERT_FILE": 4095,
                   "REVOKD_ADMIN_TLS_KEY_FILE": 4095, "REVOKD_REDIS_URL": 1024, "REVOKD_SENTINELS": 2048,
-                  "REVOKD_SENTINEL_MASTER": 127, "REVOKD_JWKS_FILE": 4095,
+                  "REVOKD_SENTINEL_MASTER": 127, "REVOKD_REDIS_SOURCE_ADDRESS": 45, "REVOKD_JWKS_FILE": 4095,
                   "REVOKD_JWT_PUBLIC_KEY_FILE": 4095, "REVOKD_JWT_PUBLIC_KEY_ALG": 16,
                   "REVOKD_JWT_HMAC_SECRET_FILE": 4095, "REVOKD_JWT_HMAC_ALG": 16, "REVOKD_ISSUER": 256,
                   "REVOKD_AUDIENCE": 256, "REVOKD_ADMIN_KEYS_FILE": 4095, "REVOKD_KEY_PREFIX": 64,

@@ -426,6 +426,84 @@ def call(target, kind, token=None, timeout=5.0, rid_prefix="pt", node=None):
         return Call(kind, token, rid, t0, time.monotonic(), None, None, repr(e), node)
 
 
+# ---------------------------------------------------------------------------------------------
+# Load through HAProxy while something fails
+
+LOAD_MAX = 40.0           # s: bound on one Load
+LOAD_HTTP_TIMEOUT = 5.0
+
+
+def ok(c):
+    return c.status in (200, 401) and c.status is not None
+
+
+class Load:
+    """Two threads through HAProxy: revoke-then-check, and checks of acknowledged revocations."""
+
+    def __init__(self, case):
+        self.case = case
+        self.calls = []
+        self.acked = {}          # token -> time its revoke answered 200
+        self.lock = threading.Lock()
+        self.stop_flag = threading.Event()
+        self.started = time.monotonic()
+        self.fresh = case.mint()
+        self.threads = [threading.Thread(target=f, daemon=True) for f in (self._revoker, self._checker)]
+
+    def _record(self, c):
+        with self.lock:
+            self.calls.append(c)
+
+    def _running(self):
+        return not self.stop_flag.is_set() and time.monotonic() - self.started < LOAD_MAX
+
+    def _revoker(self):
+        while self._running():
+            token = self.case.mint()
+            r = call(self.case.haproxy, "revoke", token, timeout=LOAD_HTTP_TIMEOUT, rid_prefix="ld-r")
+            self._record(r)
+            if r.status == 200:
+                with self.lock:
+                    self.acked[token] = r.t1
+            self._record(call(self.case.haproxy, "check", token, timeout=LOAD_HTTP_TIMEOUT, rid_prefix="ld-c"))
+
+    def _checker(self):
+        while self._running():
+            with self.lock:
+                tokens = list(self.acked)
+            if tokens:
+                self._record(call(self.case.haproxy, "check", random.choice(tokens),
+                                  timeout=LOAD_HTTP_TIMEOUT, rid_prefix="ld-c"))
+            self._record(call(self.case.haproxy, "check", self.fresh, timeout=LOAD_HTTP_TIMEOUT,
+                              rid_prefix="ld-c"))
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(LOAD_MAX + LOAD_HTTP_TIMEOUT + 5)
+        return sorted(self.calls, key=lambda c: c.t0)
+
+    def last_success(self, kind):
+        with self.lock:
+            done = [c.t1 for c in self.calls if c.kind == kind and
+                    (c.status == 200 if kind == "revoke" else ok(c))]
+        return max(done, default=None)
+
+
+def longest_gap(calls, kind, since, until):
+    """The longest time in [since, until] without a successful answer of this kind (a revoke
+    succeeds with 200, a check with 200 or 401): the outage, hangs included."""
+    good = sorted(c.t1 for c in calls if c.kind == kind and since <= c.t1 <= until and
+                  (c.status == 200 if kind == "revoke" else ok(c)))
+    edges = [since] + good + [until]
+    return max(b - a for a, b in zip(edges, edges[1:]))
+
+
 class PairTestCase(unittest.TestCase):
     """Starts a pair before each test, always stops it, prints its logs when the test fails."""
 

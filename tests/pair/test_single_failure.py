@@ -21,96 +21,21 @@ acknowledged revocations lost, and checks that answered active wrongly.
 """
 
 import os
-import random
 import signal
 import sys
-import threading
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pairlib  # noqa: E402
-from pairlib import REDIS_NODES, REVOKD_NODES, SENTINELS, call, harness, wait_until  # noqa: E402
+from pairlib import REDIS_NODES, REVOKD_NODES, SENTINELS, Load, call, longest_gap, ok, wait_until  # noqa: E402
 
 WARMUP = 1.0          # s of load before each fault
 HOLD = 4.0            # s a process stays killed or stopped
 SETTLE = 1.5          # s of load after the process is back, once both operations answer again
-LOAD_MAX = 40.0       # s: bound on one fault's load
 WHOLE_TIMEOUT = 40.0  # s to make the pair whole again between faults (a stopped old primary is
                       # demoted by Sentinel's INFO round, every 10 s)
-HTTP_TIMEOUT = 5.0
-
-
-def ok(c):
-    return c.status in (200, 401) and c.status is not None
-
-
-class Load:
-    """Two threads through HAProxy: revoke-then-check, and checks of acknowledged revocations."""
-
-    def __init__(self, case):
-        self.case = case
-        self.calls = []
-        self.acked = {}          # token -> time its revoke answered 200
-        self.lock = threading.Lock()
-        self.stop_flag = threading.Event()
-        self.started = time.monotonic()
-        self.fresh = case.mint()
-        self.threads = [threading.Thread(target=f, daemon=True) for f in (self._revoker, self._checker)]
-
-    def _record(self, c):
-        with self.lock:
-            self.calls.append(c)
-
-    def _running(self):
-        return not self.stop_flag.is_set() and time.monotonic() - self.started < LOAD_MAX
-
-    def _revoker(self):
-        while self._running():
-            token = self.case.mint()
-            r = call(self.case.haproxy, "revoke", token, timeout=HTTP_TIMEOUT, rid_prefix="sf-r")
-            self._record(r)
-            if r.status == 200:
-                with self.lock:
-                    self.acked[token] = r.t1
-            self._record(call(self.case.haproxy, "check", token, timeout=HTTP_TIMEOUT, rid_prefix="sf-c"))
-
-    def _checker(self):
-        while self._running():
-            with self.lock:
-                tokens = list(self.acked)
-            if tokens:
-                self._record(call(self.case.haproxy, "check", random.choice(tokens),
-                                  timeout=HTTP_TIMEOUT, rid_prefix="sf-c"))
-            self._record(call(self.case.haproxy, "check", self.fresh, timeout=HTTP_TIMEOUT,
-                              rid_prefix="sf-c"))
-
-    def start(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def stop(self):
-        self.stop_flag.set()
-        for t in self.threads:
-            t.join(LOAD_MAX + HTTP_TIMEOUT + 5)
-        return sorted(self.calls, key=lambda c: c.t0)
-
-    def last_success(self, kind):
-        with self.lock:
-            done = [c.t1 for c in self.calls if c.kind == kind and
-                    (c.status == 200 if kind == "revoke" else ok(c))]
-        return max(done, default=None)
-
-
-def longest_gap(calls, kind, since, until):
-    """The longest time in [since, until] without a successful answer of this kind (a revoke
-    succeeds with 200, a check with 200 or 401): the outage, hangs included."""
-    good = sorted(c.t1 for c in calls if c.kind == kind and since <= c.t1 <= until and
-                  (c.status == 200 if kind == "revoke" else ok(c)))
-    edges = [since] + good + [until]
-    return max(b - a for a, b in zip(edges, edges[1:]))
 
 
 class SingleFailureTest(pairlib.PairTestCase):
@@ -165,7 +90,7 @@ class SingleFailureTest(pairlib.PairTestCase):
             back = time.monotonic()
             # Both operations answer again, and keep doing so for a while.
             wait_until(lambda: all((load.last_success(k) or 0) > back for k in ("revoke", "check")),
-                       LOAD_MAX - (back - load.started), interval=0.1,
+                       pairlib.LOAD_MAX - (back - load.started), interval=0.1,
                        what=f"revokes and checks to succeed after {name} came back")
             time.sleep(SETTLE)
         finally:
