@@ -76,6 +76,15 @@
  * parked requests, asks for another round at once (it may also have a
  * reply to finish writing, which then waits at most this long). */
 #define PARK_MS 1
+/* Every 503 says when to come back (unless its reply already does): the
+ * store unavailable, overloaded or short of replicas, keys not fetched yet,
+ * the node shutting down. One second, the least the header can say: revokd
+ * moves on faster than that by itself (a lost Redis connection is retried
+ * after 100 ms, a stalled one given up after REVOKD_REDIS_TIMEOUT_MS, 500 ms
+ * by default, and a full link empties as its replies come), so a client
+ * coming back then finds the present state, while one that retried at once
+ * would only add to the load behind the 503. */
+#define RETRY_AFTER_503 "1"
 
 struct worker {
     struct http_server *srv;
@@ -187,8 +196,13 @@ static enum MHD_Result respond(struct exchange *ex, const char *method, const ch
         if (rep->www_authenticate[0] != '\0')
             MHD_add_response_header(resp, "WWW-Authenticate", rep->www_authenticate);
         const char *name, *value;
-        for (size_t at = 0; reply_next_header(rep, &at, &name, &value);)
+        bool retry_after = false;
+        for (size_t at = 0; reply_next_header(rep, &at, &name, &value);) {
             MHD_add_response_header(resp, name, value);
+            retry_after |= strcasecmp(name, "Retry-After") == 0;
+        }
+        if (rep->status == 503 && !retry_after)
+            MHD_add_response_header(resp, "Retry-After", RETRY_AFTER_503);
         if (ex->close)
             MHD_add_response_header(resp, "Connection", "close");
         ok = MHD_queue_response(ex->mhd, (unsigned)rep->status, resp);

@@ -126,6 +126,7 @@ static int app_start(struct app *app, struct config *cfg, char *err, size_t errl
         .source = cfg->redis_source_address[0] != '\0' ? cfg->redis_source_address : NULL,
         .prefix = cfg->key_prefix,
         .timeout_ms = (int)cfg->redis_timeout_ms,
+        .max_pending = (int)cfg->store_max_pending,
         .min_replicas = (int)cfg->min_replicas,
         .replication_timeout_ms = (int)cfg->replication_timeout_ms,
         .role_check_ms = (int)cfg->role_check_ms,

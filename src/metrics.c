@@ -481,9 +481,11 @@ static void render_counts(struct out *o, const struct shard *t)
     put(o, "revokd_token_cache_misses_total %" PRIu64 "\n", get(&t->cache[0]));
     family(o, "revokd_http_limit_hits_total", "counter",
            "Connections refused at accept (max_connections, max_connections_per_address) or "
-           "closed because their request did not arrive in time (request_timeout).");
+           "closed because their request did not arrive in time (request_timeout); requests "
+           "answered 429 (auth_failures) or 503 overloaded (store_max_pending).");
     static const char *const limits[METRICS_NLIMITS] = {"max_connections", "max_connections_per_address",
-                                                        "request_timeout", "auth_failures"};
+                                                        "request_timeout", "auth_failures",
+                                                        "store_max_pending"};
     for (size_t i = 0; i < METRICS_NLIMITS; i++)
         put(o, "revokd_http_limit_hits_total{limit=\"%s\"} %" PRIu64 "\n", limits[i],
             get(&t->limits[i]));

@@ -150,6 +150,9 @@ void reply_store_error(struct reply *rep, int code)
     if (code == -STORE_ENOTREPLICATED)
         reply_error(rep, 503, "not_replicated",
                     "the revocation was not confirmed by enough Redis replicas; retry");
+    else if (code == -STORE_EOVERLOADED)
+        reply_error(rep, 503, "overloaded",
+                    "too many requests wait for the revocation store; retry after Retry-After seconds");
     else
         reply_error(rep, 503, "store_unavailable",
                     "the revocation store cannot be reached; the token's state is unknown");

@@ -101,6 +101,11 @@ static void answer(struct memory *m, struct pending *p, struct store_result *res
         res->error = "the store is unavailable";
         return;
     }
+    if (m->mode == STORE_MEMORY_OVERLOADED && q->op != STORE_PROBE) {
+        res->rc = -STORE_EOVERLOADED;
+        res->error = "too many calls waiting";
+        return;
+    }
     bool writes = m->mode != STORE_MEMORY_NOREPLICAS;
     switch (q->op) {
     case STORE_IS_REVOKED: {

@@ -53,6 +53,7 @@ struct store *store_redis_new(const struct store_redis_opts *o, char *err, size_
     for (size_t i = 0; i < sizeof(id); i++)
         snprintf(s->candidate + 2 * i, 3, "%02x", id[i]);
     s->timeout_ms = o->timeout_ms;
+    s->max_pending = o->max_pending;
     s->min_replicas = o->min_replicas;
     s->replication_timeout_ms = o->replication_timeout_ms;
     s->role_check_ms = o->role_check_ms;

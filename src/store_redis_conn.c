@@ -17,7 +17,18 @@
  * deadlines of its commands in send order (Redis answers in that order);
  * when the oldest passes, the link is closed, which answers every command on
  * it as unavailable. A new connection is opened on the next call, at most
- * every RECONNECT_BACKOFF_MS. */
+ * every RECONNECT_BACKOFF_MS.
+ *
+ * These deadlines are the bound on a request's wait for Redis: a check's
+ * MGET is answered, or failed, within REVOKD_REDIS_TIMEOUT_MS of being
+ * queued (a write's WAIT gets REVOKD_REPLICATION_TIMEOUT_MS more), so no
+ * deadline of the request's own is needed. They do not bound how many wait:
+ * a slow or frozen Redis would gather every request of a busy worker
+ * meanwhile. A link therefore takes a new call only while fewer than
+ * REVOKD_STORE_MAX_PENDING commands wait on it: any other is refused at once
+ * (-STORE_EOVERLOADED, answered in the next round like every call that fails
+ * at once), counted and logged. Load is shed, not queued, and the link takes
+ * calls again as soon as its replies (or its timeout) empty it. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -29,6 +40,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "revokd/log.h"
 #include "revokd/loop.h"
 #include "revokd/metrics.h"
 #include "revokd/store_key.h"
@@ -73,6 +85,8 @@ struct conn {
     struct store_redis_adapter *adapter;
     struct link reads, writes;
     struct call *failed;    /* answered at once, delivered in the next round */
+    unsigned shed;          /* calls refused for a full link since the last log line */
+    int64_t shed_logged_ms; /* when that line was written */
     struct call *spare;     /* finished calls, reused */
 };
 
@@ -357,11 +371,44 @@ static void answer_failed(struct conn *c)
     }
 }
 
-/* call_send for a call's first command. */
+/* A call refused because its link is full: counted every time, logged at
+ * most once a second per worker (as http_conn.c does its limits), so a flood
+ * of refusals does not become a flood of log lines. */
+static void call_overloaded(struct call *call)
+{
+    struct conn *c = call->conn;
+    struct link *l = call->link;
+    int64_t now = loop_now_ms();
+
+    metrics_limit(METRICS_LIMIT_STORE_PENDING);
+    call_error(call, -STORE_EOVERLOADED, "%s: %zu Redis commands already waiting (REVOKD_STORE_MAX_PENDING)",
+               l->name, l->count);
+    c->shed++;
+    if (now - c->shed_logged_ms < 1000 || !log_enabled(LOG_WARN))
+        return;
+    c->shed_logged_ms = now;
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "limit", "REVOKD_STORE_MAX_PENDING");
+    cJSON_AddStringToObject(f, "link", l->name);
+    cJSON_AddNumberToObject(f, "waiting", (double)l->count);
+    cJSON_AddNumberToObject(f, "refused", c->shed); /* since the last line, this one's included */
+    c->shed = 0;
+    log_event(LOG_WARN, "store_overloaded", f);
+}
+
+/* call_send for a call's first command, unless its link is full (see the
+ * top of this file). The readiness probe does not come here: it asks
+ * whether the store works, and refusing it for this node's load would take
+ * the node out of its load balancer's pool and push the load onto the
+ * others. */
 static void call_send_first(struct call *call, int argc, const char **argv, const size_t *len)
 {
-    if (call_send(call, argc, argv, len, call->conn->s->timeout_ms) < 0)
+    if (call->link->count >= (size_t)call->conn->s->max_pending) {
+        call_overloaded(call);
         call_fail_later(call);
+    } else if (call_send(call, argc, argv, len, call->conn->s->timeout_ms) < 0) {
+        call_fail_later(call);
+    }
 }
 
 static int parse_i64(const char *str, int64_t *out)
@@ -475,8 +522,12 @@ static void on_call_reply(redisAsyncContext *ac, void *reply, void *privdata)
     call->pending--;
     call->replies++;
     if (r == NULL) {
-        call_error(call, -STORE_EUNAVAILABLE, "%s: %s", l->name,
-                   ac->err ? ac->errstr : l->error[0] ? l->error : "connection lost");
+        /* l->error already names the link. */
+        if (ac->err != 0 || l->error[0] == '\0')
+            call_error(call, -STORE_EUNAVAILABLE, "%s: %s", l->name,
+                       ac->err != 0 ? ac->errstr : "connection lost");
+        else
+            call_error(call, -STORE_EUNAVAILABLE, "%s", l->error);
     } else if (!atomic_load(&call->conn->s->up)) {
         atomic_store(&call->conn->s->up, true);
     }

@@ -15,7 +15,7 @@
 struct store_redis {
     struct store base; /* first: the interface's handle */
     char *prefix;
-    int timeout_ms, min_replicas, replication_timeout_ms, role_check_ms;
+    int timeout_ms, max_pending, min_replicas, replication_timeout_ms, role_check_ms;
 
     /* Where Redis is: a fixed endpoint or socket, or found via Sentinel.
      * The settings' own, which outlive the store. */

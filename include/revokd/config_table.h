@@ -40,6 +40,8 @@
     X(redis_source_address, IP, "", 0, 45, NULL,                                                 \
       "local address revokd connects to Redis and the Sentinels from; empty: the system's choice") \
     X(redis_timeout_ms, MS, "500", 10, 60000, NULL, "connect and command timeout for Redis")     \
+    X(store_max_pending, INT, "1000", 1, 1000000, NULL,                                          \
+      "Redis commands each worker's link may have awaiting replies; a request beyond them is answered 503 overloaded, not queued") \
     X(min_replicas, INT, "0", 0, 16, NULL,                                                       \
       "a revoke succeeds only once this many replicas confirmed it (WAIT)")                        \
     X(replication_timeout_ms, MS, "500", 1, 60000, NULL, "how long a revoke waits for the replicas") \

@@ -44,12 +44,13 @@ void metrics_redis(double seconds, bool ok);
 /* One look into the verified-token cache. */
 void metrics_cache(bool hit);
 
-/* A limit that refused a connection or cut one short. */
+/* A limit that refused a connection or a request, or cut one short. */
 enum metrics_limit {
     METRICS_LIMIT_CONNECTIONS,  /* REVOKD_MAX_CONNECTIONS: refused at accept */
     METRICS_LIMIT_PER_ADDRESS,  /* REVOKD_MAX_CONNECTIONS_PER_ADDRESS: refused at accept */
     METRICS_LIMIT_REQUEST_TIME, /* REVOKD_REQUEST_TIMEOUT: closed mid-request */
     METRICS_LIMIT_AUTH_FAILURES, /* REVOKD_AUTH_FAILURES_*: answered 429 */
+    METRICS_LIMIT_STORE_PENDING, /* REVOKD_STORE_MAX_PENDING: answered 503 overloaded */
     METRICS_NLIMITS
 };
 void metrics_limit(enum metrics_limit limit);

@@ -20,7 +20,10 @@ struct loop;
 struct store;
 struct store_conn;
 
-enum { STORE_EUNAVAILABLE = 1, STORE_ENOTREPLICATED = 2, STORE_EDATALOST = 3 };
+/* STORE_EOVERLOADED: the call was refused before anything was sent, the
+ * worker's connection already having as many commands waiting for replies
+ * as it may (REVOKD_STORE_MAX_PENDING). */
+enum { STORE_EUNAVAILABLE = 1, STORE_ENOTREPLICATED = 2, STORE_EDATALOST = 3, STORE_EOVERLOADED = 4 };
 
 enum store_op {
     /* Is the token revoked? Yes when its jti is, or when sub (may be NULL)
@@ -74,7 +77,7 @@ struct store_status {
 struct store_result {
     int rc;             /* 0, or -STORE_E*: UNAVAILABLE; NOTREPLICATED (writes, applied
                            on the primary but not confirmed by enough replicas, or
-                           refused for want of them); DATALOST (PROBE) */
+                           refused for want of them); DATALOST (PROBE); OVERLOADED */
     const char *error;  /* why, for logs, when rc < 0 */
     bool revoked;       /* IS_REVOKED */
     int64_t cutoff;     /* REVOKE_ALL */

@@ -5,7 +5,7 @@
  * cutoff that only moves forward, the data-loss marker) and answers every
  * call in the next round of the caller's loop, as the interface promises.
  * A test can tell it to hold its answers, fail, refuse writes for want of
- * replicas, lose its connection or lose its data. */
+ * replicas, refuse calls for overload, lose its connection or lose its data. */
 #ifndef REVOKD_STORE_MEMORY_H
 #define REVOKD_STORE_MEMORY_H
 
@@ -17,6 +17,8 @@ enum store_memory_mode {
     STORE_MEMORY_FAIL,       /* answer every call unavailable */
     STORE_MEMORY_NOREPLICAS, /* refuse writes for want of replicas: revokes fail
                                 not_replicated, the probe is ready without revocations */
+    STORE_MEMORY_OVERLOADED, /* refuse every call but the probe, as a full Redis link
+                                does (REVOKD_STORE_MAX_PENDING) */
 };
 
 /* NULL when out of memory. */

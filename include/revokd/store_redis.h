@@ -16,6 +16,8 @@ struct store_redis_opts {
     const char *source;     /* local address to connect from; NULL: any */
     const char *prefix;     /* key namespace */
     int timeout_ms;         /* connect and command timeout */
+    int max_pending;        /* commands a worker's link may have waiting; a call beyond fails
+                               -STORE_EOVERLOADED (the readiness probe excepted) */
     int min_replicas;       /* WAIT for this many after every write */
     int replication_timeout_ms;
     int role_check_ms;      /* Sentinel mode: re-confirm ROLE this often */

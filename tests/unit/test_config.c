@@ -81,6 +81,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.sentinels, "");
     assert_string_equal(cfg.sentinel_master, "revokd-primary");
     assert_int_equal(cfg.redis_timeout_ms, 500);
+    assert_int_equal(cfg.store_max_pending, 1000);
     assert_int_equal(cfg.min_replicas, 0);
     assert_int_equal(cfg.replication_timeout_ms, 500);
     assert_int_equal(cfg.role_check_ms, 1000);
@@ -229,6 +230,13 @@ static void test_out_of_range(void **state)
     expect_err("REVOKD_MIN_REPLICAS: not an integer in [0, 16]");
     assert_int_equal(load("--redis-timeout-ms=9", NULL), -1);
     expect_err("REVOKD_REDIS_TIMEOUT_MS");
+    /* At least one call may wait, or a link could never be used. */
+    assert_int_equal(load("--store-max-pending=1", NULL), 0);
+    assert_int_equal(cfg.store_max_pending, 1);
+    assert_int_equal(load("--store-max-pending=0", NULL), -1);
+    expect_err("REVOKD_STORE_MAX_PENDING: not an integer in [1, 1000000]");
+    assert_int_equal(load("--store-max-pending=1000001", NULL), -1);
+    expect_err("REVOKD_STORE_MAX_PENDING");
 }
 
 /* Text rows bound their length: the longest issuer is the longest iss a

@@ -2,8 +2,9 @@
  * against the in-memory store (store_memory.h) and a real signature pool,
  * on a loop driven here: check, lookup, revoke, revoke-all, the admin's
  * revocations and readiness, with every failure answer (503
- * store_unavailable, 503 not_replicated, a late answer, a lost connection,
- * lost data) and a client that goes away while its request waits.
+ * store_unavailable, 503 not_replicated, 503 overloaded, a late answer, a
+ * lost connection, lost data) and a client that goes away while its
+ * request waits.
  *
  * A small transport stands in for http_server.c: it dispatches a request,
  * runs the loop until the reply is ready, and counts request.h's callbacks.
@@ -278,6 +279,26 @@ static void test_check_fails_closed(void **state)
     expect(call("GET", "/v1/check", NULL, auth, NULL), 200, "jti", "jti-2");
 }
 
+/* A store call refused for overload (a full Redis link) is answered 503
+ * overloaded by every chain that needs the store; readiness is not refused. */
+static void test_overloaded(void **state)
+{
+    (void)state;
+    char auth[1024], body[1100];
+
+    bearer(auth, sizeof(auth), "olga", "jti-o");
+    store_memory_set_mode(fx.app.store, STORE_MEMORY_OVERLOADED);
+    expect(call("GET", "/v1/check", NULL, auth, NULL), 503, "error", "overloaded");
+    expect(call("GET", "/v1/check", "jti=jti-o", NULL, NULL), 503, "error", "overloaded");
+    expect(call("POST", "/v1/revoke", NULL, NULL, token_body(body, sizeof(body), auth)), 503, "error",
+           "overloaded");
+    expect(call("POST", "/v1/admin/subjects/olga/revoke-all", NULL, "Bearer " ADMIN_KEY, "{\"iss\":null}"),
+           503, "error", "overloaded");
+    expect(call("GET", "/readyz", NULL, NULL, NULL), 200, "status", "ready");
+    store_memory_set_mode(fx.app.store, STORE_MEMORY_ANSWER);
+    expect(call("GET", "/v1/check", NULL, auth, NULL), 200, "jti", "jti-o");
+}
+
 static void test_late_answer(void **state)
 {
     (void)state;
@@ -446,6 +467,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_check_active_then_revoked),
         T(test_check_fails_closed),
+        T(test_overloaded),
         T(test_late_answer),
         T(test_lost_connection),
         T(test_client_gone_while_waiting),
