@@ -123,9 +123,38 @@ static redisContext *connect_tcp(const struct store_redis *s, const struct confi
             snprintf(ctx->errstr, sizeof(ctx->errstr), "connect: %s", strerror(err != 0 ? err : errno));
         }
     }
-    if (ctx != NULL && ctx->err == 0)
+    if (ctx != NULL && ctx->err == 0) {
         redisSetTimeout(ctx, tv_of(s->timeout_ms));
+        store_redis_bound_reader(ctx->reader);
+    }
     return ctx;
+}
+
+static redisReplyObjectFunctions bounded_functions;
+static void *(*create_array)(const redisReadTask *task, int elements);
+
+static void *create_bounded_array(const redisReadTask *task, int elements)
+{
+    return elements > STORE_REDIS_MAX_ELEMENTS ? NULL : create_array(task, elements);
+}
+
+static void bounded_functions_init(void)
+{
+    redisReader *r = redisReaderCreate();
+    if (r == NULL)
+        abort();
+    bounded_functions = *r->fn;
+    create_array = r->fn->createArray;
+    bounded_functions.createArray = create_bounded_array;
+    redisReaderFree(r);
+}
+
+void store_redis_bound_reader(redisReader *reader)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, bounded_functions_init);
+    reader->fn = &bounded_functions;
 }
 
 /* Asks every Sentinel for the primary and adopts the address that a

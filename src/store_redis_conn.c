@@ -255,6 +255,7 @@ static int link_open(struct link *l)
         l->retry_after_ms = loop_now_ms() + RECONNECT_BACKOFF_MS;
         return -1;
     }
+    store_redis_bound_reader(ac->c.reader);
     ac->data = l;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);

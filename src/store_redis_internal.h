@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <hiredis/read.h>
+
 #include "revokd/config.h"
 #include "revokd/store.h"
 
@@ -70,6 +72,14 @@ void store_redis_primary_forget(struct store_redis *s, unsigned seen_generation)
  * candidate): adopts it when this node has none yet, and returns whether
  * the data this node knew is still there. */
 bool store_redis_epoch_holds(struct store_redis *s, const char *found);
+
+/* Makes a context's reader refuse an array of more than
+ * STORE_REDIS_MAX_ELEMENTS elements before allocating for it (hiredis 0.14
+ * allocates a pointer per announced element, so "*767225700" alone would
+ * cost 6 GB): the connection fails instead, as on any reply that cannot be
+ * read. revokd's largest reply is far smaller. */
+#define STORE_REDIS_MAX_ELEMENTS 4096
+void store_redis_bound_reader(redisReader *reader);
 
 /* store_redis_conn.c: a worker's connection, and its calls. */
 struct store_conn *store_redis_conn_new(struct store *s, struct loop *loop);
