@@ -247,6 +247,8 @@ int jwks_fetch_parse_discovery(const char *text, size_t len, const char *iss, ch
         snprintf(err, errlen, "jwks_uri: %.200s", why);
     else if (snprintf(jwks_uri, size, "%s", uri->valuestring) < (int)size)
         rc = 0;
+    else
+        snprintf(err, errlen, "jwks_uri of %zu bytes; at most %zu", strlen(uri->valuestring), size - 1);
     cJSON_Delete(doc);
     return rc;
 }

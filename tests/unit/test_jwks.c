@@ -325,6 +325,29 @@ static void test_rsa_1024_refused(void **state)
     jwks_free(set);
 }
 
+/* A modulus past 8192 bits (any odd number will do: nothing is verified
+ * with it) is refused before it can cost every token a slow verification. */
+static void test_rsa_over_8192_refused(void **state)
+{
+    (void)state;
+    struct jwks *set = jwks_new();
+    unsigned char n[8200 / 8 + 1];
+    const unsigned char e[] = {1, 0, 1};
+    cJSON *k = cJSON_CreateObject();
+
+    memset(n, 0xa5, sizeof(n));
+    n[0] = 0x80;
+    cJSON_AddStringToObject(k, "kty", "RSA");
+    cJSON_AddStringToObject(k, "kid", "huge");
+    cJSON_AddStringToObject(k, "alg", "RS256");
+    unit_json_add_b64url(k, "n", n, sizeof(n));
+    unit_json_add_b64url(k, "e", e, sizeof(e));
+    assert_int_equal(load_keys(set, k, NULL), -1);
+    expect_err("RSA key of 8208 bits; 2048 to 8192 required");
+    assert_int_equal(jwks_count(set), 0);
+    jwks_free(set);
+}
+
 static void test_rsa_bad_members(void **state)
 {
     (void)state;
@@ -425,7 +448,7 @@ static void test_pss_1024_refused(void **state)
     char path[PATH_MAX + 32];
 
     assert_int_equal(load_keys(set, unit_jwk_rsa(fx.rsa1024, "small", "PS256"), NULL), -1);
-    expect_err("RSA key of 1024 bits; at least 2048 required");
+    expect_err("RSA key of 1024 bits; 2048 to 8192 required");
     write_pem_public("rsa1024.pem", fx.rsa1024, path, sizeof(path));
     assert_int_equal(jwks_load_pem(set, path, "PS512", 0, fx.err, sizeof(fx.err)), -1);
     expect_err("RSA key of 1024 bits");
@@ -1280,7 +1303,7 @@ static void test_pem_explicit_alg(void **state)
 
     write_pem_public("rsa1024.pem", fx.rsa1024, path, sizeof(path));
     assert_int_equal(jwks_load_pem(set, path, NULL, 0, fx.err, sizeof(fx.err)), -1);
-    expect_err("RSA key of 1024 bits; at least 2048 required");
+    expect_err("RSA key of 1024 bits; 2048 to 8192 required");
 
     put(path, sizeof(path), "garbage.pem",
         "-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n");
@@ -1482,6 +1505,7 @@ int main(void)
         cmocka_unit_test(test_rsa_needs_alg),
         cmocka_unit_test(test_rsa_verifies_with_pinned_alg),
         cmocka_unit_test(test_rsa_1024_refused),
+        cmocka_unit_test(test_rsa_over_8192_refused),
         cmocka_unit_test(test_rsa_bad_members),
         cmocka_unit_test(test_pss_verifies),
         cmocka_unit_test(test_pss_1024_refused),
