@@ -2,7 +2,12 @@
  * clients_load() (REVOKD_CLIENTS_FILE, `client_id:secret[:permissions]` a
  * line) and admin_keys_load() (REVOKD_ADMIN_KEYS_FILE, `[name:]key` a line),
  * both over the input, written anew for every input to one temporary file
- * made at start. What loads is asked about a client and a key. */
+ * made at start. What loads is asked about a client and a key.
+ *
+ * Asserts: a refusal says why, in a string; a client's permissions are
+ * known ones, and there is none without a clients file; an admin key's name
+ * is 1..ADMIN_NAME_MAX bytes, there is none without admin keys, and an empty
+ * key never matches. */
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,28 +19,14 @@
 
 #include "revokd/admin_keys.h"
 #include "revokd/clients.h"
+#include "util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define check(cond, what)                                                                        \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            fprintf(stderr, "fuzz_clients_file: %s\n", what);                                   \
-            abort();                                                                             \
-        }                                                                                        \
-    } while (0)
-
 static struct {
     char dir[PATH_MAX], file[PATH_MAX + 32];
 } fx;
-
-static void write_file(const char *path, const void *data, size_t size)
-{
-    FILE *f = fopen(path, "wb");
-
-    check(f != NULL && fwrite(data, 1, size, f) == size && fclose(f) == 0, "cannot write a file");
-}
 
 static void cleanup(void)
 {
@@ -45,14 +36,12 @@ static void cleanup(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    const char *tmp = getenv("TMPDIR");
     (void)argc;
     (void)argv;
 
-    snprintf(fx.dir, sizeof(fx.dir), "%s/fuzz-clients-XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : P_tmpdir);
-    check(mkdtemp(fx.dir) != NULL, "cannot make a temporary directory");
+    fuzz_make_temp_dir(fx.dir, sizeof(fx.dir), "fuzz-clients");
     snprintf(fx.file, sizeof(fx.file), "%s/credentials", fx.dir);
-    write_file(fx.file, "", 0);
+    fuzz_write_file(fx.file, "", 0);
     atexit(cleanup);
     return 0;
 }
@@ -62,25 +51,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char secret[] = "client-secret-0123456789";
     char err[1024];
 
-    write_file(fx.file, data, size);
+    fuzz_write_file(fx.file, data, size);
 
     err[0] = '\0';
     struct clients *c = clients_load(fx.file, err, sizeof(err));
-    check(c != NULL || err[0] != '\0', "clients refused without a reason");
-    check(memchr(err, '\0', sizeof(err)) != NULL, "err is not a string");
+    fuzz_check(c != NULL || err[0] != '\0', "clients refused without a reason");
+    fuzz_check(memchr(err, '\0', sizeof(err)) != NULL, "err is not a string");
     int perms = clients_check(c, "app", secret, sizeof(secret) - 1);
-    check(perms >= -1 && perms <= (CLIENT_REVOKE_ANY | CLIENT_GLOBAL_REVOCATION), "unknown permissions");
-    check(c != NULL || perms == -1, "a client without a clients file");
+    fuzz_check(perms >= -1 && perms <= (CLIENT_REVOKE_ANY | CLIENT_GLOBAL_REVOCATION), "unknown permissions");
+    fuzz_check(c != NULL || perms == -1, "a client without a clients file");
     clients_free(c);
 
     err[0] = '\0';
     struct admin_keys *k = admin_keys_load(fx.file, err, sizeof(err));
-    check(k != NULL || err[0] != '\0', "admin keys refused without a reason");
-    check(memchr(err, '\0', sizeof(err)) != NULL, "err is not a string");
+    fuzz_check(k != NULL || err[0] != '\0', "admin keys refused without a reason");
+    fuzz_check(memchr(err, '\0', sizeof(err)) != NULL, "err is not a string");
     const char *name = admin_keys_check(k, "admin-key-fuzz-0123456789", 25);
-    check(k != NULL || name == NULL, "an admin key without admin keys");
-    check(name == NULL || (name[0] != '\0' && strlen(name) <= ADMIN_NAME_MAX), "an admin key's name out of bounds");
-    check(admin_keys_check(k, "", 0) == NULL, "an empty admin key");
+    fuzz_check(k != NULL || name == NULL, "an admin key without admin keys");
+    fuzz_check(name == NULL || (name[0] != '\0' && strlen(name) <= ADMIN_NAME_MAX), "an admin key's name out of bounds");
+    fuzz_check(admin_keys_check(k, "", 0) == NULL, "an empty admin key");
     admin_keys_free(k);
     return 0;
 }

@@ -2,7 +2,13 @@
  * provider serves it: as a remote set is read (unusable keys skipped, at most
  * 100 keys), and as a file is (nothing skipped, no limit) into a set that
  * already holds a key. What loads is then asked for a key of every
- * algorithm, and a signature is checked with it. */
+ * algorithm, and a signature is checked with it.
+ *
+ * Asserts: known answers of jwks_load_json() and jwks_select(), err a
+ * string; a refused document leaves no keys in a new set and changes
+ * nothing in the one with a key; a remote set holds at most max_keys; with
+ * nothing to skip, both ways load the same keys; a set is a subset of
+ * itself. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,16 +17,9 @@
 #include <string.h>
 
 #include "revokd/jwks.h"
+#include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(cond, what)                                                                        \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            fprintf(stderr, "fuzz_jwks: %s\n", what);                                           \
-            abort();                                                                             \
-        }                                                                                        \
-    } while (0)
 
 /* The key the second set holds before the document is added: a clash of kid
  * "k1" must refuse the whole document and leave the set as it was. */
@@ -40,7 +39,7 @@ static void use(const struct jwks *set, const char *kid)
     for (int alg = ALG_RS256; alg <= ALG_HS512; alg++) {
         const struct jwk *key = NULL;
         int rc = jwks_select(set, kid, alg, &key);
-        check(rc == 0 || rc == -JWKS_ENOKEY || rc == -JWKS_EALG, "an unknown answer of jwks_select");
+        fuzz_check(rc == 0 || rc == -JWKS_ENOKEY || rc == -JWKS_EALG, "an unknown answer of jwks_select");
         if (rc != 0)
             continue;
         for (size_t i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++)
@@ -54,27 +53,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct jwks *a = jwks_new(), *b = jwks_new();
     char err[256];
 
-    check(a != NULL && b != NULL, "out of memory");
+    fuzz_check(a != NULL && b != NULL, "out of memory");
     int skipped = jwks_load_json(a, (const char *)data, size, "https://idp.fuzz.test/jwks", &remote, err, sizeof(err));
-    check(skipped >= -1, "an unknown answer of jwks_load_json");
-    check(skipped != -1 || jwks_count(a) == 0, "a refused document left keys");
-    check(jwks_count(a) <= 100, "more keys than max_keys");
-    check(memchr(err, '\0', sizeof(err)) != NULL, "err is not a string");
+    fuzz_check(skipped >= -1, "an unknown answer of jwks_load_json");
+    fuzz_check(skipped != -1 || jwks_count(a) == 0, "a refused document left keys");
+    fuzz_check(jwks_count(a) <= 100, "more keys than max_keys");
+    fuzz_check(memchr(err, '\0', sizeof(err)) != NULL, "err is not a string");
     use(a, NULL);
     use(a, "k1");
 
-    check(jwks_load_json(b, held, sizeof(held) - 1, "held", NULL, err, sizeof(err)) == 0, "the held key does not load");
+    fuzz_check(jwks_load_json(b, held, sizeof(held) - 1, "held", NULL, err, sizeof(err)) == 0, "the held key does not load");
     int rc = jwks_load_json(b, (const char *)data, size, "/etc/revokd/jwks.json", NULL, err, sizeof(err));
-    check(rc == 0 || rc == -1, "skipped keys without skip_unusable");
-    check(rc == 0 || jwks_count(b) == 1, "a refused document changed the set");
+    fuzz_check(rc == 0 || rc == -1, "skipped keys without skip_unusable");
+    fuzz_check(rc == 0 || jwks_count(b) == 1, "a refused document changed the set");
     /* Without skipping, an unusable key refuses the document; with nothing
      * to skip, both ways keep the same keys (a kid "k1" clashes with the held one). */
-    check(rc != 0 || skipped <= 0, "a key skipped as unusable was loaded from a file");
-    check(rc != 0 || skipped != 0 || jwks_count(b) == 1 + jwks_count(a), "a file and a remote set differ");
+    fuzz_check(rc != 0 || skipped <= 0, "a key skipped as unusable was loaded from a file");
+    fuzz_check(rc != 0 || skipped != 0 || jwks_count(b) == 1 + jwks_count(a), "a file and a remote set differ");
     use(b, NULL);
     use(b, "k1");
     /* Every key of a set is in itself. */
-    check(jwks_subset(a, a) && jwks_subset(b, b), "a set is not a subset of itself");
+    fuzz_check(jwks_subset(a, a) && jwks_subset(b, b), "a set is not a subset of itself");
     (void)jwks_subset(a, b);
 
     jwks_free(a);

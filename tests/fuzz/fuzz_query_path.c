@@ -9,7 +9,14 @@
  * in-memory one (store_memory.h), which answers a round later on this
  * target's loop, as Redis would: the route's whole chain runs, deterministic
  * and without a network. The app is otherwise zeroed, with a configuration,
- * an HMAC key, admin keys and clients from files written once. */
+ * an HMAC key, admin keys and clients from files written once.
+ *
+ * Asserts: what url.h promises of the decoders and url_query_find() (a
+ * length that fits, the same answer in less room, a value inside the query),
+ * request_query() gives text; then every reply: replied, a status of
+ * 200..599, a route in the table, 405 with Allow, 404 under no route, no
+ * header or WWW-Authenticate that splits; no request waits for a signature
+ * check; the request is let go. */
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -31,6 +38,7 @@
 #include "revokd/token_cache.h"
 #include "revokd/url.h"
 #include "revokd/utf8.h"
+#include "util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -39,14 +47,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NOW 1767225600LL
 #define MAX_TARGET 8192 /* libmicrohttpd's default limit on a request line is about this */
 #define ROUNDS 100      /* loop rounds a reply may take */
-
-#define check(cond, what)                                                                        \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            fprintf(stderr, "fuzz_query_path: %s\n", what);                                     \
-            abort();                                                                             \
-        }                                                                                        \
-    } while (0)
 
 static struct {
     char dir[PATH_MAX], files[3][PATH_MAX + 32];
@@ -57,24 +57,6 @@ static struct {
     struct request req;
     bool released;
 } fx;
-
-extern char **environ;
-
-/* The REVOKD_* settings of the shell that runs the fuzzer must not leak in. */
-static void scrub_environment(void)
-{
-    for (size_t i = 0; environ[i] != NULL;) {
-        char name[256];
-        size_t n = strcspn(environ[i], "=");
-        if (strncmp(environ[i], "REVOKD_", 7) != 0 || n >= sizeof(name)) {
-            i++;
-            continue;
-        }
-        memcpy(name, environ[i], n);
-        name[n] = '\0';
-        check(unsetenv(name) == 0, "unsetenv failed");
-    }
-}
 
 static void on_replied(struct request *req)
 {
@@ -91,10 +73,8 @@ static const struct request_transport transport = {.replied = on_replied, .relea
 
 static void write_file(char *path, const char *name, const char *text)
 {
-    FILE *f;
-
     snprintf(path, PATH_MAX + 32, "%s/%s", fx.dir, name);
-    check((f = fopen(path, "w")) != NULL && fputs(text, f) >= 0 && fclose(f) == 0, "cannot write a file");
+    fuzz_write_file(path, text, strlen(text));
 }
 
 static void cleanup(void)
@@ -112,29 +92,25 @@ static void cleanup(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    const char *tmp = getenv("TMPDIR");
     char err[2048] = "";
     (void)argc;
     (void)argv;
 
-    scrub_environment();
-    snprintf(fx.dir, sizeof(fx.dir), "%s/fuzz-query-path-XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : P_tmpdir);
-    check(mkdtemp(fx.dir) != NULL, "cannot make a temporary directory");
+    fuzz_scrub_environment();
+    fuzz_make_temp_dir(fx.dir, sizeof(fx.dir), "fuzz-query-path");
     write_file(fx.files[0], "hs256.secret", "fuzz-hmac-secret-of-32-bytes-min!!");
     write_file(fx.files[1], "admin-keys", "ops:admin-key-fuzz-0123456789\n");
     write_file(fx.files[2], "clients", "app:client-secret-0123456789:revoke_any\n");
     char *args[] = {"revokd", "--jwt-hmac-secret-file", fx.files[0], "--admin-keys-file", fx.files[1],
                     "--clients-file", fx.files[2], "--issuer", ISS, NULL};
-    if (config_load(&fx.cfg, (int)(sizeof(args) / sizeof(args[0])) - 1, args, err, sizeof(err)) != 0 ||
-        (fx.app.cache = token_cache_new(100, ISS)) == NULL ||
-        (fx.app.keys = keyring_new(&fx.cfg, fx.app.cache, err, sizeof(err))) == NULL) {
-        fprintf(stderr, "fuzz_query_path: %s\n", err);
-        abort();
-    }
+    fuzz_check(config_load(&fx.cfg, (int)(sizeof(args) / sizeof(args[0])) - 1, args, err, sizeof(err)) == 0 &&
+                   (fx.app.cache = token_cache_new(100, ISS)) != NULL &&
+                   (fx.app.keys = keyring_new(&fx.cfg, fx.app.cache, err, sizeof(err))) != NULL,
+               err);
     fx.app.cfg = &fx.cfg;
-    check((fx.loop = loop_new()) != NULL && (fx.app.store = store_memory_new()) != NULL &&
-              (fx.conn = store_conn_new(fx.app.store, fx.loop)) != NULL,
-          "cannot make the store");
+    fuzz_check((fx.loop = loop_new()) != NULL && (fx.app.store = store_memory_new()) != NULL &&
+                   (fx.conn = store_conn_new(fx.app.store, fx.loop)) != NULL,
+               "cannot make the store");
     atexit(cleanup);
     return 0;
 }
@@ -145,16 +121,16 @@ static void decode(const char *raw, size_t len)
 {
     char *out = malloc(len + 1), small[8];
 
-    check(out != NULL, "out of memory");
+    fuzz_check(out != NULL, "out of memory");
     long n = url_decode(raw, len, out, len + 1);
-    check(n == -1 || (n >= 0 && (size_t)n <= len && out[n] == '\0' && strlen(out) == (size_t)n),
-          "url_decode: a bad answer");
-    check(n != -1 || memchr(raw, '\0', len) != NULL || memchr(raw, '%', len) != NULL,
-          "url_decode refused a string without NUL or escape");
+    fuzz_check(n == -1 || (n >= 0 && (size_t)n <= len && out[n] == '\0' && strlen(out) == (size_t)n),
+               "url_decode: a bad answer");
+    fuzz_check(n != -1 || memchr(raw, '\0', len) != NULL || memchr(raw, '%', len) != NULL,
+               "url_decode refused a string without NUL or escape");
     long m = url_decode(raw, len, small, sizeof(small));
-    check(m == -1 || (m == n && m < (long)sizeof(small)), "url_decode: another answer in less room");
+    fuzz_check(m == -1 || (m == n && m < (long)sizeof(small)), "url_decode: another answer in less room");
     n = url_decode_form(raw, len, out, len + 1);
-    check(n == -1 || (n >= 0 && (size_t)n <= len && strlen(out) == (size_t)n), "url_decode_form: a bad answer");
+    fuzz_check(n == -1 || (n >= 0 && (size_t)n <= len && strlen(out) == (size_t)n), "url_decode_form: a bad answer");
     free(out);
 }
 
@@ -167,12 +143,12 @@ static void query(const struct request *req)
         const char *value = NULL;
         size_t len = 0;
         int n = url_query_find(req->query, names[i], &value, &len);
-        check(n >= 0, "url_query_find: a negative count");
-        check(n == 0 || (value >= req->query && value + len <= req->query + strlen(req->query)),
-              "url_query_find: a value outside the query");
+        fuzz_check(n >= 0, "url_query_find: a negative count");
+        fuzz_check(n == 0 || (value >= req->query && value + len <= req->query + strlen(req->query)),
+                   "url_query_find: a value outside the query");
         int rc = request_query(req, names[i], out, sizeof(out));
-        check(rc >= -1 && rc <= 1 && (rc != 0) == (n != 0), "request_query: a bad answer");
-        check(rc != 1 || (out[0] != '\0' && utf8_is_text(out, strlen(out))), "request_query: a value that is not text");
+        fuzz_check(rc >= -1 && rc <= 1 && (rc != 0) == (n != 0), "request_query: a bad answer");
+        fuzz_check(rc != 1 || (out[0] != '\0' && utf8_is_text(out, strlen(out))), "request_query: a value that is not text");
     }
 }
 
@@ -183,14 +159,14 @@ static void check_reply(struct request *req)
     size_t at = 0;
     const char *name, *value;
 
-    check(req->state == REQUEST_REPLIED, "a request not replied");
-    check(rep->status >= 200 && rep->status <= 599, "a reply without a status");
-    check(req->route >= -1 && req->route < (int)router_route_count(), "a route out of the table");
-    check(rep->status != 405 || rep->allow != NULL, "405 without Allow");
-    check(rep->status != 404 || req->route == -1, "404 counted under a route");
+    fuzz_check(req->state == REQUEST_REPLIED, "a request not replied");
+    fuzz_check(rep->status >= 200 && rep->status <= 599, "a reply without a status");
+    fuzz_check(req->route >= -1 && req->route < (int)router_route_count(), "a route out of the table");
+    fuzz_check(rep->status != 405 || rep->allow != NULL, "405 without Allow");
+    fuzz_check(rep->status != 404 || req->route == -1, "404 counted under a route");
     while (reply_next_header(rep, &at, &name, &value))
-        check(strpbrk(value, "\r\n") == NULL && strpbrk(name, "\r\n: ") == NULL, "a header that splits");
-    check(strpbrk(rep->www_authenticate, "\r\n") == NULL, "a WWW-Authenticate that splits");
+        fuzz_check(strpbrk(value, "\r\n") == NULL && strpbrk(name, "\r\n: ") == NULL, "a header that splits");
+    fuzz_check(strpbrk(rep->www_authenticate, "\r\n") == NULL, "a WWW-Authenticate that splits");
     free(reply_render(rep));
     cJSON_Delete(reply_take_log(&req->reply));
 }
@@ -220,9 +196,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         decode(mark + 1, rawlen - pathlen - 1);
 
     /* The transport's strings: NUL-terminated, the query without its '?'. */
-    check((text = malloc(rawlen + 1)) != NULL, "out of memory");
-    memcpy(text, raw, rawlen);
-    text[rawlen] = '\0';
+    text = fuzz_text(raw, rawlen);
     if (mark != NULL)
         text[pathlen] = '\0';
 
@@ -238,14 +212,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     query(req);
 
     if (request_dispatch(req) == REQUEST_WAIT) {
-        check(req->on_work == NULL, "a request without a token waits for a signature check");
+        fuzz_check(req->on_work == NULL, "a request without a token waits for a signature check");
         for (int i = 0; i < ROUNDS && req->state == REQUEST_WAITING; i++)
             loop_poll(fx.loop, 10);
     }
     check_reply(req);
     fx.released = false;
     request_finish(req);
-    check(fx.released, "the request was not let go");
+    fuzz_check(fx.released, "the request was not let go");
     free(text);
     return 0;
 }

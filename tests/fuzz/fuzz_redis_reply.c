@@ -23,7 +23,12 @@
  *           open then fail, as when Redis goes away.
  *
  * A fresh store and connection per input: nothing (the marker it adopted,
- * a link closed) carries over. */
+ * a link closed) carries over.
+ *
+ * Asserts: what store.h promises of every answer: each call answered once,
+ * never inside the call; a known result, a failure with a reason, data lost
+ * only from a probe, ready only as a primary; and the store sends RESP and
+ * opens no more connections than it should. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -44,6 +49,7 @@
 #include "revokd/loop.h"
 #include "revokd/store.h"
 #include "revokd/store_redis.h"
+#include "util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -53,14 +59,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_ELEMENTS 65536
 #define MAX_PEERS 4   /* connections the store opens per input: two links, and room to spare */
 #define ROUNDS 2000   /* loop rounds the calls may take, none of them waiting */
-
-#define check(cond, what)                                                                        \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            fprintf(stderr, "fuzz_redis_reply: %s\n", what);                                    \
-            abort();                                                                             \
-        }                                                                                        \
-    } while (0)
 
 /* One connection the store opened, as the server sees it. */
 struct peer {
@@ -98,23 +96,21 @@ static void cleanup(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    const char *tmp = getenv("TMPDIR");
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     (void)argc;
     (void)argv;
 
     /* As the daemon does (main.c): a write to a closed connection is an error, not a signal. */
     signal(SIGPIPE, SIG_IGN);
-    snprintf(fx.dir, sizeof(fx.dir), "%s/fuzz-redis-XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : P_tmpdir);
-    check(mkdtemp(fx.dir) != NULL, "cannot make a temporary directory");
+    fuzz_make_temp_dir(fx.dir, sizeof(fx.dir), "fuzz-redis");
     snprintf(fx.sock, sizeof(fx.sock), "%s/redis.sock", fx.dir);
-    check(strlen(fx.sock) < sizeof(sun.sun_path), "the socket's path is too long: set TMPDIR");
+    fuzz_check(strlen(fx.sock) < sizeof(sun.sun_path), "the socket's path is too long: set TMPDIR");
     memcpy(sun.sun_path, fx.sock, strlen(fx.sock) + 1);
     fx.listener = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    check(fx.listener >= 0 && bind(fx.listener, (struct sockaddr *)&sun, sizeof(sun)) == 0 &&
-              listen(fx.listener, 16) == 0,
-          "cannot listen on the socket");
-    check((fx.loop = loop_new()) != NULL, "cannot make a loop");
+    fuzz_check(fx.listener >= 0 && bind(fx.listener, (struct sockaddr *)&sun, sizeof(sun)) == 0 &&
+                   listen(fx.listener, 16) == 0,
+               "cannot listen on the socket");
+    fuzz_check((fx.loop = loop_new()) != NULL, "cannot make a loop");
     atexit(cleanup);
     return 0;
 }
@@ -142,7 +138,7 @@ static void split_replies(const char *data, size_t size)
     redisReader *r = redisReaderCreate();
     void *reply;
 
-    check(r != NULL, "out of memory");
+    fuzz_check(r != NULL, "out of memory");
     fx.replies = data;
     fx.end = size;
     fx.n = fx.next = 0;
@@ -202,23 +198,23 @@ static void serve(void)
     char buf[4096];
 
     while ((fd = accept4(fx.listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-        check(fx.npeers < MAX_PEERS, "more connections than the store should open");
+        fuzz_check(fx.npeers < MAX_PEERS, "more connections than the store should open");
         struct peer *p = &fx.peers[fx.npeers++];
         *p = (struct peer){.fd = fd, .commands = redisReaderCreate()};
-        check(p->commands != NULL, "out of memory");
+        fuzz_check(p->commands != NULL, "out of memory");
     }
     for (size_t i = 0; i < fx.npeers; i++) {
         struct peer *p = &fx.peers[i];
         ssize_t n;
         void *command;
         while ((n = read(p->fd, buf, sizeof(buf))) > 0) {
-            check(redisReaderFeed(p->commands, buf, (size_t)n) == REDIS_OK, "out of memory");
+            fuzz_check(redisReaderFeed(p->commands, buf, (size_t)n) == REDIS_OK, "out of memory");
             int rc;
             while ((rc = redisReaderGetReply(p->commands, &command)) == REDIS_OK && command != NULL) {
                 freeReplyObject(command);
                 answer(p);
             }
-            check(rc == REDIS_OK, "the store sent a command that is not RESP");
+            fuzz_check(rc == REDIS_OK, "the store sent a command that is not RESP");
         }
     }
 }
@@ -227,7 +223,7 @@ static void done(void *arg, const struct store_result *res)
 {
     struct answer *a = arg;
 
-    check(!a->done, "a call answered twice");
+    fuzz_check(!a->done, "a call answered twice");
     a->done = true;
     a->res = *res;
 }
@@ -235,21 +231,21 @@ static void done(void *arg, const struct store_result *res)
 /* What store.h promises of every answer. */
 static void check_answer(const struct answer *a)
 {
-    check(a->done, "a call never answered");
-    check(a->res.rc == 0 || a->res.rc == -STORE_EUNAVAILABLE || a->res.rc == -STORE_ENOTREPLICATED ||
-              a->res.rc == -STORE_EDATALOST,
-          "an unknown result");
-    check(a->res.rc == 0 || (a->res.error != NULL && a->res.error[0] != '\0'), "a failure without a reason");
-    check(a->res.rc != -STORE_EDATALOST || (a->op == STORE_PROBE && a->res.status.data_lost), "data lost outside a probe");
+    fuzz_check(a->done, "a call never answered");
+    fuzz_check(a->res.rc == 0 || a->res.rc == -STORE_EUNAVAILABLE || a->res.rc == -STORE_ENOTREPLICATED ||
+                   a->res.rc == -STORE_EDATALOST,
+               "an unknown result");
+    fuzz_check(a->res.rc == 0 || (a->res.error != NULL && a->res.error[0] != '\0'), "a failure without a reason");
+    fuzz_check(a->res.rc != -STORE_EDATALOST || (a->op == STORE_PROBE && a->res.status.data_lost), "data lost outside a probe");
     /* Not checked: -STORE_ENOTREPLICATED for a check. store.h has it for
      * writes only, but any error reply starting "NOREPLICAS" gives it, to a
      * check's MGET too, which Redis never refuses so; the check still fails
      * closed. */
     if (a->op == STORE_PROBE) {
         const struct store_status *st = &a->res.status;
-        check(memchr(st->role, '\0', sizeof(st->role)) != NULL, "a role that is not a string");
+        fuzz_check(memchr(st->role, '\0', sizeof(st->role)) != NULL, "a role that is not a string");
         /* Ready only as a primary. */
-        check(a->res.rc != 0 || strcmp(st->role, "master") == 0, "ready without a primary");
+        fuzz_check(a->res.rc != 0 || strcmp(st->role, "master") == 0, "ready without a primary");
     }
 }
 
@@ -285,9 +281,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     split_replies((const char *)data + 2, size - 2);
     fx.npeers = 0;
     struct store *store = store_redis_new(&opts, err, sizeof(err));
-    check(store != NULL, err);
+    fuzz_check(store != NULL, err);
     struct store_conn *conn = store_conn_new(store, fx.loop);
-    check(conn != NULL, "out of memory");
+    fuzz_check(conn != NULL, "out of memory");
 
     for (unsigned i = 0; i < calls; i++) {
         struct store_call call = {
@@ -305,7 +301,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             call.sub = "alice";
         answers[i].op = call.op;
         store_call(conn, &call, done, &answers[i]);
-        check(!answers[i].done, "answered inside the call");
+        fuzz_check(!answers[i].done, "answered inside the call");
     }
 
     for (int round = 0; round < ROUNDS; round++) {

@@ -8,7 +8,12 @@
  * read only once the signature verifies, so only signed inputs reach the
  * claims. The keys are fixed, so that the seeds' tokens verify; they are test
  * keys, used nowhere else. FUZZ_TOKEN_MINT=<dir> writes the seeds of
- * corpus/token/ into dir and exits. */
+ * corpus/token/ into dir and exits.
+ *
+ * Asserts: what jwt.h promises of a token that verified (one of the four
+ * issuers, its iss, a jti, within the issuer's lifetime and leeway, an
+ * accepted audience) and known answers of jwt_verify() and
+ * jwt_check_times(). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +30,7 @@
 #include "revokd/b64url.h"
 #include "revokd/jwks.h"
 #include "revokd/jwt.h"
+#include "util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -93,21 +99,13 @@ static struct jwks *sets[NKEYS];
 static struct jwt_policy policies[NKEYS];
 static struct jwt_trust trust;
 
-#define check(cond, what)                                                                        \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            fprintf(stderr, "fuzz_token: %s\n", what);                                          \
-            abort();                                                                             \
-        }                                                                                        \
-    } while (0)
-
 static EVP_PKEY *read_pem(const char *pem)
 {
     BIO *bio = BIO_new_mem_buf(pem, -1);
     EVP_PKEY *pkey = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
 
     BIO_free(bio);
-    check(pkey != NULL, "a fixed key does not parse");
+    fuzz_check(pkey != NULL, "a fixed key does not parse");
     return pkey;
 }
 
@@ -117,9 +115,9 @@ static void b64_param(EVP_PKEY *pkey, const char *name, int width, char *out)
     BIGNUM *bn = NULL;
     unsigned char bytes[512];
 
-    check(EVP_PKEY_get_bn_param(pkey, name, &bn) == 1, "a key parameter is missing");
+    fuzz_check(EVP_PKEY_get_bn_param(pkey, name, &bn) == 1, "a key parameter is missing");
     int n = width > 0 ? BN_bn2binpad(bn, bytes, width) : BN_bn2bin(bn, bytes);
-    check(n > 0, "a key parameter does not fit");
+    fuzz_check(n > 0, "a key parameter does not fit");
     b64url_encode(bytes, (size_t)n, out);
     BN_free(bn);
 }
@@ -145,7 +143,7 @@ static void jwks_text(enum key k, char *doc, size_t size)
                  issuers[k].kid, a, b);
         break;
     case KEY_ED:
-        check(EVP_PKEY_get_raw_public_key(pkeys[k], raw, &rawlen) == 1, "no Ed25519 public key");
+        fuzz_check(EVP_PKEY_get_raw_public_key(pkeys[k], raw, &rawlen) == 1, "no Ed25519 public key");
         b64url_encode(raw, rawlen, a);
         snprintf(doc, size, "{\"keys\":[{\"kty\":\"OKP\",\"kid\":\"%s\",\"crv\":\"Ed25519\",\"x\":\"%s\",\"key_ops\":[\"verify\"]}]}",
                  issuers[k].kid, a);
@@ -165,26 +163,26 @@ static size_t sign(enum key k, const unsigned char *msg, size_t len, unsigned ch
     unsigned int maclen = 0;
 
     if (k == KEY_HMAC) {
-        check(HMAC(EVP_sha256(), hmac_secret, (int)sizeof(hmac_secret) - 1, msg, len, sig, &maclen) != NULL,
-              "HMAC failed");
+        fuzz_check(HMAC(EVP_sha256(), hmac_secret, (int)sizeof(hmac_secret) - 1, msg, len, sig, &maclen) != NULL,
+                   "HMAC failed");
         return maclen;
     }
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned char *out = k == KEY_EC ? der : sig;
     if (k != KEY_EC)
         n = 512;
-    check(ctx != NULL && EVP_DigestSignInit(ctx, NULL, k == KEY_ED ? NULL : EVP_sha256(), NULL, pkeys[k]) == 1 &&
-              EVP_DigestSign(ctx, out, &n, msg, len) == 1,
-          "signing failed");
+    fuzz_check(ctx != NULL && EVP_DigestSignInit(ctx, NULL, k == KEY_ED ? NULL : EVP_sha256(), NULL, pkeys[k]) == 1 &&
+                   EVP_DigestSign(ctx, out, &n, msg, len) == 1,
+               "signing failed");
     EVP_MD_CTX_free(ctx);
     if (k != KEY_EC)
         return n;
     /* JWS carries r || s, 32 bytes each; OpenSSL gives DER. */
     const unsigned char *p = der;
     ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)n);
-    check(es != NULL && BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, 32) == 32 &&
-              BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + 32, 32) == 32,
-          "bad ECDSA signature");
+    fuzz_check(es != NULL && BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, 32) == 32 &&
+                   BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + 32, 32) == 32,
+               "bad ECDSA signature");
     ECDSA_SIG_free(es);
     return 64;
 }
@@ -195,7 +193,7 @@ static char *mint(enum key k, const char *header, size_t hlen, const char *paylo
     unsigned char sig[512];
     char *token = malloc(B64URL_ENCODED_SIZE(hlen) + B64URL_ENCODED_SIZE(plen) + B64URL_ENCODED_SIZE(sizeof(sig)) + 2);
 
-    check(token != NULL, "out of memory");
+    fuzz_check(token != NULL, "out of memory");
     size_t n = b64url_encode((const unsigned char *)header, hlen, token);
     token[n++] = '.';
     n += b64url_encode((const unsigned char *)payload, plen, token + n);
@@ -214,10 +212,10 @@ static void write_seed(const char *dir, const char *name, unsigned char mode, co
     FILE *f;
 
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    check((f = fopen(path, "wb")) != NULL, "cannot write a seed");
+    fuzz_check((f = fopen(path, "wb")) != NULL, "cannot write a seed");
     fputc(mode, f);
     fwrite(text, 1, len, f);
-    check(fclose(f) == 0, "cannot write a seed");
+    fuzz_check(fclose(f) == 0, "cannot write a seed");
 }
 
 /* The seeds of corpus/token/: per key, a token ("<alg>") and what mode 4-7 signs
@@ -279,12 +277,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         if (pems[k] != NULL)
             pkeys[k] = read_pem(pems[k]);
         jwks_text((enum key)k, doc, sizeof(doc));
-        check((sets[k] = jwks_new()) != NULL, "out of memory");
+        fuzz_check((sets[k] = jwks_new()) != NULL, "out of memory");
         if (jwks_load_json(sets[k], doc, strlen(doc), issuers[k].iss, NULL, err, sizeof(err)) != 0 ||
-            jwks_count(sets[k]) != 1) {
-            fprintf(stderr, "fuzz_token: the key set of %s: %s\n", issuers[k].iss, err);
-            abort();
-        }
+            jwks_count(sets[k]) != 1)
+            fuzz_fail("the key set of %s: %s", issuers[k].iss, err);
         policies[k] = (struct jwt_policy){.keys = sets[k], .issuer = issuers[k].iss, .leeway = 30,
                                           .max_lifetime = 86400};
     }
@@ -307,16 +303,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* What jwt.h promises of a token that verified. */
 static void check_claims(const struct jwt_claims *c)
 {
-    check(c->issuer >= 0 && c->issuer < NKEYS, "verified without an issuer");
+    fuzz_check(c->issuer >= 0 && c->issuer < NKEYS, "verified without an issuer");
     const struct jwt_policy *p = &policies[c->issuer];
-    check(c->has_iss && strcmp(c->iss, p->issuer) == 0, "verified under another issuer");
-    check(c->jti[0] != '\0' && strlen(c->jti) <= JWT_STR_MAX, "verified without a jti");
-    check(c->exp >= c->iat && c->exp - c->iat <= p->max_lifetime, "verified beyond the lifetime");
-    check(c->leeway == p->leeway, "verified with another leeway");
+    fuzz_check(c->has_iss && strcmp(c->iss, p->issuer) == 0, "verified under another issuer");
+    fuzz_check(c->jti[0] != '\0' && strlen(c->jti) <= JWT_STR_MAX, "verified without a jti");
+    fuzz_check(c->exp >= c->iat && c->exp - c->iat <= p->max_lifetime, "verified beyond the lifetime");
+    fuzz_check(c->leeway == p->leeway, "verified with another leeway");
     bool aud = p->n_audiences == 0;
     for (size_t i = 0; i < p->n_audiences; i++)
         aud = aud || jwt_audience_has(c, p->audiences[i]);
-    check(aud, "verified without an accepted audience");
+    fuzz_check(aud, "verified without an accepted audience");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -344,11 +340,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == 0) {
         check_claims(&claims);
         rc = jwt_check_times(&claims, NOW);
-        check(rc == 0 || rc == -JWT_expired || rc == -JWT_not_yet_valid, "an unknown answer of jwt_check_times");
+        fuzz_check(rc == 0 || rc == -JWT_expired || rc == -JWT_not_yet_valid, "an unknown answer of jwt_check_times");
         (void)jwt_scope_has(&claims, "read", 4);
     } else {
-        check(rc < 0 && (-rc < JWT_REASON_COUNT || rc == -JWT_ENOKEYS), "an unknown answer of jwt_verify");
-        check(rc == -JWT_missing_token || rc == -JWT_malformed || claims.issuer < NKEYS, "a bad issuer index");
+        fuzz_check(rc < 0 && (-rc < JWT_REASON_COUNT || rc == -JWT_ENOKEYS), "an unknown answer of jwt_verify");
+        fuzz_check(rc == -JWT_missing_token || rc == -JWT_malformed || claims.issuer < NKEYS, "a bad issuer index");
     }
     free(token);
     return 0;
