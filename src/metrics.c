@@ -468,7 +468,8 @@ static void render_counts(struct out *o, const struct shard *t)
             put(o, "revokd_revocations_total{kind=\"%s\",by=\"%s\"} %" PRIu64 "\n", kinds[k],
                 bys[a], get(&t->revocations[k][a]));
     family(o, "revokd_redis_command_duration_seconds", "histogram",
-           "Redis round trips (a command or a pipelined group), failed ones included.");
+           "Redis round trips (a command or a pipelined group) that succeeded; failures are "
+           "counted in revokd_redis_errors_total.");
     put_hist(o, "revokd_redis_command_duration_seconds", NULL, NULL, &t->redis);
     family(o, "revokd_redis_errors_total", "counter",
            "Redis round trips that failed: timeout, lost connection or error reply.");
