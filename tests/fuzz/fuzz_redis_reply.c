@@ -271,6 +271,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .master = "mymaster",
         .prefix = "revokd:",
         .timeout_ms = 10000, /* never reached: every command is answered or its link closed */
+        .max_pending = 1000, /* the daemon's default (REVOKD_STORE_MAX_PENDING): three calls never
+                                reach it, so none is refused -STORE_EOVERLOADED before it is sent */
         .min_replicas = (int)(flags >> 3) & 3,
         .replication_timeout_ms = 500,
         .role_check_ms = 1000,
