@@ -392,6 +392,21 @@ void keyring_limits(struct keyring *r, const char *iss, int64_t *leeway, int64_t
     pthread_rwlock_unlock(&r->lock);
 }
 
+int64_t keyring_log_retention(struct keyring *r)
+{
+    int64_t longest = 0;
+
+    pthread_rwlock_rdlock(&r->lock);
+    const struct generation *g = r->gen;
+    for (size_t i = 0; i < g->conf.n; i++) {
+        const struct issuer_conf *c = &g->conf.at[i];
+        if (c->max_lifetime + 2 * c->leeway > longest)
+            longest = c->max_lifetime + 2 * c->leeway;
+    }
+    pthread_rwlock_unlock(&r->lock);
+    return longest;
+}
+
 void keyring_each(struct keyring *r, void (*each)(void *arg, const struct keyring_status *s), void *arg)
 {
     pthread_rwlock_rdlock(&r->lock);

@@ -2,6 +2,7 @@
  * revoke.h. */
 #include "revokd/revoke.h"
 
+#include <assert.h>
 #include <stdio.h>
 
 #include "revokd/keyring.h"
@@ -68,8 +69,10 @@ enum request_step revoke_jti(struct request *req, struct reply *rep, const char 
     if (expires_at <= req->now) /* nothing to store: it is dead already */
         return reply_revoked(rep, &req->claims, expires_at, true);
     req->claims.exp = expires_at; /* what the reply reports */
+    assert(req->by[0] != '\0'); /* every route that revokes says who */
     struct store_call call = {.op = STORE_REVOKE_JTI, .iss = req->claims.iss, .jti = req->claims.jti,
-                              .expires_at = expires_at, .reason = reason};
+                              .expires_at = expires_at, .reason = reason, .by = req->by,
+                              .retention_ms = keyring_log_retention(req->app->keys) * 1000};
     return request_wait_store(req, &call, stored_jti);
 }
 
@@ -93,7 +96,8 @@ static enum request_step stored_cutoff(struct request *req, struct reply *rep, c
     return REQUEST_DONE;
 }
 
-enum request_step revoke_all(struct request *req, struct reply *rep, const char *iss, const char *sub)
+enum request_step revoke_all(struct request *req, struct reply *rep, const char *iss, const char *sub,
+                             const char *reason)
 {
     int64_t leeway, max_lifetime;
 
@@ -110,7 +114,9 @@ enum request_step revoke_all(struct request *req, struct reply *rep, const char 
      * that. */
     int64_t cutoff = req->now + leeway, ttl = cutoff - req->now + max_lifetime + leeway;
     req->claims.exp = req->now + ttl; /* what the reply reports */
+    assert(req->by[0] != '\0');
     struct store_call call = {.op = STORE_REVOKE_ALL, .iss = req->claims.iss, .sub = req->claims.sub,
-                              .cutoff = cutoff, .ttl = ttl};
+                              .cutoff = cutoff, .ttl = ttl, .reason = reason, .by = req->by,
+                              .retention_ms = keyring_log_retention(req->app->keys) * 1000};
     return request_wait_store(req, &call, stored_cutoff);
 }

@@ -59,6 +59,7 @@ static int authorize(struct request *req, struct reply *rep)
     }
     req->admin = true;
     reply_log(rep, "admin_key", name); /* who did it: the key's name, never the key */
+    snprintf(req->by, sizeof(req->by), "admin:%s", name);
     return 0;
 }
 
@@ -131,7 +132,7 @@ enum request_step route_admin_revoke_all(struct request *req, struct reply *rep)
     }
     if (reason != NULL)
         reply_log(rep, "revoke_reason", reason);
-    return revoke_all(req, rep, iss, req->param);
+    return revoke_all(req, rep, iss, req->param, reason);
 }
 
 /* On a pool thread: reading files and keys must not stall the worker's

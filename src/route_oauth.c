@@ -84,6 +84,7 @@ static int authenticate(struct request *req, struct reply *rep, bool admin_ok)
         }
         req->admin = true;
         reply_log(rep, "admin_key", name);
+        snprintf(req->by, sizeof(req->by), "admin:%s", name);
         return 0;
     }
     if (basic ? basic_credentials(auth, id, secret) < 0 : form_id == NULL || form_secret == NULL) {
@@ -103,6 +104,7 @@ static int authenticate(struct request *req, struct reply *rep, bool admin_ok)
         return -1;
     }
     snprintf(req->param, sizeof(req->param), "%s", id);
+    snprintf(req->by, sizeof(req->by), "client:%s", id);
     reply_log(rep, "client_id", id);
     return 0;
 }
@@ -270,5 +272,5 @@ enum request_step route_oauth_global_revocation(struct request *req, struct repl
         return REQUEST_DONE;
     }
     req->no_content = true; /* 204, as the draft says */
-    return revoke_all(req, rep, iss != NULL ? iss : req->app->cfg->issuer, sub);
+    return revoke_all(req, rep, iss != NULL ? iss : req->app->cfg->issuer, sub, NULL);
 }

@@ -1,6 +1,7 @@
 /* route_revoke.c - the holder's own revocations: POST /v1/revoke (one token,
  * possession is the right) and POST /v1/revoke-all (every token of the
  * holder's subject: "log out from all devices"). */
+#include <stdio.h>
 #include <string.h>
 
 #include "revokd/check.h"
@@ -24,6 +25,7 @@ enum request_step route_revoke(struct request *req, struct reply *rep)
 {
     const char *token = NULL;
 
+    snprintf(req->by, sizeof(req->by), "holder");
     if (request_body(req, rep, false) < 0)
         return REQUEST_DONE;
     if (request_body_string(req, "token", req->app->cfg->max_body_bytes, &token) != 1) {
@@ -41,7 +43,7 @@ static enum request_step holder_checked(struct request *req, struct reply *rep,
 {
     if (check_result(rep, res, &req->claims) < 0)
         return REQUEST_DONE;
-    return revoke_all(req, rep, check_namespace(&req->claims), req->claims.sub);
+    return revoke_all(req, rep, check_namespace(&req->claims), req->claims.sub, NULL);
 }
 
 static enum request_step holder_verified(struct request *req, struct reply *rep, int rc)
@@ -62,6 +64,7 @@ enum request_step route_revoke_all(struct request *req, struct reply *rep)
     const char *token;
     size_t len;
 
+    snprintf(req->by, sizeof(req->by), "holder");
     /* No body is needed; one that is sent must still be well-formed JSON. */
     if (request_body(req, rep, true) < 0)
         return REQUEST_DONE;

@@ -8,10 +8,20 @@
  * is answered in the next round, from the same hook, never inside the call
  * that made it.
  *
- * Each worker has two links: reads (the checks' MGET) and writes (SET, EVAL,
- * WAIT, the readiness probe). WAIT holds its connection until the replicas
- * confirm, up to the replication timeout; on a link of their own, checks
- * never queue behind it.
+ * Each worker has two links: reads (the checks' MGET, the log's XRANGE) and
+ * writes (EVAL, WAIT, the readiness probe). WAIT holds its connection until
+ * the replicas confirm, up to the replication timeout; on a link of their
+ * own, checks never queue behind it.
+ *
+ * A read of the revocation log that finds nothing and may wait is parked:
+ * it holds no command on the link, and the connection's hook reads again
+ * every STORE_LOG_POLL_MS until an entry comes or its wait ends. XREAD BLOCK
+ * would be simpler and sooner, but it holds the connection it is sent on:
+ * every check pipelined behind it on the worker's link would wait as long
+ * as it does, and a connection of its own per waiting reader would cost a
+ * Redis connection and a descriptor on both sides for every idle poller.
+ * An empty XRANGE is one seek in the stream; ten a second per waiting
+ * reader is cheap, and an entry is seen at most STORE_LOG_POLL_MS late.
  *
  * hiredis 0.14 has no timeout for async commands, so each link keeps the
  * deadlines of its commands in send order (Redis answers in that order);
@@ -51,6 +61,8 @@
  * each trying to connect. */
 #define RECONNECT_BACKOFF_MS 100
 #define ERR_MAX 160
+/* The log's key: <prefix>log. */
+#define LOG_KEY_SIZE (STORE_KEY_PREFIX_MAX + 4)
 
 struct conn;
 
@@ -87,10 +99,11 @@ struct conn {
     struct call *failed;    /* answered at once, delivered in the next round */
     unsigned shed;          /* calls refused for a full link since the last log line */
     int64_t shed_logged_ms; /* when that line was written */
+    struct call *parked;    /* reads of the log waiting for an entry, none in flight */
     struct call *spare;     /* finished calls, reused */
 };
 
-enum call_kind { CALL_LOOKUP, CALL_WRITE, CALL_WAIT, CALL_PROBE };
+enum call_kind { CALL_LOOKUP, CALL_WRITE, CALL_WAIT, CALL_PROBE, CALL_LOG };
 
 /* One store call: one or more commands, one answer. */
 struct call {
@@ -105,7 +118,14 @@ struct call {
     void *arg;
     struct store_result res;
     char error[ERR_MAX];
-    struct call *next; /* on the connection's failed or spare list */
+    /* CALL_LOG: where to read from, how much, until when to wait (a read
+     * that found nothing parks until next_ms), and what it found. */
+    char after[STORE_EVENT_ID_MAX];
+    int limit;
+    bool park;
+    int64_t deadline_ms, next_ms;
+    struct store_event *events;
+    struct call *next; /* on the connection's failed, parked or spare list */
 };
 
 /* ---- links ---- */
@@ -304,7 +324,8 @@ static struct call *call_new(struct conn *c, struct link *l, enum call_kind kind
     call->link = l;
     call->kind = kind;
     call->pending = call->replies = 0;
-    call->has_sub = call->revoke_all = false;
+    call->has_sub = call->revoke_all = call->park = false;
+    call->events = NULL;
     call->done = done;
     call->arg = arg;
     call->error[0] = '\0';
@@ -318,6 +339,8 @@ static void call_finish(struct call *call)
     if (call->res.rc < 0)
         call->res.error = call->error[0] ? call->error : "unknown store error";
     call->done(call->arg, &call->res);
+    free(call->events); /* the result's, valid only during done */
+    call->events = NULL;
     call->next = c->spare;
     c->spare = call;
 }
@@ -511,6 +534,82 @@ static void probe_result(struct call *call, const redisReply *r)
     }
 }
 
+/* One entry of an XRANGE reply, [id, [field, value, ...]], into e; its
+ * strings point into r. Fields revokd does not know are skipped, so that a
+ * later version may add some. Returns 0, or -1 when the entry is not one
+ * revokd wrote: a revocation that cannot be read must not be passed over. */
+static int parse_event(const redisReply *r, struct store_event *e)
+{
+    const char *kind = NULL, *exp = NULL, *cutoff = NULL, *at = NULL;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[0]->len >= sizeof(e->id) || r->element[1]->type != REDIS_REPLY_ARRAY ||
+        r->element[1]->elements % 2 != 0)
+        return -1;
+    memcpy(e->id, r->element[0]->str, r->element[0]->len + 1);
+    const redisReply *f = r->element[1];
+    for (size_t i = 0; i < f->elements; i += 2) {
+        const redisReply *name = f->element[i], *value = f->element[i + 1];
+        if (name->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING ||
+            value->len >= STORE_BY_MAX || strlen(value->str) != value->len)
+            return -1;
+        static const char *const names[] = {"kind", "iss", "jti", "sub", "exp", "cutoff", "reason", "by", "at"};
+        const char **slots[] = {&kind, &e->iss, &e->jti, &e->sub, &exp, &cutoff, &e->reason, &e->by, &at};
+        for (size_t n = 0; n < sizeof(names) / sizeof(names[0]); n++)
+            if (strcmp(name->str, names[n]) == 0)
+                *slots[n] = value->str;
+    }
+    if (kind == NULL || e->iss == NULL || e->by == NULL || exp == NULL || at == NULL ||
+        parse_i64(exp, &e->exp) < 0 || parse_i64(at, &e->at) < 0)
+        return -1;
+    if (strcmp(kind, "jti") == 0 && e->jti != NULL && e->sub == NULL && cutoff == NULL) {
+        e->kind = STORE_EVENT_JTI;
+        return 0;
+    }
+    if (strcmp(kind, "subject") == 0 && e->sub != NULL && e->jti == NULL && cutoff != NULL &&
+        parse_i64(cutoff, &e->cutoff) == 0) {
+        e->kind = STORE_EVENT_SUBJECT;
+        return 0;
+    }
+    return -1;
+}
+
+/* The log's entries after call->after, or none: then, with time left to
+ * wait, the call parks (see the top of this file). */
+static void log_result(struct call *call, const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements > (size_t)call->limit) {
+        call_error(call, -STORE_EUNAVAILABLE, "unexpected reply to XRANGE");
+        return;
+    }
+    if (r->elements == 0) {
+        call->park = loop_now_ms() < call->deadline_ms;
+        return;
+    }
+    if ((call->events = calloc(r->elements, sizeof(*call->events))) == NULL) {
+        call_error(call, -STORE_EUNAVAILABLE, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < r->elements; i++)
+        if (parse_event(r->element[i], &call->events[i]) < 0) {
+            call_error(call, -STORE_EUNAVAILABLE, "the revocation log holds an entry revokd cannot read, after %s",
+                       i > 0 ? call->events[i - 1].id : call->after);
+            return;
+        }
+    call->res.events = call->events;
+    call->res.n_events = r->elements;
+}
+
+static void park(struct call *call)
+{
+    struct conn *c = call->conn;
+
+    call->park = false;
+    call->next_ms = loop_now_ms() + STORE_LOG_POLL_MS;
+    call->next = c->parked;
+    c->parked = call;
+}
+
 static void on_call_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct call *call = privdata;
@@ -551,11 +650,15 @@ static void on_call_reply(redisAsyncContext *ac, void *reply, void *privdata)
             write_result(call, r);
         } else if (call->kind == CALL_WAIT) {
             wait_result(call, r);
+        } else if (call->kind == CALL_LOG) {
+            log_result(call, r);
         } else {
             probe_result(call, r);
         }
     }
-    if (call->pending == 0)
+    if (call->pending == 0 && call->park)
+        park(call);
+    else if (call->pending == 0)
         call_finish(call);
 }
 
@@ -573,41 +676,157 @@ static void is_revoked(struct conn *c, const struct store_call *q, store_done do
     call_send_first(call, q->sub != NULL ? 3 : 2, argv, len);
 }
 
-static void revoke_jti(struct conn *c, const struct store_call *q, store_done done, void *arg)
-{
-    char key[STORE_KEY_SIZE], at[24];
-    const char *value = q->reason != NULL && q->reason[0] != '\0' ? q->reason : "1";
-    const char *argv[5] = {"SET", key, value, "EXAT", at};
-    size_t len[5] = {3, store_key(key, c->s->prefix, STORE_KEY_JTI, q->iss, q->jti), strlen(value), 4,
-                     (size_t)snprintf(at, sizeof(at), "%" PRId64, q->expires_at)};
+/* Both revocation scripts end here, once their record changed: the entry,
+ * begun in the table f, gets the reason (ARGV[6], '' for none), who did it
+ * (ARGV[7]) and when (t, the server's TIME, in ms), and is appended to the
+ * log (KEYS[2]) in the same script, so the record and its entry are written
+ * together or not at all, and the WAIT after the script covers both. The
+ * append drops the entries older than the retention (ARGV[3] ms; 0 keeps
+ * all): with '~', only whole stream nodes (stream-node-max-entries, 100 by
+ * default) whose every entry is that old, which costs nothing between node
+ * boundaries; an older entry left in a node with younger ones has an exp
+ * already past, which a reader of the log skips anyway. */
+#define LOG_APPEND                                                                       \
+    "if ARGV[6] ~= '' then f[#f + 1] = 'reason'; f[#f + 1] = ARGV[6] end\n"             \
+    "local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"            \
+    "f[#f + 1] = 'by'; f[#f + 1] = ARGV[7]\n"                                           \
+    "f[#f + 1] = 'at'; f[#f + 1] = string.format('%d', ms)\n"                           \
+    "local minid = 0\n"                                                                 \
+    "if tonumber(ARGV[3]) > 0 then minid = math.max(0, ms - tonumber(ARGV[3])) end\n"   \
+    "redis.call('XADD', KEYS[2], 'MINID', '~', string.format('%d', minid), '*', unpack(f))\n"
 
-    /* The record lives exactly as long as the token could be accepted
-     * (exp + leeway): after that the signature check alone refuses it. */
-    call_send_first(call_new(c, &c->writes, CALL_WRITE, done, arg), 5, argv, len);
-}
+/* Stores the jti record (KEYS[1]) with value ARGV[1] until ARGV[2] (unix
+ * seconds), unless one already lasts as long: then nothing changes and
+ * nothing is logged, so a retried revocation appends no second entry, and a
+ * revocation is never shortened. Returns 1 when it stored, else 0. */
+static const char revoke_jti_script[] =
+    "local old = redis.call('EXPIRETIME', KEYS[1])\n"
+    "if old == -1 or old >= tonumber(ARGV[2]) then return 0 end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'EXAT', ARGV[2])\n"
+    "local t = redis.call('TIME')\n"
+    "local f = {'kind', 'jti', 'iss', ARGV[4], 'jti', ARGV[5], 'exp', ARGV[2]}\n"
+    LOG_APPEND
+    "return 1\n";
 
-/* Moves the cutoff forward only, atomically; returns the cutoff in force. */
+/* Moves the cutoff (KEYS[1]) forward to ARGV[1] only, keeping the record
+ * ARGV[2] seconds, atomically; an unchanged cutoff logs nothing. Returns
+ * the cutoff in force. */
 static const char revoke_all_script[] =
     "local old = tonumber(redis.call('GET', KEYS[1]))\n"
     "local new = tonumber(ARGV[1])\n"
-    "if old == nil or old < new then\n"
-    "  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
-    "  return new\n"
-    "end\n"
-    "return old\n";
+    "if old ~= nil and old >= new then return old end\n"
+    "local t = redis.call('TIME')\n"
+    "local exat = string.format('%d', tonumber(t[1]) + tonumber(ARGV[2]))\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'EXAT', exat)\n"
+    "local f = {'kind', 'subject', 'iss', ARGV[4], 'sub', ARGV[5], 'cutoff', ARGV[1], 'exp', exat}\n"
+    LOG_APPEND
+    "return new\n";
+
+static size_t log_key(char *out, const struct conn *c)
+{
+    return (size_t)snprintf(out, LOG_KEY_SIZE, "%slog", c->s->prefix);
+}
+
+/* EVAL of script over the record key and the log with the arguments
+ * ARGV[1..3] given, then the namespace, id, reason and who (see the
+ * scripts), on the writes link. */
+static void revoke_eval(struct conn *c, struct call *call, const char *script, size_t script_len,
+                        const struct store_call *q, const char *key, size_t keylen, const char *id,
+                        const char *a1, const char *a2, const char *a3)
+{
+    char log[LOG_KEY_SIZE];
+    const char *reason = q->reason != NULL ? q->reason : "", *by = q->by != NULL ? q->by : "";
+    const char *argv[12] = {"EVAL", script, "2", key, log, a1, a2, a3, q->iss, id, reason, by};
+    size_t len[12] = {4, script_len, 1, keylen, log_key(log, c), strlen(a1), strlen(a2), strlen(a3),
+                      strlen(q->iss), strlen(id), strlen(reason), strlen(by)};
+
+    call_send_first(call, 12, argv, len);
+}
+
+static void revoke_jti(struct conn *c, const struct store_call *q, store_done done, void *arg)
+{
+    char key[STORE_KEY_SIZE], at[24], keep[24];
+    const char *value = q->reason != NULL && q->reason[0] != '\0' ? q->reason : "1";
+    size_t keylen = store_key(key, c->s->prefix, STORE_KEY_JTI, q->iss, q->jti);
+
+    /* The record lives exactly as long as the token could be accepted
+     * (exp + leeway): after that the signature check alone refuses it. */
+    snprintf(at, sizeof(at), "%" PRId64, q->expires_at);
+    snprintf(keep, sizeof(keep), "%" PRId64, q->retention_ms);
+    revoke_eval(c, call_new(c, &c->writes, CALL_WRITE, done, arg), revoke_jti_script,
+                sizeof(revoke_jti_script) - 1, q, key, keylen, q->jti, value, at, keep);
+}
 
 static void revoke_all(struct conn *c, const struct store_call *q, store_done done, void *arg)
 {
-    char key[STORE_KEY_SIZE], cut[24], t[24];
-    const char *argv[6] = {"EVAL", revoke_all_script, "1", key, cut, t};
-    size_t len[6] = {4, sizeof(revoke_all_script) - 1, 1,
-                     store_key(key, c->s->prefix, STORE_KEY_SUB, q->iss, q->sub),
-                     (size_t)snprintf(cut, sizeof(cut), "%" PRId64, q->cutoff),
-                     (size_t)snprintf(t, sizeof(t), "%" PRId64, q->ttl)};
+    char key[STORE_KEY_SIZE], cut[24], t[24], keep[24];
+    size_t keylen = store_key(key, c->s->prefix, STORE_KEY_SUB, q->iss, q->sub);
     struct call *call = call_new(c, &c->writes, CALL_WRITE, done, arg);
 
+    snprintf(cut, sizeof(cut), "%" PRId64, q->cutoff);
+    snprintf(t, sizeof(t), "%" PRId64, q->ttl);
+    snprintf(keep, sizeof(keep), "%" PRId64, q->retention_ms);
     call->revoke_all = true;
-    call_send_first(call, 6, argv, len);
+    revoke_eval(c, call, revoke_all_script, sizeof(revoke_all_script) - 1, q, key, keylen, q->sub, cut, t, keep);
+}
+
+/* XRANGE <prefix>log (after + COUNT limit, on the reads link: the first
+ * read as any call (refused when the link is full), a parked one's again
+ * as part of that call. Returns -1 when it could not be sent (the call's
+ * error set). */
+static int log_read(struct call *call, bool first)
+{
+    char key[LOG_KEY_SIZE], start[STORE_EVENT_ID_MAX + 1], count[16];
+    const char *argv[6] = {"XRANGE", key, start, "+", "COUNT", count};
+    size_t len[6] = {6, log_key(key, call->conn), (size_t)snprintf(start, sizeof(start), "(%s", call->after), 1, 5,
+                     (size_t)snprintf(count, sizeof(count), "%d", call->limit)};
+
+    if (first) {
+        call_send_first(call, 6, argv, len);
+        return 0;
+    }
+    return call_send(call, 6, argv, len, call->conn->s->timeout_ms);
+}
+
+static void read_log(struct conn *c, const struct store_call *q, store_done done, void *arg)
+{
+    struct call *call = call_new(c, &c->reads, CALL_LOG, done, arg);
+
+    snprintf(call->after, sizeof(call->after), "%s", q->after);
+    call->limit = q->limit;
+    call->deadline_ms = loop_now_ms() + q->wait_ms;
+    log_read(call, true);
+}
+
+/* Before the loop sleeps: each parked read whose wait is over is answered
+ * with nothing; each due is read again, unless its link is full (then at
+ * the next poll: a waiting reader never adds to an overload). *next_ms
+ * becomes the time to the next of either, if sooner. */
+static void wake_parked(struct conn *c, int64_t now, int64_t *next_ms)
+{
+    struct call *list = c->parked;
+
+    c->parked = NULL;
+    while (list != NULL) {
+        struct call *call = list;
+        list = call->next;
+        if (now >= call->deadline_ms) {
+            call_finish(call);
+            continue;
+        }
+        if (now >= call->next_ms && call->link->count < (size_t)c->s->max_pending) {
+            if (log_read(call, false) < 0)
+                call_finish(call);
+            continue;
+        }
+        if (now >= call->next_ms)
+            call->next_ms = now + STORE_LOG_POLL_MS;
+        call->next = c->parked;
+        c->parked = call;
+        int64_t due = call->next_ms < call->deadline_ms ? call->next_ms : call->deadline_ms;
+        if (due - now < *next_ms)
+            *next_ms = due - now;
+    }
 }
 
 static void probe(struct conn *c, store_done done, void *arg)
@@ -657,6 +876,9 @@ void store_redis_conn_call(struct store_conn *base, const struct store_call *q, 
     case STORE_PROBE:
         probe(c, done, arg);
         break;
+    case STORE_READ_LOG:
+        read_log(c, q, done, arg);
+        break;
     }
 }
 
@@ -700,9 +922,10 @@ static void link_tick(struct link *l, int64_t now, int64_t *next_ms)
 }
 
 /* Before the loop sleeps: close the links whose oldest command is past its
- * deadline (answering their calls), answer the calls that failed at once,
- * send what the round queued, and wake the loop for the next deadline or
- * ROLE check. */
+ * deadline (answering their calls), read the log again for the parked
+ * reads that are due, answer the calls that failed at once, send what the
+ * round queued, and wake the loop for the next deadline, ROLE check or
+ * parked read. */
 static void before_sleep(struct loop_hook *h)
 {
     struct conn *c = (struct conn *)((char *)h - offsetof(struct conn, hook));
@@ -711,6 +934,7 @@ static void before_sleep(struct loop_hook *h)
 
     link_tick(&c->reads, now, &next_ms);
     link_tick(&c->writes, now, &next_ms);
+    wake_parked(c, now, &next_ms);
     answer_failed(c);
     if (c->failed != NULL)
         loop_wake(c->loop); /* failed again, from a continuation: the next round */
@@ -747,6 +971,12 @@ void store_redis_conn_free(struct store_conn *base)
 
     link_close(&c->reads, "shutting down");
     link_close(&c->writes, "shutting down");
+    while (c->parked != NULL) {
+        struct call *call = c->parked;
+        c->parked = call->next;
+        call_error(call, -STORE_EUNAVAILABLE, "shutting down");
+        call_finish(call);
+    }
     while (c->failed != NULL)
         answer_failed(c);
     loop_hook_remove(c->loop, &c->hook);

@@ -60,6 +60,14 @@ int keyring_client_check(struct keyring *r, const char *id, const char *secret, 
  * which keeps a revocation at least as long as any token could need. */
 void keyring_limits(struct keyring *r, const char *iss, int64_t *leeway, int64_t *max_lifetime);
 
+/* How long the revocation log must keep an entry, in seconds: as long as
+ * any record can live from when it is written, which is the longest of
+ * every issuer's max_lifetime + 2 * leeway. A revoke-all cutoff lies
+ * leeway ahead and its record is kept max_lifetime + leeway beyond it; an
+ * admin's revocation may name an exp up to max_lifetime + leeway ahead and
+ * is kept leeway beyond that. */
+int64_t keyring_log_retention(struct keyring *r);
+
 /* One issuer's keys as /readyz and /metrics show them. */
 struct keyring_status {
     const char *iss;

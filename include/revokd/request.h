@@ -90,6 +90,8 @@ struct request {
     char param[REQUEST_PARAM_MAX + 1]; /* decoded {sub} of the matched route */
     bool admin;                       /* the caller showed an admin key */
     int client;                       /* an authenticated OAuth client's permissions (clients.h); its id in param */
+    char by[STORE_BY_MAX];            /* who revokes, for the log (store_event's by): set where the
+                                         caller is known, "holder" by the holder's own routes */
     bool no_content;                  /* a revoke-all answers 204 without a body (global revocation) */
     struct jwt_claims claims;         /* the token's, or what a handler acts on */
     struct reply reply;

@@ -30,7 +30,9 @@ enum store_op {
      * was revoked-all at or after iat. */
     STORE_IS_REVOKED,
     /* Records jti as revoked until expires_at (unix seconds), with reason
-     * (may be NULL) as the record's value. */
+     * (may be NULL) as the record's value. A record already there is
+     * extended, never shortened: one that lasts as long or longer stays as
+     * it is (its reason too). */
     STORE_REVOKE_JTI,
     /* Moves sub's revoke-all cutoff forward to cutoff (never back) and
      * keeps the record ttl seconds; the result's cutoff is the one in force
@@ -54,17 +56,60 @@ enum store_op {
      * back (the data restored) or the node restarts, which adopts the
      * marker as it finds it. */
     STORE_PROBE,
+    /* The revocation log: up to limit entries after the entry after (a
+     * canonical id, "<ms>-<seq>"; "0-0" reads from the start), oldest
+     * first. With none there yet, waits up to wait_ms for the first, reading
+     * again every STORE_LOG_POLL_MS, and then answers with what it found,
+     * nothing included. */
+    STORE_READ_LOG,
 };
 
-/* One call. iss is the namespace: the token's iss, or "" for none. */
+/* The revocation log. Every revocation that changes a record (a new jti
+ * record, a later expiry, a cutoff moved forward) appends one entry to it
+ * in the same atomic step that stores the record, so the record and the log
+ * never disagree, and a retried revocation that changes nothing logs
+ * nothing. Entries are dropped once older than the retention the writes
+ * pass (the longest any record lives), so replaying the log from the start
+ * and keeping the entries whose exp has not passed (the latest per jti or
+ * subject) gives exactly the revocations in force. */
+enum store_event_kind { STORE_EVENT_JTI, STORE_EVENT_SUBJECT };
+
+/* Longest entry id, "<ms>-<seq>", each part up to 20 digits, and its NUL. */
+#define STORE_EVENT_ID_MAX 42
+/* Longest "by": "client:" and a client id of up to 256 bytes, and its NUL. */
+#define STORE_BY_MAX 264
+/* How often a STORE_READ_LOG that waits reads again. */
+#define STORE_LOG_POLL_MS 100
+
+/* One entry of the log, as read back. */
+struct store_event {
+    char id[STORE_EVENT_ID_MAX]; /* its place in the log: what to read after next */
+    enum store_event_kind kind;
+    const char *iss;    /* the namespace; "" for the tokens without iss */
+    const char *jti;    /* JTI; else NULL */
+    const char *sub;    /* SUBJECT; else NULL */
+    int64_t exp;        /* unix seconds: when the record ends, and the entry stops mattering */
+    int64_t cutoff;     /* SUBJECT: tokens issued at or before it are revoked */
+    const char *reason; /* NULL when none was given */
+    const char *by;     /* "holder", "admin:<key name>" or "client:<client id>" */
+    int64_t at;         /* unix milliseconds, the store's clock, when it was written */
+};
+
+/* One call. iss is the namespace: the token's iss, or "" for none. The
+ * strings are the caller's and need only last for the call itself. */
 struct store_call {
     enum store_op op;
     const char *iss, *jti, *sub;
-    int64_t iat;        /* IS_REVOKED */
-    int64_t expires_at; /* REVOKE_JTI */
-    const char *reason; /* REVOKE_JTI */
-    int64_t cutoff;     /* REVOKE_ALL */
-    int64_t ttl;        /* REVOKE_ALL */
+    int64_t iat;          /* IS_REVOKED */
+    int64_t expires_at;   /* REVOKE_JTI */
+    const char *reason;   /* REVOKE_JTI: the record's value; REVOKE_*: logged (NULL: none) */
+    int64_t cutoff;       /* REVOKE_ALL */
+    int64_t ttl;          /* REVOKE_ALL */
+    const char *by;       /* REVOKE_*: who, for the log (store_event's by) */
+    int64_t retention_ms; /* REVOKE_*: how long the log keeps entries; 0: it is not trimmed */
+    const char *after;    /* READ_LOG: the id to read after */
+    int limit;            /* READ_LOG: 1.. entries at most */
+    int64_t wait_ms;      /* READ_LOG: how long to wait for a first entry */
 };
 
 struct store_status {
@@ -82,6 +127,8 @@ struct store_result {
     bool revoked;       /* IS_REVOKED */
     int64_t cutoff;     /* REVOKE_ALL */
     struct store_status status; /* PROBE */
+    const struct store_event *events; /* READ_LOG: n_events entries, oldest first */
+    size_t n_events;
 };
 
 /* The result is only valid during the call. */

@@ -40,6 +40,8 @@ SETTINGS = (
 )
 # revokd's data-loss marker is <prefix>epoch (store.h, store_probe).
 MARKER_SUFFIX = "epoch"
+# revokd's revocation log is the stream <prefix>log (store.h, STORE_READ_LOG).
+LOG_SUFFIX = "log"
 
 START_TIMEOUT = 15.0   # seconds for redis-server or revokd to become ready
 STOP_GRACE = 5.0       # seconds between SIGTERM and SIGKILL
@@ -327,8 +329,15 @@ class RedisServer:
         return self.command("EXPIRETIME", key, db=db)
 
     def keys(self, pattern="*", db=0):
-        """The keys, but revokd's data-loss markers (MARKER_SUFFIX), which are no revocations."""
-        return sorted(k for k in self.command("KEYS", pattern, db=db) if not k.endswith(MARKER_SUFFIX))
+        """The keys, but revokd's data-loss markers (MARKER_SUFFIX) and its revocation log (the
+        stream LOG_SUFFIX), which are no revocation records."""
+        return sorted(k for k in self.command("KEYS", pattern, db=db) if not k.endswith(MARKER_SUFFIX)
+                      and not (k.endswith(LOG_SUFFIX) and self.command("TYPE", k, db=db) == "stream"))
+
+    def log_entries(self, prefix=DEFAULT_PREFIX, start="-", db=0):
+        """revokd's revocation log as (id, {field: value}) pairs, oldest first (XRANGE)."""
+        return [(i, dict(zip(f[::2], f[1::2])))
+                for i, f in self.command("XRANGE", prefix + LOG_SUFFIX, start, "+", db=db)]
 
     def flushall(self, keep_markers=True):
         """FLUSHALL between tests. revokd's data-loss markers stay unless keep_markers is False:

@@ -263,8 +263,8 @@ class BadInputTest(harness.RevokdTestCase):
         return harness.raw_exchange(self.revokd.port, data)[0]
 
     def store(self):
-        """(count, {key: (value, expiry)}) of every key but revokd's own; the count and the
-        names are read atomically."""
+        """(count, {key: (value, expiry)}) of every key but revokd's own, the revocation log
+        (a stream) as (length, last entry); the count and the names are read atomically."""
         with harness.Resp(self.redis.port) as r:
             r.command("MULTI")
             r.command("DBSIZE")
@@ -272,8 +272,14 @@ class BadInputTest(harness.RevokdTestCase):
             size, keys = r.command("EXEC")
             own = [k for k in keys if k.endswith(MARKERS)]
             keys = sorted(k for k in keys if not k.endswith(MARKERS))
-            state = {k: (r.command("GET", k), r.command("PEXPIRETIME", k)) for k in keys}
+            state = {k: self.record(r, k) for k in keys}
         return size - len(own), state
+
+    @staticmethod
+    def record(r, key):
+        if key.endswith(harness.LOG_SUFFIX) and r.command("TYPE", key) == "stream":
+            return r.command("XLEN", key), r.command("XREVRANGE", key, "+", "-", "COUNT", "1")
+        return r.command("GET", key), r.command("PEXPIRETIME", key)
 
     def connections_to_trap(self, wait=0.0):
         readable, _, _ = select.select([self.trap], [], [], wait)
@@ -794,12 +800,13 @@ class BadInputTest(harness.RevokdTestCase):
 
     # The test --------------------------------------------------------------------------------
     def test_hostile_input_table(self):
-        # Something to keep: a revoked token and a subject's cutoff, which no row may touch.
+        # Something to keep: a revoked token, a subject's cutoff and the log of both, which no
+        # row may touch.
         seeded = self.tok()
         self.assertJsonResponse(self.revokd.revoke(seeded), 200)
         self.assertJsonResponse(self.revokd.admin_revoke_all(ADMIN_KEY, "seed-subject", {"iss": ISS}), 200)
         count, keys = self.store()
-        self.assertEqual((count, len(keys)), (2, 2), keys)
+        self.assertEqual((count, len(keys)), (3, 3), keys)
 
         failures, table = [], []
         start = time.monotonic()
@@ -855,6 +862,14 @@ class BadInputTest(harness.RevokdTestCase):
         (count0, keys0), (count1, keys1) = before, after
         out = []
         allowed = set(adds)
+        if adds:
+            # A revocation logs each record it changes, and nothing else.
+            log = harness.DEFAULT_PREFIX + harness.LOG_SUFFIX
+            allowed.add(log)
+            changed = sum(keys0.get(key) != keys1.get(key) for key in adds)
+            grew = keys1.get(log, (0,))[0] - keys0.get(log, (0,))[0]
+            if grew != changed:
+                out.append(f"the revocation log grew by {grew} for {changed} records changed")
         gone = sorted(set(keys0) - set(keys1))
         new = sorted(set(keys1) - set(keys0) - allowed)
         changed = sorted(key for key in set(keys0) & set(keys1) - allowed if keys0[key] != keys1[key])

@@ -1124,10 +1124,10 @@ class OpenApiContractTest(harness.RevokdTestCase):
             # POST /v1/revoke with a valid token: refused whole, nothing stored.
             too_large("revoke, oversized header", "POST", "/v1/revoke", {"token": token}, form=form)
         # Without the padding the same request stores the revocation.
-        before = self.redis.command("DBSIZE")
+        before = len(self.redis.keys())
         self.call("revoke, same request without the padding", "POST", "/v1/revoke", {"token": token},
                   expect=200, want={"jti": token_id(token), "expired": False})
-        if self.redis.command("DBSIZE") != before + 1:
+        if len(self.redis.keys()) != before + 1:
             self.problems.append(f"revoke without the padding stored no key ({before} keys before)")
         for form in ("json", "html"):
             too_large("revoke-all, oversized header", "POST", "/v1/revoke-all",

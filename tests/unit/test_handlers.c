@@ -1,7 +1,8 @@
 /* test_handlers.c - the handler chains, from the router to the reply,
  * against the in-memory store (store_memory.h) and a real signature pool,
  * on a loop driven here: check, lookup, revoke, revoke-all, the admin's
- * revocations and readiness, with every failure answer (503
+ * and the OAuth clients' revocations, the revocation log they write, and
+ * readiness, with every failure answer (503
  * store_unavailable, 503 not_replicated, 503 overloaded, a late answer, a
  * lost connection, lost data) and a client that goes away while its
  * request waits.
@@ -39,6 +40,11 @@
 #define ISS "https://issuer.handlers.test"
 #define SECRET "a-secret-of-at-least-thirty-two-bytes!!"
 #define ADMIN_KEY "admin-key-handlers-0123456789"
+#define ADMIN_NAME "ops"
+/* An OAuth client that may revoke any token and subjects:
+ * Basic base64("web:web-secret-handlers-0123"). */
+#define CLIENT_LINE "web:web-secret-handlers-0123:revoke_any,global_revocation\n"
+#define CLIENT_BASIC "Basic d2ViOndlYi1zZWNyZXQtaGFuZGxlcnMtMDEyMw=="
 #define ROUNDS 200 /* loop rounds a reply may take, 10 ms each at most */
 
 static struct {
@@ -191,16 +197,19 @@ static const char *token_body(char *buf, size_t size, const char *bearer_value)
 static int group_setup(void **state)
 {
     (void)state;
-    char secret[PATH_MAX + 32], admins[PATH_MAX + 32], err[2048] = "";
+    char secret[PATH_MAX + 32], admins[PATH_MAX + 32], clients[PATH_MAX + 32], err[2048] = "";
     char *argv[] = {"revokd", "--jwt-hmac-secret-file", secret, "--admin-keys-file", admins,
-                    "--issuer", ISS, "--leeway", "30", "--max-token-lifetime", "3600", NULL};
+                    "--clients-file", clients, "--issuer", ISS, "--leeway", "30",
+                    "--max-token-lifetime", "3600", NULL};
 
     if (unit_tmpdir_create(fx.dir, sizeof(fx.dir)) != 0)
         return -1;
     unit_path_in(secret, sizeof(secret), fx.dir, "hs256.secret");
     unit_write_file(secret, SECRET, strlen(SECRET));
     unit_path_in(admins, sizeof(admins), fx.dir, "admin-keys");
-    unit_write_file(admins, ADMIN_KEY "\n", strlen(ADMIN_KEY) + 1);
+    unit_write_file(admins, ADMIN_NAME ":" ADMIN_KEY "\n", strlen(ADMIN_NAME ":" ADMIN_KEY "\n"));
+    unit_path_in(clients, sizeof(clients), fx.dir, "clients");
+    unit_write_file(clients, CLIENT_LINE, strlen(CLIENT_LINE));
     if (config_load(&fx.cfg, (int)(sizeof(argv) / sizeof(argv[0])) - 1, argv, err, sizeof(err)) != 0)
         return -1;
     fx.app.cfg = &fx.cfg;
@@ -217,7 +226,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    static const char *const files[] = {"hs256.secret", "admin-keys"};
+    static const char *const files[] = {"hs256.secret", "admin-keys", "clients"};
 
     work_inbox_drain(fx.inbox);
     work_inbox_free(fx.inbox);
@@ -460,6 +469,149 @@ static void test_readiness(void **state)
     expect(call("GET", "/healthz", NULL, NULL, NULL), 200, "status", "ok");
 }
 
+/* ---- the revocation log ------------------------------------------------- */
+
+/* The log as it is: up to 32 entries into ev; how many. */
+static size_t logged(struct store_event *ev)
+{
+    return store_memory_log(fx.app.store, ev, 32);
+}
+
+static void expect_entry(const struct store_event *e, enum store_event_kind kind, const char *value,
+                         const char *reason, const char *by)
+{
+    int64_t now_ms = (int64_t)time(NULL) * 1000;
+
+    assert_int_equal(e->kind, kind);
+    assert_string_equal(e->iss, ISS);
+    assert_string_equal(kind == STORE_EVENT_JTI ? e->jti : e->sub, value);
+    assert_null(kind == STORE_EVENT_JTI ? e->sub : e->jti);
+    if (reason != NULL)
+        assert_string_equal(e->reason, reason);
+    else
+        assert_null(e->reason);
+    assert_string_equal(e->by, by);
+    assert_true(e->at > now_ms - 10000 && e->at <= now_ms + 1000);
+    assert_non_null(strchr(e->id, '-'));
+}
+
+/* POST with a form body (OAuth). */
+static struct answer call_form(const char *path, const char *authorization, const char *form)
+{
+    struct request *req = start("POST", path, NULL, authorization, form);
+    req->content_type = "application/x-www-form-urlencoded";
+    request_dispatch(req);
+    settle(req);
+    return finish(req);
+}
+
+/* Every kind of revocation appends one entry with its fields, by whoever
+ * made it; a retry that changes no record appends nothing. */
+static void test_log_each_kind_once(void **state)
+{
+    (void)state;
+    struct store_event ev[32];
+    char auth[1024], body[1100], form[1100];
+    int64_t now = (int64_t)time(NULL);
+
+    /* The holder's revocation of a token: its jti until exp + leeway. */
+    bearer(auth, sizeof(auth), "lena", "jti-log-1");
+    expect(call("POST", "/v1/revoke", NULL, NULL, token_body(body, sizeof(body), auth)), 200, "jti", "jti-log-1");
+    assert_int_equal(logged(ev), 1);
+    expect_entry(&ev[0], STORE_EVENT_JTI, "jti-log-1", NULL, "holder");
+    assert_true(ev[0].exp >= now + 600 + 30 && ev[0].exp <= now + 600 + 30 + 2);
+    expect(call("POST", "/v1/revoke", NULL, NULL, body), 200, "jti", "jti-log-1");
+    assert_int_equal(logged(ev), 1);
+
+    /* An admin's, with a reason; again with the same exp: nothing; with an
+     * earlier one: nothing (the record is never shortened); a later one
+     * extends the record and is logged. */
+    snprintf(body, sizeof(body), "{\"jti\":\"jti-log-2\",\"exp\":%lld,\"reason\":\"lost\"}", (long long)now + 100);
+    expect(call("POST", "/v1/admin/revoke", NULL, "Bearer " ADMIN_KEY, body), 200, "jti", "jti-log-2");
+    expect(call("POST", "/v1/admin/revoke", NULL, "Bearer " ADMIN_KEY, body), 200, "jti", "jti-log-2");
+    snprintf(body, sizeof(body), "{\"jti\":\"jti-log-2\",\"exp\":%lld}", (long long)now + 50);
+    expect(call("POST", "/v1/admin/revoke", NULL, "Bearer " ADMIN_KEY, body), 200, "jti", "jti-log-2");
+    assert_int_equal(logged(ev), 2);
+    expect_entry(&ev[1], STORE_EVENT_JTI, "jti-log-2", "lost", "admin:" ADMIN_NAME);
+    assert_int_equal(ev[1].exp, now + 100 + 30);
+    snprintf(body, sizeof(body), "{\"jti\":\"jti-log-2\",\"exp\":%lld}", (long long)now + 200);
+    expect(call("POST", "/v1/admin/revoke", NULL, "Bearer " ADMIN_KEY, body), 200, "jti", "jti-log-2");
+    assert_int_equal(logged(ev), 3);
+    expect_entry(&ev[2], STORE_EVENT_JTI, "jti-log-2", NULL, "admin:" ADMIN_NAME);
+    assert_int_equal(ev[2].exp, now + 200 + 30);
+
+    /* An OAuth client's (RFC 7009). */
+    bearer(auth, sizeof(auth), "lena", "jti-log-3");
+    snprintf(form, sizeof(form), "token=%s", auth + 7);
+    expect(call_form("/oauth2/revoke", CLIENT_BASIC, form), 200, NULL, NULL);
+    assert_int_equal(logged(ev), 4);
+    expect_entry(&ev[3], STORE_EVENT_JTI, "jti-log-3", NULL, "client:web");
+
+    /* Revoke-all: the holder's, an admin's with a reason, and global
+     * revocation by a client and by an admin key. The cutoff is now +
+     * leeway: a second call in the same second changes nothing. */
+    bearer(auth, sizeof(auth), "mona", "jti-log-4");
+    struct answer a = call("POST", "/v1/revoke-all", NULL, auth, NULL);
+    assert_int_equal(a.status, 200);
+    int64_t cutoff = (int64_t)cJSON_GetObjectItemCaseSensitive(a.body, "cutoff")->valuedouble;
+    int64_t expires_at = (int64_t)cJSON_GetObjectItemCaseSensitive(a.body, "expires_at")->valuedouble;
+    cJSON_Delete(a.body);
+    assert_int_equal(logged(ev), 5);
+    expect_entry(&ev[4], STORE_EVENT_SUBJECT, "mona", NULL, "holder");
+    assert_int_equal(ev[4].cutoff, cutoff);
+    assert_int_equal(ev[4].exp, expires_at);
+    size_t n = 5;
+    for (int i = 0; i < 2; i++) {
+        a = call("POST", "/v1/admin/subjects/nina/revoke-all", NULL, "Bearer " ADMIN_KEY, "{\"reason\":\"left\"}");
+        assert_int_equal(a.status, 200);
+        int64_t got = (int64_t)cJSON_GetObjectItemCaseSensitive(a.body, "cutoff")->valuedouble;
+        cJSON_Delete(a.body);
+        if (i == 0 || got != cutoff)
+            n++;
+        assert_int_equal(logged(ev), n);
+        expect_entry(&ev[n - 1], STORE_EVENT_SUBJECT, "nina", "left", "admin:" ADMIN_NAME);
+        assert_int_equal(ev[n - 1].cutoff, got);
+        cutoff = got;
+    }
+    expect(call("POST", "/global-token-revocation", NULL, CLIENT_BASIC,
+                "{\"sub_id\":{\"format\":\"opaque\",\"id\":\"otto\"}}"), 204, NULL, NULL);
+    assert_int_equal(logged(ev), n + 1);
+    expect_entry(&ev[n], STORE_EVENT_SUBJECT, "otto", NULL, "client:web");
+    expect(call("POST", "/global-token-revocation", NULL, "Bearer " ADMIN_KEY,
+                "{\"sub_id\":{\"format\":\"iss_sub\",\"iss\":\"" ISS "\",\"sub\":\"pia\"}}"), 204, NULL, NULL);
+    assert_int_equal(logged(ev), n + 2);
+    expect_entry(&ev[n + 1], STORE_EVENT_SUBJECT, "pia", NULL, "admin:" ADMIN_NAME);
+
+    /* The ids grow. */
+    for (size_t i = 1; i < n + 2; i++) {
+        unsigned long long ms0, seq0, ms1, seq1;
+        assert_int_equal(sscanf(ev[i - 1].id, "%llu-%llu", &ms0, &seq0), 2);
+        assert_int_equal(sscanf(ev[i].id, "%llu-%llu", &ms1, &seq1), 2);
+        assert_true(ms1 > ms0 || (ms1 == ms0 && seq1 > seq0));
+    }
+}
+
+/* What is not stored is not logged: an expired token, a refused write, a
+ * store that fails. */
+static void test_log_only_what_is_stored(void **state)
+{
+    (void)state;
+    struct store_event ev[32];
+    char auth[1024], body[1100];
+
+    snprintf(body, sizeof(body), "{\"jti\":\"jti-old\",\"exp\":%lld}", (long long)time(NULL) - 1000);
+    expect(call("POST", "/v1/admin/revoke", NULL, "Bearer " ADMIN_KEY, body), 200, "jti", "jti-old");
+    bearer(auth, sizeof(auth), "quinn", "jti-log-5");
+    store_memory_set_mode(fx.app.store, STORE_MEMORY_NOREPLICAS);
+    expect(call("POST", "/v1/revoke", NULL, NULL, token_body(body, sizeof(body), auth)), 503, "error",
+           "not_replicated");
+    store_memory_set_mode(fx.app.store, STORE_MEMORY_FAIL);
+    expect(call("POST", "/v1/admin/subjects/quinn/revoke-all", NULL, "Bearer " ADMIN_KEY, NULL), 503, "error",
+           "store_unavailable");
+    store_memory_set_mode(fx.app.store, STORE_MEMORY_ANSWER);
+    assert_int_equal(logged(ev), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fresh_store, free_store)
 
 int main(void)
@@ -476,6 +628,8 @@ int main(void)
         T(test_revoke_all),
         T(test_admin_needs_a_key),
         T(test_readiness),
+        T(test_log_each_kind_once),
+        T(test_log_only_what_is_stored),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
