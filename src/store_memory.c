@@ -1,6 +1,7 @@
 /* store_memory.c - revocations in memory, answered a round later; see
- * store_memory.h. Records are few in a test, so they sit in a list; the
- * log is a bounded array. */
+ * store_memory.h. The records sit in the table an edge keeps too
+ * (store_set.h), so both in-memory stores judge a revocation with the same
+ * code; the log is a bounded array. */
 #include "revokd/store_memory.h"
 
 #include <inttypes.h>
@@ -14,15 +15,10 @@
 #include "revokd/jwt.h"
 #include "revokd/loop.h"
 #include "revokd/store_key.h"
+#include "revokd/store_set.h"
 
-#define PREFIX "mem:"
-
-struct record {
-    char key[STORE_KEY_SIZE];
-    char value[JWT_STR_MAX + 1];
-    int64_t expires_at; /* unix seconds */
-    struct record *next;
-};
+/* Records a test's store holds at most. */
+#define RECORDS_MAX (1 << 20)
 
 /* A log entry with room for its strings. */
 struct entry {
@@ -35,7 +31,7 @@ struct memory {
     struct store base; /* first: the interface's handle */
     pthread_mutex_t lock;
     enum store_memory_mode mode;
-    struct record *records;
+    struct store_set *records;
     struct entry log[STORE_MEMORY_LOG_MAX]; /* oldest first */
     size_t logged;
     uint64_t last_ms, last_seq; /* the last id given */
@@ -49,7 +45,7 @@ struct memory {
 struct pending {
     struct conn *conn;
     struct store_call call;
-    char jkey[STORE_KEY_SIZE], skey[STORE_KEY_SIZE];
+    unsigned char jkey[STORE_KEY_DIGEST_BYTES], skey[STORE_KEY_DIGEST_BYTES];
     char iss[JWT_STR_MAX + 1], value[JWT_STR_MAX + 1]; /* the jti or the subject */
     char reason[JWT_STR_MAX + 1], by[STORE_BY_MAX];
     uint64_t after_ms, after_seq; /* READ_LOG */
@@ -72,25 +68,6 @@ struct conn {
     struct pending *due;      /* to answer in the next round */
     struct pending *waiting;  /* reads of the log that found nothing yet */
 };
-
-/* The record of key, dropping the expired ones on the way, as Redis would
- * never return them. */
-static struct record *find(struct memory *m, const char *key, int64_t now)
-{
-    struct record **p = &m->records;
-    while (*p != NULL) {
-        struct record *r = *p;
-        if (r->expires_at <= now) {
-            *p = r->next;
-            free(r);
-        } else if (strcmp(r->key, key) == 0) {
-            return r;
-        } else {
-            p = &r->next;
-        }
-    }
-    return NULL;
-}
 
 /* now in unix milliseconds, the log's clock. */
 static uint64_t now_ms(void)
@@ -175,19 +152,17 @@ static size_t log_read(struct memory *m, struct pending *p)
     return n;
 }
 
-static struct record *put(struct memory *m, const char *key, const char *value, int64_t expires_at, int64_t now)
+/* Room for one more record: the table doubled. -1 when out of memory. */
+static int room(struct memory *m, int64_t now)
 {
-    struct record *r = find(m, key, now);
-    if (r == NULL) {
-        if ((r = calloc(1, sizeof(*r))) == NULL)
-            return NULL;
-        snprintf(r->key, sizeof(r->key), "%s", key);
-        r->next = m->records;
-        m->records = r;
-    }
-    snprintf(r->value, sizeof(r->value), "%s", value);
-    r->expires_at = expires_at;
-    return r;
+    if (!store_set_full(m->records))
+        return 0;
+    struct store_set *grown = store_set_grown(m->records, now);
+    if (grown == NULL)
+        return -1;
+    store_set_swap(m->records, grown);
+    store_set_free(grown);
+    return 0;
 }
 
 /* The answer to p, made now. */
@@ -209,43 +184,35 @@ static void answer(struct memory *m, struct pending *p, struct store_result *res
     }
     bool writes = m->mode != STORE_MEMORY_NOREPLICAS;
     switch (q->op) {
-    case STORE_IS_REVOKED: {
-        struct record *cut = p->has_sub ? find(m, p->skey, now) : NULL;
-        res->revoked = find(m, p->jkey, now) != NULL || (cut != NULL && q->iat <= strtoll(cut->value, NULL, 10));
+    case STORE_IS_REVOKED:
+        res->revoked = store_set_is_revoked(m->records, p->jkey, p->has_sub ? p->skey : NULL, q->iat, now);
         break;
-    }
     case STORE_REVOKE_JTI: {
         if (!writes)
             break;
         /* As the Redis script: only a new record or a later expiry is a
          * change, and only a change is logged. */
-        struct record *r = find(m, p->jkey, now);
-        if (q->expires_at <= now || (r != NULL && r->expires_at >= q->expires_at))
-            break;
-        if (put(m, p->jkey, p->reason[0] ? p->reason : "1", q->expires_at, now) == NULL) {
+        int rc = room(m, now) < 0 ? -1 : store_set_revoke_jti(m->records, p->jkey, q->expires_at, now);
+        if (rc < 0) {
             res->rc = -STORE_EUNAVAILABLE;
             res->error = "out of memory";
-            break;
+        } else if (rc == 0) {
+            log_append(m, p, STORE_EVENT_JTI, q->expires_at, 0);
         }
-        log_append(m, p, STORE_EVENT_JTI, q->expires_at, 0);
         break;
     }
     case STORE_REVOKE_ALL: {
         if (!writes)
             break;
-        struct record *r = find(m, p->skey, now);
-        int64_t old = r != NULL ? strtoll(r->value, NULL, 10) : INT64_MIN;
-        char cut[24];
-        res->cutoff = old >= q->cutoff ? old : q->cutoff;
-        snprintf(cut, sizeof(cut), "%" PRId64, q->cutoff);
-        if (old >= q->cutoff)
-            break;
-        if (put(m, p->skey, cut, now + q->ttl, now) == NULL) {
+        int rc = room(m, now) < 0 ? -1
+                                  : store_set_revoke_all(m->records, p->skey, q->cutoff, now + q->ttl, now,
+                                                         &res->cutoff);
+        if (rc < 0) {
             res->rc = -STORE_EUNAVAILABLE;
             res->error = "out of memory";
-            break;
+        } else if (rc == 0) {
+            log_append(m, p, STORE_EVENT_SUBJECT, now + q->ttl, q->cutoff);
         }
-        log_append(m, p, STORE_EVENT_SUBJECT, now + q->ttl, q->cutoff);
         break;
     }
     case STORE_READ_LOG:
@@ -342,9 +309,9 @@ static void memory_call(struct store_conn *base, const struct store_call *q, sto
     p->done = done;
     p->arg = arg;
     if (q->jti != NULL)
-        store_key(p->jkey, PREFIX, STORE_KEY_JTI, q->iss, q->jti);
+        store_key_digest(p->jkey, q->iss, q->jti);
     if ((p->has_sub = q->sub != NULL))
-        store_key(p->skey, PREFIX, STORE_KEY_SUB, q->iss, q->sub);
+        store_key_digest(p->skey, q->iss, q->sub);
     if (q->iss != NULL)
         snprintf(p->iss, sizeof(p->iss), "%s", q->iss);
     snprintf(p->value, sizeof(p->value), "%s", q->op == STORE_REVOKE_ALL ? q->sub : q->jti != NULL ? q->jti : "");
@@ -411,11 +378,7 @@ void store_memory_flush(struct store *s)
 {
     struct memory *m = (struct memory *)s;
     pthread_mutex_lock(&m->lock);
-    while (m->records != NULL) {
-        struct record *r = m->records;
-        m->records = r->next;
-        free(r);
-    }
+    store_set_clear(m->records);
     m->logged = 0;
     m->marker = false;
     pthread_mutex_unlock(&m->lock);
@@ -500,7 +463,7 @@ static int memory_start(struct store *s)
 static void memory_free(struct store *s)
 {
     struct memory *m = (struct memory *)s;
-    store_memory_flush(s);
+    store_set_free(m->records);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -532,8 +495,10 @@ static const struct store_ops memory_ops = {
 struct store *store_memory_new(void)
 {
     struct memory *m = calloc(1, sizeof(*m));
-    if (m == NULL)
+    if (m == NULL || (m->records = store_set_new(RECORDS_MAX)) == NULL) {
+        free(m);
         return NULL;
+    }
     m->base.ops = &memory_ops;
     pthread_mutex_init(&m->lock, NULL);
     return &m->base;

@@ -31,4 +31,10 @@ enum store_key_kind { STORE_KEY_JTI = 'j', STORE_KEY_SUB = 's' };
 size_t store_key(char *out, const char *prefix, enum store_key_kind kind, const char *iss,
                  const char *id);
 
+/* The digest a key names: the first STORE_KEY_DIGEST_BYTES of SHA-256(be32
+ * len(iss) || iss || id), as store_key() encodes it. The in-memory stores
+ * (store_set.h) keep revocations by it, so they key them exactly as Redis
+ * does. */
+void store_key_digest(unsigned char out[STORE_KEY_DIGEST_BYTES], const char *iss, const char *id);
+
 #endif
