@@ -44,6 +44,7 @@ struct generation {
     struct held *held;           /* conf.n */
     struct jwt_trust trust;
     struct admin_keys *admins;
+    struct admin_keys *feeds; /* read the revocation log only */
     struct clients *clients;
     struct jwks_fetch *fetch;    /* NULL without remote sets */
     size_t *source_of;           /* fetch source -> issuer */
@@ -70,6 +71,7 @@ static void generation_free(struct generation *g)
     free(g->source_of);
     free(g->sources);
     admin_keys_free(g->admins);
+    admin_keys_free(g->feeds);
     clients_free(g->clients);
     issuers_free(&g->conf);
     free(g);
@@ -197,6 +199,8 @@ static struct generation *generation_new(struct keyring *r, char *err, size_t er
     g->trust = (struct jwt_trust){g->policies, n, (size_t)cfg->max_token_bytes};
     if (cfg->admin_keys_file[0] != '\0' && (g->admins = admin_keys_load(cfg->admin_keys_file, why, sizeof(why))) == NULL)
         issuers_mistake(&m, "REVOKD_ADMIN_KEYS_FILE: %s", why);
+    if (cfg->feed_keys_file[0] != '\0' && (g->feeds = admin_keys_load(cfg->feed_keys_file, why, sizeof(why))) == NULL)
+        issuers_mistake(&m, "REVOKD_FEED_KEYS_FILE: %s", why);
     if (cfg->clients_file[0] != '\0' && (g->clients = clients_load(cfg->clients_file, why, sizeof(why))) == NULL)
         issuers_mistake(&m, "REVOKD_CLIENTS_FILE: %s", why);
     issuers_mistakes_end(&m);
@@ -359,6 +363,27 @@ enum keyring_admin keyring_admin_check(struct keyring *r, const char *key, size_
         a = found != NULL ? KEYRING_ADMIN_OK : KEYRING_ADMIN_DENIED;
         if (found != NULL)
             snprintf(name, ADMIN_NAME_MAX + 1, "%s", found);
+    }
+    pthread_rwlock_unlock(&r->lock);
+    return a;
+}
+
+enum keyring_admin keyring_feed_check(struct keyring *r, const char *key, size_t len, char name[ADMIN_NAME_MAX + 1],
+                                      bool *admin)
+{
+    enum keyring_admin a = KEYRING_ADMIN_NONE;
+
+    pthread_rwlock_rdlock(&r->lock);
+    const struct generation *g = r->gen;
+    if (g->admins != NULL || g->feeds != NULL) {
+        /* Both sets compared in full, whichever matches. */
+        const char *as_admin = admin_keys_check(g->admins, key, len);
+        const char *as_feed = admin_keys_check(g->feeds, key, len);
+        const char *found = as_admin != NULL ? as_admin : as_feed;
+        a = found != NULL ? KEYRING_ADMIN_OK : KEYRING_ADMIN_DENIED;
+        if (found != NULL)
+            snprintf(name, ADMIN_NAME_MAX + 1, "%s", found);
+        *admin = as_admin != NULL;
     }
     pthread_rwlock_unlock(&r->lock);
     return a;

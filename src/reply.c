@@ -83,6 +83,25 @@ void reply_array_object(struct reply *rep, const char *name)
     rep->object = o;
 }
 
+void reply_array(struct reply *rep, const char *name)
+{
+    cJSON_AddArrayToObject(rep->object, name);
+}
+
+int reply_array_raw(struct reply *rep, const char *name, const char *json)
+{
+    cJSON *a = cJSON_GetObjectItemCaseSensitive(rep->body, name);
+    cJSON *item = cJSON_CreateRaw(json);
+
+    if (a == NULL)
+        a = cJSON_AddArrayToObject(rep->body, name);
+    if (a == NULL || item == NULL || !cJSON_AddItemToArray(a, item)) {
+        cJSON_Delete(item);
+        return -1;
+    }
+    return 0;
+}
+
 void reply_object_end(struct reply *rep)
 {
     rep->object = rep->body;

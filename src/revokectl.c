@@ -2,8 +2,10 @@
  *
  * Talks HTTP to revokd with libcurl. "mint" signs development tokens with
  * OpenSSL, every algorithm revokd verifies; "mint --count", for load tests,
- * parses the key once for many tokens. */
+ * parses the key once for many tokens. "events" reads the revocation log
+ * page by page, and with --follow keeps polling it. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <unistd.h>
 
 #include "revokd/b64url.h"
 #include "revokd/file.h"
@@ -27,7 +30,7 @@
 #define EXIT_UNAVAILABLE 3 /* 5xx or no answer */
 
 static const char usage[] =
-    "usage: revokectl [--url URL] [--admin-key-file FILE] COMMAND ...\n"
+    "usage: revokectl [--url URL] [--admin-key-file FILE] [--feed-key-file FILE] COMMAND ...\n"
     "\n"
     "  mint --key FILE [--alg ALG] [--kid KID] [--sub S] [--iss I] [--aud A]\n"
     "       [--jti J | --no-jti] [--ttl SECONDS] [--iat N | --no-iat] [--nbf N] [--exp N]\n"
@@ -43,12 +46,17 @@ static const char usage[] =
     "  revoke-all SUBJECT [--iss I] [--reason R]       POST /v1/admin/subjects/{sub}/revoke-all\n"
     "                            --iss '' names the tokens without iss; without --iss the\n"
     "                            server's REVOKD_ISSUER is used (required when unset)\n"
+    "  events [--after ID] [--follow]\n"
+    "                            GET /v1/events: the revocation log, one JSON object a\n"
+    "                            line, from after ID (default 0, the start) to its end;\n"
+    "                            --follow keeps waiting for more, until interrupted\n"
     "  health                    GET /readyz\n"
     "  reload                    POST /v1/admin/reload: the server reads its files again\n"
     "                            (issuers, keys, admin keys) and answers once done\n"
     "\n"
     "URL defaults to $REVOKD_URL or http://127.0.0.1:8080. The admin key is read\n"
-    "from --admin-key-file (first line) or $REVOKD_ADMIN_KEY.\n"
+    "from --admin-key-file (first line) or $REVOKD_ADMIN_KEY; events takes a feed\n"
+    "key from --feed-key-file or $REVOKD_FEED_KEY, else the admin key.\n"
     "Exit status: 0 for 2xx, 1 for 4xx, 2 for usage errors, 3 for 5xx or no answer.\n";
 
 static int die_usage(const char *msg)
@@ -375,19 +383,18 @@ static size_t collect(char *ptr, size_t size, size_t n, void *userdata)
     return add;
 }
 
-/* Sends one request and prints the body. Returns the exit status. */
-static int call(const char *base, const char *method, const char *path, const char *bearer,
-                const char *json)
+/* Sends one request; the answer's status and body (the caller frees
+ * body->data) when it came. Returns 0, or -1 after saying why on stderr. */
+static int fetch(const char *base, const char *method, const char *path, const char *bearer, const char *json,
+                 long timeout_ms, long *status, struct buffer *body)
 {
     CURL *curl = curl_easy_init();
     struct curl_slist *headers = NULL;
-    struct buffer body = {0};
     char url[4096], auth[16384];
-    long status = 0;
-    int rc = EXIT_UNAVAILABLE;
+    int rc = -1;
 
     if (curl == NULL)
-        return EXIT_UNAVAILABLE;
+        return -1;
     snprintf(url, sizeof(url), "%s%s", base, path);
     if (bearer != NULL) {
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", bearer);
@@ -401,40 +408,137 @@ static int call(const char *base, const char *method, const char *path, const ch
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
     CURLcode res = curl_easy_perform(curl);
     if (res != CURLE_OK) {
         fprintf(stderr, "revokectl: %s: %s\n", url, curl_easy_strerror(res));
     } else {
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-        printf("%s\n", body.data ? body.data : "");
-        rc = status >= 200 && status < 300 ? 0 : status < 500 ? EXIT_REFUSED : EXIT_UNAVAILABLE;
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+        rc = 0;
     }
-    free(body.data);
     curl_slist_free_all(headers);
     curl_easy_cleanup(curl);
     return rc;
 }
 
-static char *admin_key(const char *file)
+static int exit_status(long status)
+{
+    return status >= 200 && status < 300 ? 0 : status < 500 ? EXIT_REFUSED : EXIT_UNAVAILABLE;
+}
+
+/* Sends one request and prints the body. Returns the exit status. */
+static int call(const char *base, const char *method, const char *path, const char *bearer,
+                const char *json)
+{
+    struct buffer body = {0};
+    long status = 0;
+    int rc = EXIT_UNAVAILABLE;
+
+    if (fetch(base, method, path, bearer, json, 10000L, &status, &body) == 0) {
+        printf("%s\n", body.data ? body.data : "");
+        rc = exit_status(status);
+    }
+    free(body.data);
+    return rc;
+}
+
+/* How long a poll of --follow asks the server to wait for an event, and
+ * how long it waits for the answer beyond that. */
+#define FOLLOW_WAIT_S 25
+#define FOLLOW_SLACK_MS 10000L
+#define EVENTS_PAGE 1000
+
+/* Prints the events of one page, one object a line, and copies its next
+ * into next (size bytes). Returns how many there were, or -1 when the page
+ * is not one (nothing printed). */
+static int print_page(const char *text, char *next, size_t size)
+{
+    cJSON *page = cJSON_Parse(text);
+    const cJSON *events = cJSON_GetObjectItemCaseSensitive(page, "events");
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(page, "next"), *e;
+    int count = -1;
+
+    if (cJSON_IsArray(events) && cJSON_IsString(n) && strlen(n->valuestring) < size) {
+        count = 0;
+        cJSON_ArrayForEach(e, events) {
+            char *line = cJSON_PrintUnformatted(e);
+            if (line == NULL) {
+                count = -1;
+                break;
+            }
+            printf("%s\n", line);
+            free(line);
+            count++;
+        }
+        snprintf(next, size, "%s", n->valuestring);
+    }
+    fflush(stdout); /* a reader at the other end of a pipe sees each page at once */
+    cJSON_Delete(page);
+    return count;
+}
+
+/* events: pages from after to the end of the log; with follow, then waits
+ * for more, resuming after the last event printed, and rides out the
+ * server's failures (a failover, say) by trying again a second later. */
+static int events(const char *base, const char *key, const char *after, bool follow)
+{
+    char next[64], path[256];
+
+    if (strlen(after) >= sizeof(next))
+        return die_usage("--after: not an event id");
+    snprintf(next, sizeof(next), "%s", after);
+    for (;;) {
+        struct buffer body = {0};
+        long status = 0;
+        char *esc = curl_easy_escape(NULL, next, 0);
+        snprintf(path, sizeof(path), "/v1/events?after=%s&limit=%d&wait=%d", esc ? esc : "", EVENTS_PAGE,
+                 follow ? FOLLOW_WAIT_S : 0);
+        curl_free(esc);
+        int got = fetch(base, "GET", path, key, NULL, follow ? FOLLOW_WAIT_S * 1000L + FOLLOW_SLACK_MS : 10000L,
+                        &status, &body);
+        int rc = got < 0 ? EXIT_UNAVAILABLE : exit_status(status);
+        int n = rc == 0 ? print_page(body.data ? body.data : "", next, sizeof(next)) : 0;
+        if (rc != 0 && got == 0)
+            fprintf(stderr, "revokectl: GET %s: %ld %s\n", path, status, body.data ? body.data : "");
+        else if (n < 0)
+            fprintf(stderr, "revokectl: GET %s: not a page of events\n", path);
+        free(body.data);
+        if (rc == EXIT_REFUSED)
+            return rc;
+        if ((rc != 0 || n < 0) && !follow)
+            return EXIT_UNAVAILABLE;
+        if (rc != 0 || n < 0)
+            sleep(1);
+        else if (!follow && n < EVENTS_PAGE)
+            return 0; /* the end of the log, as it was */
+    }
+}
+
+/* The first line of file, for option. NULL after saying why. */
+static char *key_from_file(const char *option, const char *file)
 {
     char err[256];
     size_t len = 0;
-
-    if (file == NULL) {
-        const char *env = getenv("REVOKD_ADMIN_KEY");
-        return env ? strdup(env) : NULL;
-    }
     char *text = file_read(file, 64 * 1024, &len, err, sizeof(err));
+
     if (text == NULL) {
-        fprintf(stderr, "revokectl: --admin-key-file: %s\n", err);
+        fprintf(stderr, "revokectl: %s: %s\n", option, err);
         return NULL;
     }
     text[strcspn(text, "\r\n")] = '\0';
     char *key = strdup(text);
     file_free(text, len);
     return key;
+}
+
+static char *admin_key(const char *file)
+{
+    if (file == NULL) {
+        const char *env = getenv("REVOKD_ADMIN_KEY");
+        return env ? strdup(env) : NULL;
+    }
+    return key_from_file("--admin-key-file", file);
 }
 
 /* Adds name: value to o when value is not NULL. */
@@ -456,7 +560,7 @@ static int call_json(const char *base, const char *path, const char *bearer, cJS
 
 int main(int argc, char **argv)
 {
-    const char *base = getenv("REVOKD_URL"), *keyfile = NULL;
+    const char *base = getenv("REVOKD_URL"), *keyfile = NULL, *feedfile = NULL;
     int i = 1, rc;
 
     if (base == NULL)
@@ -472,6 +576,8 @@ int main(int argc, char **argv)
             base = argv[i + 1];
         else if (strcmp(argv[i], "--admin-key-file") == 0)
             keyfile = argv[i + 1];
+        else if (strcmp(argv[i], "--feed-key-file") == 0)
+            feedfile = argv[i + 1];
         else
             return die_usage("unknown option");
     }
@@ -488,6 +594,24 @@ int main(int argc, char **argv)
         cJSON *o = cJSON_CreateObject();
         add_string(o, "token", argv[i]);
         rc = call_json(base, "/v1/revoke", NULL, o);
+    } else if (strcmp(cmd, "events") == 0) {
+        const char *after = "0";
+        bool follow = false, ok = true;
+        for (; i < argc && ok; i++) {
+            if (strcmp(argv[i], "--follow") == 0)
+                follow = true;
+            else if (strcmp(argv[i], "--after") == 0 && i + 1 < argc)
+                after = argv[++i];
+            else
+                ok = false;
+        }
+        char *key = feedfile != NULL ? key_from_file("--feed-key-file", feedfile)
+                    : getenv("REVOKD_FEED_KEY") != NULL ? strdup(getenv("REVOKD_FEED_KEY"))
+                                                        : admin_key(keyfile);
+        rc = !ok ? die_usage("bad arguments")
+             : key == NULL ? die_usage("a feed or admin key is required")
+                           : events(base, key, after, follow);
+        free(key);
     } else if (strcmp(cmd, "health") == 0 && i == argc) {
         rc = call(base, "GET", "/readyz", NULL, NULL);
     } else if (strcmp(cmd, "reload") == 0 && i == argc) {

@@ -43,6 +43,9 @@ static const struct route routes[] = {
     ROUTE_FORM("POST", "/oauth2/revoke", route_oauth_revoke, "POST"),
     ROUTE_FORM("POST", "/oauth2/introspect", route_oauth_introspect, "POST"),
     ROUTE("POST", "/global-token-revocation", route_oauth_global_revocation, "POST"),
+    /* The feed is for edges and SIEMs, which reach the service as gateways
+     * do: on the main listener, with its own keys. */
+    ROUTE("GET", "/v1/events", route_events, "GET"),
     ROUTE("*", "/v1/authz", route_authz, "*"),
     ROUTE("*", "/v1/authz/{path}", route_authz, "*"),
     ROUTE_BOTH("GET", "/healthz", route_health_live, "GET"),

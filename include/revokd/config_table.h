@@ -85,6 +85,8 @@
     X(jwks_max_keys, INT, "100", 1, 10000, NULL, "most keys a fetched key set may hold")         \
     X(admin_keys_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                       \
       "admin API keys, one per line; without it admin endpoints refuse every call")              \
+    X(feed_keys_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                        \
+      "keys that read the revocation log (GET /v1/events) and nothing else, one per line as the admin keys; admin keys read it too") \
     X(auth_failures_burst, INT, "10", 1, 100000, NULL,                                          \
       "failed admin keys or client secrets one address may send before it is answered 429")       \
     X(auth_failures_per_minute, INT, "6", 1, 100000, NULL,                                       \

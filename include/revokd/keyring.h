@@ -22,7 +22,7 @@
 
 struct keyring;
 
-/* Reads the issuers (issuers.h), their key files and the admin keys, and
+/* Reads the issuers (issuers.h), their key files, the admin and feed keys, and
  * starts fetching the remote key sets. A remote set that cannot be fetched
  * does not stop start-up: its issuer has no keys until it can, which
  * keyring_ready() reports. NULL with the reason in err (one line per
@@ -32,7 +32,7 @@ struct keyring *keyring_new(const struct config *cfg, struct token_cache *cache,
 /* Stops fetching and frees everything. NULL is a no-op. */
 void keyring_free(struct keyring *r);
 
-/* Reads every file again (the issuers file, key files, admin keys, clients) and
+/* Reads every file again (the issuers file, key files, admin and feed keys, clients) and
  * fetches every remote set anew. On any mistake nothing changes and err
  * says why (one line per mistake). A remote set of an issuer that stays
  * configured alike is kept in force until its new fetch succeeds. Reloads
@@ -50,6 +50,13 @@ enum keyring_admin { KEYRING_ADMIN_NONE, KEYRING_ADMIN_DENIED, KEYRING_ADMIN_OK 
 /* Whether key (len bytes) is an admin key, in constant time, with its name
  * copied into name when it is; NONE when no admin keys are configured. */
 enum keyring_admin keyring_admin_check(struct keyring *r, const char *key, size_t len, char name[ADMIN_NAME_MAX + 1]);
+
+/* Whether key (len bytes) may read the revocation log: a feed key
+ * (REVOKD_FEED_KEYS_FILE) or an admin key, with its name copied into name
+ * and *admin saying which; NONE when neither kind is configured. Every
+ * configured key is compared, in constant time, whichever matches. */
+enum keyring_admin keyring_feed_check(struct keyring *r, const char *key, size_t len, char name[ADMIN_NAME_MAX + 1],
+                                      bool *admin);
 
 /* The permissions (clients.h) of OAuth client id with secret (len bytes),
  * or -1 when unknown, wrong, or no clients are configured. */

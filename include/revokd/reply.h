@@ -58,6 +58,13 @@ bool reply_next_header(const struct reply *rep, size_t *at, const char **name, c
  * call); members go into it until reply_object_end(). */
 void reply_array_object(struct reply *rep, const char *name);
 
+/* An empty array member name of the object being built. */
+void reply_array(struct reply *rep, const char *name);
+/* Appends json, the text of one JSON value (event_json's, say), to the
+ * body's array name (made by the first call if reply_array did not).
+ * Returns 0, or -1 when out of memory: then nothing was added. */
+int reply_array_raw(struct reply *rep, const char *name, const char *json);
+
 /* A body that is not JSON: text (taken over, freed with the reply). */
 void reply_text(struct reply *rep, int status, char *text, const char *content_type);
 /* A reply without a body or Content-Type (204). */

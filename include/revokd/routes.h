@@ -31,6 +31,9 @@ enum request_step route_oauth_revoke(struct request *req, struct reply *rep);
 enum request_step route_oauth_introspect(struct request *req, struct reply *rep);
 enum request_step route_oauth_global_revocation(struct request *req, struct reply *rep);
 
+/* route_events.c: GET /v1/events, the revocation log in pages, for pollers. */
+enum request_step route_events(struct request *req, struct reply *rep);
+
 /* route_authz.c: /v1/authz and below, any method: forward-auth for gateways. */
 enum request_step route_authz(struct request *req, struct reply *rep);
 

@@ -724,6 +724,12 @@ class BadInputTest(harness.RevokdTestCase):
         for query in ("scope=%zz", "scope=%22", "scope=a&scope=b", "aud=" + "a" * 300):
             add(f"GET /v1/authz?{query[:50]}", http("GET", "/v1/authz?" + query, (bearer(good),)),
                 error(403, "invalid_request"))
+        # The revocation log's query: only ids, and bounded numbers.
+        for query in ("after=%zz", "after=%00", "after=1%0D%0A-2", "after=" + "9" * 300, "after=1-2&after=1-2",
+                      "after=-1", "after=0x10-0", "after=18446744073709551616-0", "limit=1001",
+                      "limit=" + "9" * 30, "limit=%2B5", "wait=31", "wait=1e1", "wait=" + "9" * 30):
+            add(f"GET /v1/events?{query[:50]}", http("GET", "/v1/events?" + query, (ADMIN,)),
+                error(400, "invalid_request"))
 
         # ---- framing and the connection --------------------------------------------------------
         small = token_body(good)

@@ -102,7 +102,7 @@ class ConfigErrorTest(harness.RevokdTestCase):
                   "REVOKD_AUDIENCE": 256, "REVOKD_ADMIN_KEYS_FILE": 4095, "REVOKD_KEY_PREFIX": 64,
                   "REVOKD_LOG_LEVEL": 16, "REVOKD_ISSUERS_FILE": 4095, "REVOKD_JWKS_URL": 2048,
                   "REVOKD_OIDC_DISCOVERY": 1, "REVOKD_ALGORITHMS": 256, "REVOKD_CA_FILE": 4095,
-                  "REVOKD_CLIENTS_FILE": 4095}
+                  "REVOKD_CLIENTS_FILE": 4095, "REVOKD_FEED_KEYS_FILE": 4095}
         texts = {row["env"]: row for row in harness.CONFIG.values() if row["type"] not in harness.NUMBER_TYPES}
         self.assertEqual(set(texts), set(limits), "a text setting without a pinned bound here")
         markdown = harness.run_revokd(["--config-markdown"]).stdout
@@ -149,7 +149,7 @@ class ConfigErrorTest(harness.RevokdTestCase):
     def test_missing_key_files(self):
         missing = os.path.join(self.tmp, "does-not-exist")
         for setting in ("REVOKD_JWKS_FILE", "REVOKD_JWT_PUBLIC_KEY_FILE", "REVOKD_JWT_HMAC_SECRET_FILE",
-                        "REVOKD_ADMIN_KEYS_FILE"):
+                        "REVOKD_ADMIN_KEYS_FILE", "REVOKD_FEED_KEYS_FILE"):
             with self.subTest(setting=setting):
                 self.assertConfigError(setting, env=self.valid_env(**{setting: missing}))
         flag_line = self.assertConfigError(("REVOKD_JWKS_FILE", "--jwks-file"), ["--jwks-file", missing],
@@ -194,6 +194,7 @@ class ConfigErrorTest(harness.RevokdTestCase):
     def test_short_admin_key(self):
         path = self.path("admin-short", "# comment\nthis-key-is-long-enough-1234\nshort-key-15chr\n")
         self.assertConfigError("REVOKD_ADMIN_KEYS_FILE", env=self.valid_env(REVOKD_ADMIN_KEYS_FILE=path))
+        self.assertConfigError("REVOKD_FEED_KEYS_FILE", env=self.valid_env(REVOKD_FEED_KEYS_FILE=path))
 
     def test_key_name_command(self):
         for kind, iss, value in (("jti", "https://i.test", "abc"), ("sub", "", "alice")):

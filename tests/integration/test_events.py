@@ -1,12 +1,20 @@
 """The revocation log, <prefix>log in Redis: each kind of revocation appends one entry with its
 fields, in order, in the script that stores its record; a revocation that changes no record
 appends nothing; old entries are trimmed and young ones kept; replaying the log gives exactly
-the records in force."""
+the records in force.
+
+GET /v1/events serves it in JSON pages: the same entries as Redis holds, paged by after and
+limit, waiting up to wait seconds for a first one; feed keys (REVOKD_FEED_KEYS_FILE) read it and
+nothing else, admin keys too; `revokectl events [--after ID] [--follow]` prints it."""
 
 import base64
+import json
 import os
+import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -17,6 +25,7 @@ LEEWAY = harness.DEFAULT_LEEWAY
 # The log keeps what any record may still need: the longest record lives max_lifetime + 2 leeway.
 RETENTION_MS = (harness.DEFAULT_MAX_LIFETIME + 2 * LEEWAY) * 1000
 ADMIN_NAME, ADMIN_KEY = "ops", "admin-key-events-0123456789abcdef"
+FEED_NAME, FEED_KEY = "edge-1", "feed-key-events-0123456789abcdef"
 CLIENT = ("web", "web-secret-events-0123")
 
 
@@ -51,13 +60,20 @@ class EventsTestCase(harness.RevokdTestCase):
             cls.clients_path = os.path.join(cls.tmp, "clients")
             with open(cls.clients_path, "w", encoding="utf-8") as f:
                 f.write(f"{CLIENT[0]}:{CLIENT[1]}:revoke_any,global_revocation\n")
-        env = {"REVOKD_CLIENTS_FILE": cls.clients_path}
+        env = {"REVOKD_CLIENTS_FILE": cls.clients_path, "REVOKD_FEED_KEYS_FILE": cls.feed_keys_path()}
         env.update(overrides or {})
         return super().base_env(env)
 
     def setUp(self):
         super().setUp()
         self.tokens = {}  # jti -> the token revoked, to revoke it again
+
+    @classmethod
+    def feed_keys_path(cls):
+        path = os.path.join(cls.tmp, "feed-keys")
+        if not os.path.exists(path):
+            harness.write_admin_keys(path, [f"{FEED_NAME}:{FEED_KEY}"])
+        return path
 
     @property
     def admin(self):
@@ -240,6 +256,229 @@ class LogTest(EventsTestCase):
                 self.assertEqual(self.redis.get(key), f["cutoff"], f)
             else:
                 self.assertEqual(self.redis.get(key), f.get("reason", "1"), f)
+
+
+def as_json(entry):
+    """What GET /v1/events says of a log entry (id, fields) read from Redis."""
+    entry_id, f = entry
+    out = {"id": entry_id, "kind": f["kind"], "iss": f["iss"] or None}
+    if f["kind"] == "jti":
+        out["jti"] = f["jti"]
+    else:
+        out["sub"] = f["sub"]
+        out["cutoff"] = int(f["cutoff"])
+    out["exp"] = int(f["exp"])
+    if "reason" in f:
+        out["reason"] = f["reason"]
+    out["by"] = f["by"]
+    out["at"] = int(f["at"])
+    return out
+
+
+class FeedTest(EventsTestCase):
+    def events(self, daemon=None, key=FEED_KEY, **params):
+        query = urllib.parse.urlencode(params)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return (daemon or self.revokd).request("GET", "/v1/events" + ("?" + query if query else ""),
+                                               headers=headers, timeout=45)
+
+    def page(self, **params):
+        body = self.assertJsonResponse(self.events(**params), 200)
+        self.assertEqual(set(body), {"events", "next"}, body)
+        return body["events"], body["next"]
+
+    def revoke_some(self):
+        t = now()
+        self.holder_revoke("alice", "fe-1")
+        self.admin_revoke("fe-2", t + 300, reason="device lost")
+        self.client_revoke("bob", "fe-3")
+        self.holder_revoke_all("carol")
+        self.admin_revoke_all("dave", reason="left")
+        self.global_revoke("erin", by_client=True)
+        self.revokd.admin_revoke(ADMIN_KEY, {"jti": "fe-4", "exp": t + 60, "iss": None})
+
+    def test_a_page_is_the_log_as_redis_holds_it(self):
+        self.assertEqual(self.page(), ([], "0-0"))
+        self.revoke_some()
+        events, nxt = self.page()
+        self.assertEqual(events, [as_json(e) for e in self.entries()])
+        self.assertEqual(nxt, events[-1]["id"])
+        self.assertIsNone(events[-1]["iss"])  # the tokens without iss
+        self.assertEqual(self.page(after=nxt), ([], nxt))
+        # Admin keys read it too.
+        body = self.assertJsonResponse(self.events(key=ADMIN_KEY, after=events[2]["id"]), 200)
+        self.assertEqual(body["events"], events[3:])
+
+    def test_pages_by_after_and_limit(self):
+        self.revoke_some()
+        everything, _ = self.page(limit=1000)
+        got, after = [], "0"
+        while True:
+            events, after = self.page(after=after, limit=2)
+            self.assertLessEqual(len(events), 2)
+            got += events
+            if not events:
+                break
+        self.assertEqual(got, everything)
+        self.assertEqual(after, everything[-1]["id"])
+        # An id that is not in the log works as well as one that is: what follows it.
+        ms, seq = id_pair(everything[2]["id"])
+        self.assertEqual(self.page(after=f"{ms}-{seq}")[0], everything[3:])
+        before = (ms - 1, 2 ** 64 - 1)
+        self.assertEqual(self.page(after=f"{before[0]}-{before[1]}")[0],
+                         [e for e in everything if id_pair(e["id"]) > before])
+
+    def test_bad_parameters(self):
+        for params in ({"after": "x"}, {"after": "1"}, {"after": "1-2-3"}, {"after": ""},
+                       {"limit": 0}, {"limit": 1001}, {"wait": 31}, {"wait": "1s"}):
+            with self.subTest(params=params):
+                self.assertError(self.events(**params), 400, "invalid_request")
+        resp = self.revokd.request("GET", "/v1/events?limit=1&limit=2", headers={"Authorization": f"Bearer {FEED_KEY}"})
+        self.assertError(resp, 400, "invalid_request")
+
+    def test_keys(self):
+        mark = self.revokd.log_mark()
+        for key in (None, "wrong-key-0123456789abcdef", f"{FEED_NAME}:{FEED_KEY}"):
+            with self.subTest(key=key):
+                resp = self.events(key=key)
+                self.assertError(resp, 401, "unauthorized")
+                self.assertEqual(resp.header("WWW-Authenticate"), 'Bearer realm="revokd-events"')
+        # A feed key reads the feed and nothing else.
+        self.assertError(self.revokd.admin_revoke(FEED_KEY, {"jti": "x", "exp": now() + 60}), 401, "unauthorized")
+        self.assertError(self.revokd.admin_revoke_all(FEED_KEY, "x"), 401, "unauthorized")
+        self.assertError(self.revokd.request("POST", "/v1/admin/reload", headers={"Authorization": f"Bearer {FEED_KEY}"}),
+                         401, "unauthorized")
+        self.assertError(self.revokd.request("POST", "/oauth2/introspect", form(token="a.b.c"),
+                                             {**FORM_CT, "Authorization": f"Bearer {FEED_KEY}"}), 401, "invalid_client")
+        self.assertError(self.revokd.request("POST", "/global-token-revocation",
+                                             {"sub_id": {"format": "opaque", "id": "x"}},
+                                             {"Authorization": f"Bearer {FEED_KEY}"}), 401, "invalid_client")
+        self.assertEqual(self.redis.keys(), [])
+        # The request lines name the key that read, never the key.
+        self.assertJsonResponse(self.events(key=FEED_KEY, **{"x": "1"}), 200)
+        self.assertJsonResponse(self.events(key=ADMIN_KEY), 200)
+        time.sleep(0.3)
+        lines = [o for o in self.revokd.request_logs(mark) if o.get("path") == "/v1/events"]
+        self.assertIn(FEED_NAME, [o.get("feed_key") for o in lines])
+        self.assertIn(ADMIN_NAME, [o.get("admin_key") for o in lines])
+        self.assertNotIn(FEED_KEY, self.revokd.log_text(mark))
+
+    def test_feed_keys_without_admin_keys_and_neither(self):
+        d = self.start_revokd({"REVOKD_ADMIN_KEYS_FILE": None})
+        self.assertJsonResponse(self.events(daemon=d), 200)
+        self.assertError(d.admin_revoke(FEED_KEY, {"jti": "x", "exp": now() + 60}), 403, "admin_disabled")
+        d = self.start_revokd({"REVOKD_ADMIN_KEYS_FILE": None, "REVOKD_FEED_KEYS_FILE": None})
+        self.assertError(self.events(daemon=d), 403, "feed_disabled")
+
+    def test_feed_keys_are_reloaded(self):
+        path = os.path.join(self.tmp, "feed-keys-reload")
+        harness.write_admin_keys(path, ["old-feed-key-0123456789abc"])
+        d = self.start_revokd({"REVOKD_FEED_KEYS_FILE": path})
+        self.assertJsonResponse(self.events(daemon=d, key="old-feed-key-0123456789abc"), 200)
+        harness.write_admin_keys(path, ["next:new-feed-key-0123456789abc"])
+        self.assertJsonResponse(d.request("POST", "/v1/admin/reload", headers=self.admin), 200)
+        self.assertError(self.events(daemon=d, key="old-feed-key-0123456789abc"), 401, "unauthorized")
+        self.assertJsonResponse(self.events(daemon=d, key="new-feed-key-0123456789abc"), 200)
+        harness.write_admin_keys(path, ["short"])
+        self.assertError(d.request("POST", "/v1/admin/reload", headers=self.admin), 500, "reload_failed")
+        self.assertJsonResponse(self.events(daemon=d, key="new-feed-key-0123456789abc"), 200)
+
+    def test_failed_keys_are_limited_per_address(self):
+        d = self.start_revokd({"REVOKD_AUTH_FAILURES_BURST": "1", "REVOKD_AUTH_FAILURES_PER_MINUTE": "1"})
+        self.assertError(self.events(daemon=d, key="wrong-key-0123456789abcdef"), 401, "unauthorized")
+        resp = self.events(daemon=d)
+        self.assertError(resp, 429, "too_many_requests")
+        self.assertTrue(resp.header("Retry-After"))
+
+    def test_wait_is_answered_by_the_next_revocation(self):
+        self.holder_revoke("fay", "fe-w0")
+        _, nxt = self.page()
+        result = {}
+
+        def poll():
+            start = time.monotonic()
+            result["resp"] = self.events(after=nxt, wait=10)
+            result["took"] = time.monotonic() - start
+
+        t = threading.Thread(target=poll)
+        t.start()
+        time.sleep(1.0)
+        self.assertTrue(t.is_alive(), "the poll did not wait")
+        revoked_at = time.monotonic()
+        want = self.holder_revoke("fay", "fe-w1")
+        t.join(15)
+        body = self.assertJsonResponse(result["resp"], 200)
+        self.assertEqual([e["jti"] for e in body["events"]], ["fe-w1"])
+        self.assertEqual(body["events"][0]["by"], want["by"])
+        self.assertLess(result["took"], 5, "answered by the revocation, not by the end of the wait")
+        self.assertLess(time.monotonic() - revoked_at, 2)
+
+    def test_wait_ends_empty_even_beyond_the_idle_timeout(self):
+        """A poll that waits is no idle connection: REVOKD_CONNECTION_TIMEOUT does not end it."""
+        d = self.start_revokd({"REVOKD_CONNECTION_TIMEOUT": "1"})
+        start = time.monotonic()
+        body = self.assertJsonResponse(self.events(daemon=d, wait=3), 200)
+        took = time.monotonic() - start
+        self.assertEqual(body, {"events": [], "next": "0-0"})
+        self.assertTrue(2.9 <= took < 6, took)
+
+    def test_store_down_is_503(self):
+        d = self.start_revokd({"REVOKD_REDIS_URL": f"redis://127.0.0.1:{harness.free_port()}/0"})
+        resp = self.events(daemon=d)
+        self.assertError(resp, 503, "store_unavailable")
+        self.assertEqual(resp.header("Retry-After"), "1")
+
+    def test_main_listener_only(self):
+        d = self.start_revokd({"REVOKD_ADMIN_LISTEN": f"{harness.LOOPBACK}:0"})
+        admin_port = d.wait_for_event("listening", 1)["admin_port"]
+        self.assertJsonResponse(self.events(daemon=d), 200)
+        resp = harness.http_request(admin_port, "GET", "/v1/events", headers={"Authorization": f"Bearer {FEED_KEY}"})
+        self.assertError(resp, 404, "not_found")
+
+    # revokectl events ---------------------------------------------------------------------------
+    def ctl(self, *args, key=FEED_KEY):
+        return harness.run_revokectl(["--url", f"http://127.0.0.1:{self.revokd.port}", "events", *args],
+                                     {"REVOKD_FEED_KEY": key} if key else None)
+
+    def test_revokectl_prints_one_object_a_line(self):
+        self.revoke_some()
+        events, _ = self.page()
+        out = self.ctl()
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual([json.loads(line) for line in out.stdout.splitlines()], events)
+        out = self.ctl("--after", events[4]["id"])
+        self.assertEqual([json.loads(line) for line in out.stdout.splitlines()], events[5:])
+        out = self.ctl("--after", events[-1]["id"])
+        self.assertEqual((out.returncode, out.stdout), (0, ""))
+        # More than a page (1,000): read to the end.
+        t = now()
+        for i in range(1100):
+            self.redis.command("XADD", harness.DEFAULT_PREFIX + harness.LOG_SUFFIX, "*", "kind", "jti", "iss", ISS,
+                               "jti", f"bulk-{i}", "exp", str(t + 60), "by", "holder", "at", str(t * 1000))
+        out = self.ctl()
+        self.assertEqual(len(out.stdout.splitlines()), len(events) + 1100)
+        self.assertEqual(self.ctl(key="wrong-key-0123456789abcdef").returncode, 1)
+        self.assertEqual(self.ctl(key=None).returncode, 2)
+        self.assertEqual(self.ctl("--after", "nope").returncode, 1)
+
+    def test_revokectl_follow(self):
+        self.holder_revoke("gus", "fe-f1")
+        argv = [harness.revokectl_bin(), "--url", f"http://127.0.0.1:{self.revokd.port}", "events", "--follow"]
+        proc = subprocess.Popen(argv, env=harness.clean_env({"REVOKD_ADMIN_KEY": ADMIN_KEY}),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            first = json.loads(proc.stdout.readline())
+            self.assertEqual(first["jti"], "fe-f1")
+            time.sleep(0.5)
+            self.holder_revoke("gus", "fe-f2")
+            self.admin_revoke_all("gus")
+            second, third = json.loads(proc.stdout.readline()), json.loads(proc.stdout.readline())
+            self.assertEqual((second["jti"], third["sub"]), ("fe-f2", "gus"))
+            self.assertEqual([e["id"] for e in (first, second, third)], [i for i, _ in self.entries()])
+            self.assertIsNone(proc.poll())
+        finally:
+            proc.kill()
+            proc.communicate(timeout=5)
 
 
 if __name__ == "__main__":

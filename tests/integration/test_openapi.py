@@ -67,6 +67,11 @@ atexit.register(shutil.rmtree, CLIENTS_DIR, True)
 CLIENTS_FILE = os.path.join(CLIENTS_DIR, "clients")
 with open(CLIENTS_FILE, "w", encoding="utf-8") as _f:
     _f.write(f"{WEB[0]}:{WEB[1]}\n{OPS[0]}:{OPS[1]}:revoke_any,global_revocation\n")
+# A feed key (REVOKD_FEED_KEYS_FILE): reads GET /v1/events and nothing else.
+FEED_KEY = "feed-key-openapi-0123456789abcdef"
+FEED_KEYS_FILE = os.path.join(CLIENTS_DIR, "feed-keys")
+with open(FEED_KEYS_FILE, "w", encoding="utf-8") as _f:
+    _f.write(f"edge:{FEED_KEY}\n")
 
 
 def basic(client):
@@ -455,7 +460,8 @@ class DocumentTest(unittest.TestCase):
 
 class OpenApiContractTest(harness.RevokdTestCase):
     revokd_env = {"REVOKD_ISSUER": ISS, "REVOKD_AUDIENCE": AUD,
-                  "REVOKD_REDIS_TIMEOUT_MS": str(REDIS_TIMEOUT_MS), "REVOKD_CLIENTS_FILE": CLIENTS_FILE}
+                  "REVOKD_REDIS_TIMEOUT_MS": str(REDIS_TIMEOUT_MS), "REVOKD_CLIENTS_FILE": CLIENTS_FILE,
+                  "REVOKD_FEED_KEYS_FILE": FEED_KEYS_FILE}
     admin_keys = (ADMIN_KEY,)
 
     def setUp(self):
@@ -1015,6 +1021,29 @@ class OpenApiContractTest(harness.RevokdTestCase):
         call("global revocation form", "POST", g, b"sub=x", {**admin, **FORM_CT}, expect=415,
              code="unsupported_media_type")
 
+        # GET /v1/events: the log of the revocations above, by page; feed and admin keys.
+        feed = {"Authorization": f"Bearer {FEED_KEY}"}
+        _, page = call("events", "GET", "/v1/events", headers=feed, expect=200)
+        events = page.get("events", []) if isinstance(page, dict) else []
+        if len(events) < 10 or {e.get("kind") for e in events} != {"jti", "subject"}:
+            self.problems.append(f"events: the revocations above are not all there: {events}")
+        elif not any("reason" in e for e in events) or not any(e.get("by", "").startswith("client:") for e in events):
+            self.problems.append(f"events: no reason or no client among {events}")
+        _, page = call("events, admin key, limit", "GET", "/v1/events?after=0&limit=2", headers=admin, expect=200)
+        if isinstance(page, dict) and len(page.get("events", [])) == 2 and page.get("next"):
+            call("events, at the end, waiting a second", "GET",
+                 f"/v1/events?after={events[-1]['id'] if events else 0}&wait=1", headers=feed, expect=200,
+                 want={"events": []})
+        for label, query in (("after not an id", "after=x"), ("limit 0", "limit=0"), ("wait 31", "wait=31"),
+                             ("after twice", "after=0&after=0")):
+            call(f"events, {label}", "GET", f"/v1/events?{query}", headers=feed, expect=400, code="invalid_request")
+        call("events, no key", "GET", "/v1/events", expect=401, code="unauthorized")
+        call("events, wrong key", "GET", "/v1/events", headers={"Authorization": "Bearer " + "w" * 32}, expect=401,
+             code="unauthorized")
+        call("admin revoke, feed key", "POST", "/v1/admin/revoke", {"jti": "x", "exp": t + 60}, feed, expect=401,
+             code="unauthorized")
+        call("POST /v1/events", "POST", "/v1/events", {"x": 1}, feed, expect=405, code="method_not_allowed")
+
         # Health.
         call("healthz", "GET", "/healthz", expect=200, want={"status": "ok"})
         call("healthz, no request id", "GET", "/healthz", expect=200, request_id=None)
@@ -1028,7 +1057,7 @@ class OpenApiContractTest(harness.RevokdTestCase):
         call("POST /metrics", "POST", "/metrics", {"x": 1}, expect=405, code="method_not_allowed")
         # Bodies are bounded for every method, GET included.
         oversized = b"{" + b" " * MAX_BODY + b"}"
-        for path in ("/healthz", "/readyz", "/v1/check", "/metrics"):
+        for path in ("/healthz", "/readyz", "/v1/check", "/metrics", "/v1/events"):
             call(f"GET {path} with an oversized body", "GET", path, oversized, JSON_CT, expect=413,
                  code="payload_too_large")
         call("DELETE /readyz", "DELETE", "/readyz", expect=405, code="method_not_allowed")
@@ -1145,6 +1174,7 @@ class OpenApiContractTest(harness.RevokdTestCase):
                       {"sub_id": {"format": "opaque", "id": "x"}}, admin, form=form)
             for path in ("/healthz", "/readyz", "/metrics"):
                 too_large(f"GET {path}, oversized header", "GET", path, form=form)
+            too_large("events, oversized header", "GET", "/v1/events", headers=admin, form=form)
         fits = "oa-431-fits"
         self.call("GET /healthz, header over the token limit that fits", "GET", "/healthz",
                   headers={"X-Pad": "p" * HEAD_FITS}, expect=200, request_id=fits, want={"status": "ok"})
@@ -1173,6 +1203,8 @@ class OpenApiContractTest(harness.RevokdTestCase):
                       headers=headers, expect=403, code="admin_disabled", daemon=d)
             self.call("admin reload, admin disabled", "POST", "/v1/admin/reload", headers=headers, expect=403,
                       code="admin_disabled", daemon=d)
+            self.call("events, no feed or admin keys", "GET", "/v1/events", headers=headers, expect=403,
+                      code="feed_disabled", daemon=d)
 
     def auth_limited_requests(self):
         """A revokd that allows one failed authentication per address: after it, every call that
@@ -1192,7 +1224,8 @@ class OpenApiContractTest(harness.RevokdTestCase):
                 ("oauth revoke", "POST", "/oauth2/revoke", form, {**FORM_CT, **basic(WEB)}),
                 ("introspect", "POST", "/oauth2/introspect", form, {**FORM_CT, **basic(WEB)}),
                 ("global revocation", "POST", "/global-token-revocation",
-                 {"sub_id": {"format": "opaque", "id": "zed"}}, admin)):
+                 {"sub_id": {"format": "opaque", "id": "zed"}}, admin),
+                ("events", "GET", "/v1/events", None, admin)):
             resp, _ = self.call(f"{what}, address limited", method, path, body, headers, **limited)
             if resp is not None and not 1 <= int(resp.header("Retry-After") or 0) <= 60:
                 self.problems.append(f"{what}, address limited: Retry-After {resp.header('Retry-After')!r}")
@@ -1257,6 +1290,7 @@ class OpenApiContractTest(harness.RevokdTestCase):
             self.call("oauth revoke, store down", "POST", "/oauth2/revoke", body, {**FORM_CT, **basic(OPS)}, **su)
             self.call("global revocation, store down", "POST", "/global-token-revocation",
                       {"sub_id": {"format": "opaque", "id": "outage"}}, admin, **su)
+            self.call("events, store down", "GET", "/v1/events", headers=admin, **su)
             self.call("readyz, store down", "GET", "/readyz", want={"status": "not_ready"}, **su)
             self.call("healthz, store down", "GET", "/healthz", expect=200)
             self.call("metrics, store down", "GET", "/metrics", expect=200)

@@ -95,6 +95,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.leeway, 30);
     assert_int_equal(cfg.max_token_lifetime, 2592000);
     assert_string_equal(cfg.admin_keys_file, "");
+    assert_string_equal(cfg.feed_keys_file, "");
     assert_string_equal(cfg.key_prefix, "revokd:");
     assert_int_equal(cfg.threads, 0);
     assert_int_equal(cfg.max_connections, 1000);
@@ -322,7 +323,8 @@ static void test_typed_values(void **state)
                                       "--redis-url=http://h", "--redis-url=redis://h/x",
                                       "--redis-url=redis://:%zz@h", "--sentinels=a,b,c,d,e,f,g,h,i",
                                       "--sentinels=a:0", "--jwks-file=/nonexistent",
-                                      "--jwks-file=/", "--jwt-public-key-alg=none"};
+                                      "--jwks-file=/", "--feed-keys-file=/nonexistent",
+                                      "--jwt-public-key-alg=none"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(load(bad[i], NULL), -1);
         char env[64] = "REVOKD_";

@@ -1,8 +1,8 @@
 /* test_handlers.c - the handler chains, from the router to the reply,
  * against the in-memory store (store_memory.h) and a real signature pool,
  * on a loop driven here: check, lookup, revoke, revoke-all, the admin's
- * and the OAuth clients' revocations, the revocation log they write, and
- * readiness, with every failure answer (503
+ * and the OAuth clients' revocations, the revocation log they write and
+ * its reading (GET /v1/events), and readiness, with every failure answer (503
  * store_unavailable, 503 not_replicated, 503 overloaded, a late answer, a
  * lost connection, lost data) and a client that goes away while its
  * request waits.
@@ -41,6 +41,8 @@
 #define SECRET "a-secret-of-at-least-thirty-two-bytes!!"
 #define ADMIN_KEY "admin-key-handlers-0123456789"
 #define ADMIN_NAME "ops"
+#define FEED_KEY "feed-key-handlers-0123456789"
+#define FEED_NAME "edge-1"
 /* An OAuth client that may revoke any token and subjects:
  * Basic base64("web:web-secret-handlers-0123"). */
 #define CLIENT_LINE "web:web-secret-handlers-0123:revoke_any,global_revocation\n"
@@ -197,9 +199,10 @@ static const char *token_body(char *buf, size_t size, const char *bearer_value)
 static int group_setup(void **state)
 {
     (void)state;
-    char secret[PATH_MAX + 32], admins[PATH_MAX + 32], clients[PATH_MAX + 32], err[2048] = "";
+    char secret[PATH_MAX + 32], admins[PATH_MAX + 32], clients[PATH_MAX + 32], feeds[PATH_MAX + 32];
+    char err[2048] = "";
     char *argv[] = {"revokd", "--jwt-hmac-secret-file", secret, "--admin-keys-file", admins,
-                    "--clients-file", clients, "--issuer", ISS, "--leeway", "30",
+                    "--clients-file", clients, "--feed-keys-file", feeds, "--issuer", ISS, "--leeway", "30",
                     "--max-token-lifetime", "3600", NULL};
 
     if (unit_tmpdir_create(fx.dir, sizeof(fx.dir)) != 0)
@@ -210,6 +213,8 @@ static int group_setup(void **state)
     unit_write_file(admins, ADMIN_NAME ":" ADMIN_KEY "\n", strlen(ADMIN_NAME ":" ADMIN_KEY "\n"));
     unit_path_in(clients, sizeof(clients), fx.dir, "clients");
     unit_write_file(clients, CLIENT_LINE, strlen(CLIENT_LINE));
+    unit_path_in(feeds, sizeof(feeds), fx.dir, "feed-keys");
+    unit_write_file(feeds, FEED_NAME ":" FEED_KEY "\n", strlen(FEED_NAME ":" FEED_KEY "\n"));
     if (config_load(&fx.cfg, (int)(sizeof(argv) / sizeof(argv[0])) - 1, argv, err, sizeof(err)) != 0)
         return -1;
     fx.app.cfg = &fx.cfg;
@@ -226,7 +231,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    static const char *const files[] = {"hs256.secret", "admin-keys", "clients"};
+    static const char *const files[] = {"hs256.secret", "admin-keys", "clients", "feed-keys"};
 
     work_inbox_drain(fx.inbox);
     work_inbox_free(fx.inbox);
@@ -612,6 +617,170 @@ static void test_log_only_what_is_stored(void **state)
     assert_int_equal(logged(ev), 0);
 }
 
+/* ---- GET /v1/events ------------------------------------------------------ */
+
+/* The events of a page, checked for its shape: an array, and next a string. */
+static const cJSON *page_events(const struct answer *a, const char **next)
+{
+    const cJSON *events = cJSON_GetObjectItemCaseSensitive(a->body, "events");
+    assert_true(cJSON_IsArray(events));
+    *next = str(a, "next");
+    assert_non_null(*next);
+    return events;
+}
+
+static const char *member(const cJSON *o, const char *name)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(m) ? m->valuestring : NULL;
+}
+
+static void test_events_pages(void **state)
+{
+    (void)state;
+    char body[256], query[128], next[STORE_EVENT_ID_MAX];
+    const char *n;
+    int64_t t = (int64_t)time(NULL);
+
+    /* Nothing yet: an empty page that says to start again from the start. */
+    struct answer a = call("GET", "/v1/events", NULL, "Bearer " FEED_KEY, NULL);
+    assert_int_equal(a.status, 200);
+    assert_int_equal(cJSON_GetArraySize(page_events(&a, &n)), 0);
+    assert_string_equal(n, "0-0");
+    cJSON_Delete(a.body);
+
+    for (int i = 0; i < 3; i++) {
+        snprintf(body, sizeof(body), "{\"jti\":\"ev-%d\",\"exp\":%lld%s}", i, (long long)t + 100,
+                 i == 1 ? ",\"reason\":\"lost\"" : "");
+        expect(call("POST", "/v1/admin/revoke", NULL, "Bearer " ADMIN_KEY, body), 200, NULL, NULL);
+    }
+    expect(call("POST", "/v1/admin/subjects/sam/revoke-all", NULL, "Bearer " ADMIN_KEY, "{\"iss\":null}"), 200,
+           NULL, NULL);
+
+    /* Everything, with an admin key: each entry as event_json writes it. */
+    a = call("GET", "/v1/events", "after=0", "Bearer " ADMIN_KEY, NULL);
+    assert_int_equal(a.status, 200);
+    const cJSON *events = page_events(&a, &n);
+    assert_int_equal(cJSON_GetArraySize(events), 4);
+    const cJSON *e = cJSON_GetArrayItem(events, 1);
+    assert_string_equal(member(e, "kind"), "jti");
+    assert_string_equal(member(e, "jti"), "ev-1");
+    assert_string_equal(member(e, "iss"), ISS);
+    assert_string_equal(member(e, "reason"), "lost");
+    assert_string_equal(member(e, "by"), "admin:" ADMIN_NAME);
+    assert_int_equal((int64_t)cJSON_GetObjectItemCaseSensitive(e, "exp")->valuedouble, t + 100 + 30);
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "at")));
+    assert_null(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(events, 0), "reason"));
+    e = cJSON_GetArrayItem(events, 3);
+    assert_string_equal(member(e, "kind"), "subject");
+    assert_string_equal(member(e, "sub"), "sam");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(e, "iss")));
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "cutoff")));
+    assert_null(cJSON_GetObjectItemCaseSensitive(e, "jti"));
+    assert_string_equal(n, member(e, "id"));
+    cJSON_Delete(a.body);
+
+    /* Page by page with a feed key, one at a time. */
+    snprintf(next, sizeof(next), "0");
+    for (int i = 0; i < 5; i++) {
+        snprintf(query, sizeof(query), "after=%s&limit=1", next);
+        a = call("GET", "/v1/events", query, "Bearer " FEED_KEY, NULL);
+        assert_int_equal(a.status, 200);
+        events = page_events(&a, &n);
+        assert_int_equal(cJSON_GetArraySize(events), i < 4 ? 1 : 0);
+        if (i < 4)
+            assert_string_equal(member(cJSON_GetArrayItem(events, 0), "id"), n);
+        else
+            assert_string_equal(n, next); /* nothing new: start again from the same place */
+        snprintf(next, sizeof(next), "%s", n);
+        cJSON_Delete(a.body);
+    }
+}
+
+static void test_events_refusals(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "after=", "after=x", "after=1", "after=1-", "after=-1", "after=1-2-3", "after=+1-2", "after=1-%202",
+        "after=123456789012345678901-0", "after=18446744073709551615-18446744073709551615", "after=0&after=0",
+        "limit=0", "limit=1001", "limit=-1", "limit=1e3", "limit=", "wait=31", "wait=-1", "wait=1.5",
+        "wait=99999999999999999999",
+    };
+    unsigned calls = store_memory_calls(fx.app.store);
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct answer a = call("GET", "/v1/events", bad[i], "Bearer " FEED_KEY, NULL);
+        if (a.status != 400)
+            print_error("%s: %d\n", bad[i], a.status);
+        expect(a, 400, "error", "invalid_request");
+    }
+    expect(call("GET", "/v1/events", NULL, NULL, NULL), 401, "error", "unauthorized");
+    expect(call("GET", "/v1/events", NULL, "Bearer wrong-key-0123456789", NULL), 401, "error", "unauthorized");
+    /* A feed key reads the feed and nothing else. */
+    expect(call("POST", "/v1/admin/revoke", NULL, "Bearer " FEED_KEY, "{\"jti\":\"x\",\"exp\":1}"), 401, "error",
+           "unauthorized");
+    expect(call("POST", "/v1/admin/reload", NULL, "Bearer " FEED_KEY, NULL), 401, "error", "unauthorized");
+    expect(call_form("/oauth2/introspect", "Bearer " FEED_KEY, "token=a.b.c"), 401, "error", "invalid_client");
+    assert_int_equal(store_memory_calls(fx.app.store), calls);
+    /* Accepted: the bounds, and "0-0" for the start. */
+    expect(call("GET", "/v1/events", "after=0-0&limit=1000&wait=0", "Bearer " FEED_KEY, NULL), 200, "next", "0-0");
+    expect(call("GET", "/v1/events", "limit=1", "Bearer " FEED_KEY, NULL), 200, "next", "0-0");
+    store_memory_set_mode(fx.app.store, STORE_MEMORY_FAIL);
+    expect(call("GET", "/v1/events", NULL, "Bearer " FEED_KEY, NULL), 503, "error", "store_unavailable");
+    store_memory_set_mode(fx.app.store, STORE_MEMORY_ANSWER);
+}
+
+/* wait: with nothing after `after`, the request waits, and is answered by
+ * the first revocation made meanwhile, or empty once the wait is over. */
+static void test_events_wait(void **state)
+{
+    (void)state;
+    char body[128];
+
+    struct request *req = start("GET", "/v1/events", "wait=5", NULL, NULL);
+    req->authorization = "Bearer " FEED_KEY;
+    assert_int_equal(request_dispatch(req), REQUEST_WAIT);
+    for (int i = 0; i < 20; i++)
+        loop_poll(fx.loop, 10);
+    assert_int_equal(req->state, REQUEST_WAITING);
+    snprintf(body, sizeof(body), "{\"jti\":\"ev-wait\",\"exp\":%lld}", (long long)time(NULL) + 60);
+    expect(call("POST", "/v1/admin/revoke", NULL, "Bearer " ADMIN_KEY, body), 200, NULL, NULL);
+    settle(req);
+    struct answer a = finish(req);
+    assert_int_equal(a.status, 200);
+    const char *next;
+    const cJSON *events = page_events(&a, &next);
+    assert_int_equal(cJSON_GetArraySize(events), 1);
+    assert_string_equal(member(cJSON_GetArrayItem(events, 0), "jti"), "ev-wait");
+    char query[96];
+    snprintf(query, sizeof(query), "after=%s&wait=1", next);
+    cJSON_Delete(a.body);
+
+    /* Nothing comes: an empty page after about a second. */
+    int64_t began = loop_now_ms();
+    req = start("GET", "/v1/events", query, "Bearer " FEED_KEY, NULL);
+    assert_int_equal(request_dispatch(req), REQUEST_WAIT);
+    settle(req);
+    assert_true(loop_now_ms() - began >= 1000);
+    a = finish(req);
+    assert_int_equal(a.status, 200);
+    assert_int_equal(cJSON_GetArraySize(page_events(&a, &next)), 0);
+    cJSON_Delete(a.body);
+
+    /* The client goes away while it waits: released once, when the wait
+     * ends, never replied. */
+    unsigned replied = fx.replied, released = fx.released;
+    req = start("GET", "/v1/events", query, "Bearer " FEED_KEY, NULL);
+    assert_int_equal(request_dispatch(req), REQUEST_WAIT);
+    loop_poll(fx.loop, 10);
+    request_finish(req);
+    assert_int_equal(fx.released, released);
+    for (int i = 0; i < 150 && fx.released == released; i++)
+        loop_poll(fx.loop, 10);
+    assert_int_equal(fx.released, released + 1);
+    assert_int_equal(fx.replied, replied);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fresh_store, free_store)
 
 int main(void)
@@ -630,6 +799,9 @@ int main(void)
         T(test_readiness),
         T(test_log_each_kind_once),
         T(test_log_only_what_is_stored),
+        T(test_events_pages),
+        T(test_events_refusals),
+        T(test_events_wait),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -368,6 +368,9 @@ static void test_admin_disabled_without_keys(void **state)
     dispatch("POST", "/v1/admin/subjects/team%2Fuser%201/revoke-all");
     expect_error(403, "admin_disabled");
     assert_string_equal(req.param, "team/user 1");
+    /* The feed, with neither feed nor admin keys. */
+    dispatch("GET", "/v1/events");
+    expect_error(403, "feed_disabled");
 }
 
 static void test_bad_path_escape_400(void **state)
@@ -502,6 +505,7 @@ static void test_print_routes(void **state)
                               "POST /oauth2/revoke\n"
                               "POST /oauth2/introspect\n"
                               "POST /global-token-revocation\n"
+                              "GET /v1/events\n"
                               "* /v1/authz\n"
                               "* /v1/authz/{path}\n"
                               "GET /healthz\n"
