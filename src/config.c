@@ -376,6 +376,38 @@ static const struct row *find_flag(const char *arg, size_t len)
     return NULL;
 }
 
+/* The settings of REVOKD_MODE=edge, which hold only together: the feed
+ * and its key, and a poll that central answers well within the staleness
+ * bound even when there is nothing new (its empty answer is the edge's
+ * heartbeat). A central node given them would silently ignore them. */
+static int check_mode(const struct config *cfg, char *err, size_t errlen)
+{
+    static const char suffix[] = "/v1/events";
+    size_t n = strlen(cfg->feed_url), slen = sizeof(suffix) - 1;
+
+    if (strcmp(cfg->mode, "edge") != 0) {
+        if (cfg->feed_url[0] != '\0' || cfg->feed_key_file[0] != '\0') {
+            snprintf(err, errlen, "REVOKD_FEED_URL and REVOKD_FEED_KEY_FILE are for REVOKD_MODE=edge");
+            return -1;
+        }
+        return 0;
+    }
+    if (n == 0)
+        snprintf(err, errlen, "REVOKD_FEED_URL: REVOKD_MODE=edge needs the central service's /v1/events URL");
+    else if (n < slen || strcmp(cfg->feed_url + n - slen, suffix) != 0 || strchr(cfg->feed_url, '?') != NULL)
+        snprintf(err, errlen, "REVOKD_FEED_URL: must end with %s, without a query", suffix);
+    else if (cfg->feed_key_file[0] == '\0')
+        snprintf(err, errlen, "REVOKD_FEED_KEY_FILE: REVOKD_MODE=edge needs the key central accepts for its feed");
+    else if (cfg->edge_poll_wait * 1000 * 2 > cfg->edge_max_staleness_ms)
+        snprintf(err, errlen,
+                 "REVOKD_EDGE_POLL_WAIT: %lld s is more than half of REVOKD_EDGE_MAX_STALENESS_MS (%lld ms): a "
+                 "quiet feed must answer well within it",
+                 cfg->edge_poll_wait, cfg->edge_max_staleness_ms);
+    else
+        return 0;
+    return -1;
+}
+
 int config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
 {
     char env[64];
@@ -411,7 +443,7 @@ int config_load(struct config *cfg, int argc, char **argv, char *err, size_t err
         if (set_value(cfg, r, value, err, errlen) < 0)
             return -1;
     }
-    return 0;
+    return check_mode(cfg, err, errlen);
 }
 
 void config_free(struct config *cfg)

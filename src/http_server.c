@@ -418,6 +418,7 @@ static enum request_step dispatch(struct exchange *ex, const char *method, const
     req->path = url;
     req->authorization = auth != NULL ? keep(&ex->auth, &ex->auth_size, auth) : NULL;
     req->content_type = MHD_lookup_connection_value(ex->mhd, MHD_HEADER_KIND, "Content-Type");
+    req->request_id = ex->id;
     req->body = ex->body != NULL ? ex->body : "";
     req->body_len = ex->len;
     req->app = w->srv->app;

@@ -1,9 +1,10 @@
 /* main.c - revokd: start-up, the wait for a signal, and an orderly stop.
  *
  * Start-up checks everything it can (settings, issuers, keys, addresses)
- * and stops with one line per mistake, naming the setting. Redis and remote
- * key sets are not required at start: the node then reports not ready
- * until Redis answers and every issuer has keys. SIGHUP reloads the files. */
+ * and stops with one line per mistake, naming the setting. Redis (on an
+ * edge, central) and remote key sets are not required at start: the node
+ * then reports not ready until Redis answers (the edge has replayed
+ * central's feed) and every issuer has keys. SIGHUP reloads the files. */
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,11 +18,13 @@
 #include "revokd/app.h"
 #include "revokd/auth_limit.h"
 #include "revokd/config.h"
+#include "revokd/file.h"
 #include "revokd/http_server.h"
 #include "revokd/keyring.h"
 #include "revokd/log.h"
 #include "revokd/metrics.h"
 #include "revokd/router.h"
+#include "revokd/store_edge.h"
 #include "revokd/store_key.h"
 #include "revokd/store_redis.h"
 #include "revokd/work.h"
@@ -104,6 +107,61 @@ static void resolve_threads(struct config *cfg)
         cfg->verify_threads = cores > 1 ? cores / 2 : 1;
 }
 
+/* Longest feed key file, and key, read. */
+#define FEED_KEY_FILE_MAX 4096
+#define FEED_KEY_MIN 16
+#define FEED_KEY_MAX 1024
+
+static void edge_limits(void *arg, const char *iss, int64_t *leeway, int64_t *max_lifetime)
+{
+    keyring_limits(arg, iss, leeway, max_lifetime);
+}
+
+/* The store of REVOKD_MODE=edge: central's revocations, followed from its
+ * feed with the key of REVOKD_FEED_KEY_FILE (its first line that is not a
+ * comment: printable ASCII without blanks, as it goes into a header).
+ * NULL with one line in err. */
+static struct store *edge_store(struct app *app, char *err, size_t errlen)
+{
+    const struct config *cfg = app->cfg;
+    char why[256];
+    size_t len = 0, lineno = 0;
+    char *text = file_read(cfg->feed_key_file, FEED_KEY_FILE_MAX, &len, why, sizeof(why));
+    char *cursor = text, *key = text != NULL ? file_next_line(&cursor, &lineno) : NULL;
+    struct store *s = NULL;
+    size_t n = key != NULL ? strlen(key) : 0;
+    bool printable = key != NULL;
+
+    for (size_t i = 0; i < n; i++)
+        printable &= key[i] > ' ' && key[i] < 0x7f;
+    if (text == NULL)
+        snprintf(err, errlen, "REVOKD_FEED_KEY_FILE: %s", why);
+    else if (key == NULL)
+        snprintf(err, errlen, "REVOKD_FEED_KEY_FILE: no key in the file");
+    else if (n < FEED_KEY_MIN || n > FEED_KEY_MAX || !printable)
+        snprintf(err, errlen, "REVOKD_FEED_KEY_FILE: the key must be %d to %d printable ASCII characters without blanks",
+                 FEED_KEY_MIN, FEED_KEY_MAX);
+    else {
+        struct store_edge_opts o = {
+            .feed_url = cfg->feed_url,
+            .feed_key = key,
+            .ca_file = cfg->ca_file,
+            .user_agent = "revokd/" REVOKD_VERSION " edge",
+            .poll_wait_s = cfg->edge_poll_wait,
+            .timeout_ms = cfg->edge_timeout_ms,
+            .max_staleness_ms = cfg->edge_max_staleness_ms,
+            .max_revocations = (size_t)cfg->edge_max_revocations,
+            .max_pending = (int)cfg->store_max_pending,
+            .limits = edge_limits,
+            .limits_arg = app->keys,
+        };
+        s = store_edge_new(&o, err, errlen);
+    }
+    if (text != NULL)
+        file_free(text, len); /* the store keeps a copy */
+    return s;
+}
+
 /* Builds everything a request may use, in app, and starts serving. Returns
  * 0, or -1 with one line in err; app_stop() undoes either. */
 static int app_start(struct app *app, struct config *cfg, char *err, size_t errlen)
@@ -119,6 +177,7 @@ static int app_start(struct app *app, struct config *cfg, char *err, size_t errl
         snprintf(err, errlen, "out of memory for the failed-authentication table");
         return -1;
     }
+    app->edge = strcmp(cfg->mode, "edge") == 0;
     struct store_redis_opts so = {
         .redis = &cfg->redis_url_parsed,
         .sentinels = &cfg->sentinels_parsed,
@@ -131,10 +190,11 @@ static int app_start(struct app *app, struct config *cfg, char *err, size_t errl
         .replication_timeout_ms = (int)cfg->replication_timeout_ms,
         .role_check_ms = (int)cfg->role_check_ms,
     };
-    if ((app->store = store_redis_new(&so, err, errlen)) == NULL)
+    /* An edge connects to no Redis: central's feed is its store. */
+    if ((app->store = app->edge ? edge_store(app, err, errlen) : store_redis_new(&so, err, errlen)) == NULL)
         return -1;
     if (store_start(app->store) < 0) {
-        snprintf(err, errlen, "cannot start the Sentinel watcher thread");
+        snprintf(err, errlen, app->edge ? "cannot start the feed's thread" : "cannot start the Sentinel watcher thread");
         return -1;
     }
     resolve_threads(cfg);
@@ -174,7 +234,9 @@ static void log_listening(const struct app *app)
         cJSON_AddNumberToObject(f, "admin_port", http_server_admin_port(app->http));
         cJSON_AddBoolToObject(f, "admin_tls", http_server_tls(app->http, true));
     }
-    cJSON_AddStringToObject(f, "store", cfg->sentinels_parsed.n > 0 ? "sentinel" : "redis");
+    cJSON_AddStringToObject(f, "store", app->edge ? "edge" : cfg->sentinels_parsed.n > 0 ? "sentinel" : "redis");
+    if (app->edge)
+        cJSON_AddStringToObject(f, "feed", cfg->feed_url);
     cJSON_AddNumberToObject(f, "issuers", (double)issuers);
     cJSON_AddNumberToObject(f, "keys", (double)keys);
     cJSON_AddNumberToObject(f, "threads", (double)cfg->threads);

@@ -15,8 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "revokd/edge_feed.h"
 #include "revokd/jwks_fetch.h"
 #include "revokd/keyring.h"
+#include "revokd/store_edge.h"
 
 #ifndef REVOKD_VERSION
 #define REVOKD_VERSION "dev"
@@ -587,6 +589,43 @@ static void render_keys(struct out *o, struct keyring *keys)
     put(o, "revokd_reloads_total{result=\"failed\"} %" PRIu64 "\n", (uint64_t)atomic_load(&reloads[0]));
 }
 
+/* An edge's view of central (store_edge.h): how long since it heard from
+ * it, what it holds, how its polls and forwarded revocations went. */
+static void render_edge(struct out *o, const struct store_edge_stats *e)
+{
+    if (e == NULL)
+        return;
+    family(o, "revokd_edge_lag_seconds", "gauge",
+           "Seconds since central was last heard from (a poll of its feed answered, with events or none); "
+           "since start when never.");
+    put(o, "revokd_edge_lag_seconds %.3f\n", (double)e->lag_ms / 1000);
+    family(o, "revokd_edge_stale", "gauge",
+           "1 when checks answer 503 feed_stale: the feed not replayed yet, central not heard from within "
+           "REVOKD_EDGE_MAX_STALENESS_MS, a forwarded revocation not read back yet, or no room for more.");
+    put(o, "revokd_edge_stale %d\n", e->stale ? 1 : 0);
+    family(o, "revokd_edge_replayed", "gauge", "1 once the feed was read to its end after start.");
+    put(o, "revokd_edge_replayed %d\n", e->replayed ? 1 : 0);
+    family(o, "revokd_edge_revocations", "gauge", "Revocations held, by kind (token or subject).");
+    put(o, "revokd_edge_revocations{kind=\"token\"} %zu\n", e->jti);
+    put(o, "revokd_edge_revocations{kind=\"subject\"} %zu\n", e->sub);
+    family(o, "revokd_edge_memory_bytes", "gauge",
+           "Memory the revocations held take (their table); divided by revokd_edge_revocations, the cost of one.");
+    put(o, "revokd_edge_memory_bytes %zu\n", e->bytes);
+    family(o, "revokd_edge_feed_polls_total", "counter", "Polls of central's feed, by result.");
+    for (size_t r = 0; r < EDGE_FEED_NRESULTS; r++)
+        put(o, "revokd_edge_feed_polls_total{result=\"%s\"} %" PRIu64 "\n",
+            edge_feed_result_name((enum edge_feed_result)r), e->feed.polls[r]);
+    family(o, "revokd_edge_events_total", "counter", "Events of central's feed applied, by kind (token or subject).");
+    put(o, "revokd_edge_events_total{kind=\"token\"} %" PRIu64 "\n", e->feed.events[EDGE_FEED_JTI]);
+    put(o, "revokd_edge_events_total{kind=\"subject\"} %" PRIu64 "\n", e->feed.events[EDGE_FEED_SUBJECT]);
+    family(o, "revokd_edge_forwards_total", "counter",
+           "Revocations forwarded to central, by result: ok (accepted and read back), unsynced (accepted, not "
+           "read back in time), refused (an error status, relayed), unavailable (no answer).");
+    for (size_t r = 0; r < EDGE_FEED_NFORWARDS; r++)
+        put(o, "revokd_edge_forwards_total{result=\"%s\"} %" PRIu64 "\n",
+            edge_feed_forward_name((enum edge_feed_forward_result)r), e->feed.forwards[r]);
+}
+
 static void render_process(struct out *o, const struct snapshot *snap)
 {
     family(o, "revokd_build_info", "gauge", "Always 1; the version is in the label.");
@@ -630,6 +669,7 @@ char *metrics_render(const struct metrics_gauges *g)
     render_counts(&o, snap.total);
     render_gauges(&o, g);
     render_keys(&o, g->keys);
+    render_edge(&o, g->edge);
     render_process(&o, &snap);
     if (o.failed)
         goto fail;

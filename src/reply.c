@@ -169,6 +169,10 @@ void reply_store_error(struct reply *rep, int code)
     if (code == -STORE_ENOTREPLICATED)
         reply_error(rep, 503, "not_replicated",
                     "the revocation was not confirmed by enough Redis replicas; retry");
+    else if (code == -STORE_ESTALE)
+        reply_error(rep, 503, "feed_stale",
+                    "this edge cannot vouch for its copy of the central service's revocations; the token's state "
+                    "is unknown");
     else if (code == -STORE_EOVERLOADED)
         reply_error(rep, 503, "overloaded",
                     "too many requests wait for the revocation store; retry after Retry-After seconds");

@@ -1,6 +1,7 @@
 /* route_health.c - /healthz (the process serves) and /readyz (it can do its
- * job: a writable Redis primary answers, and every issuer has keys). Load
- * balancers drain on /readyz. */
+ * job: a writable Redis primary answers, or on an edge, its copy of central's
+ * revocations is current; and every issuer has keys). Load balancers drain
+ * on /readyz. */
 #include <stdatomic.h>
 #include <time.h>
 
@@ -48,14 +49,30 @@ static enum request_step probed(struct request *req, struct reply *rep, const st
         reply_log(rep, "store_error", res->error);
         /* Data lost: checks go on from what Redis holds now, but this node
          * can no longer vouch that a revoked token stays revoked. */
-        not_ready(rep, res->rc == -STORE_EDATALOST ? "store_data_lost" : "store_unavailable", res->error);
+        not_ready(rep,
+                  res->rc == -STORE_EDATALOST ? "store_data_lost"
+                  : res->rc == -STORE_ESTALE  ? "feed_stale"
+                                              : "store_unavailable",
+                  res->error);
     } else if (!keyring_ready(req->app->keys, why, sizeof(why))) {
         not_ready(rep, "keys_unavailable", why);
     } else {
         reply_begin(rep, 200);
         reply_string(rep, "status", "ready");
     }
-    if (res->rc == 0) {
+    reply_string(rep, "mode", st->edge ? "edge" : "central");
+    if (st->edge) {
+        /* How current the copy is, ready or not. */
+        reply_object(rep, "edge");
+        reply_string(rep, "central", st->address);
+        reply_bool(rep, "replayed", st->replayed);
+        reply_bool(rep, "stale", st->stale);
+        reply_int(rep, "lag_ms", st->lag_ms);
+        reply_string(rep, "last_id", st->last_id);
+        reply_int(rep, "revocations", (int64_t)st->revocations);
+        reply_int(rep, "bytes", (int64_t)st->bytes);
+        reply_object_end(rep);
+    } else if (res->rc == 0) {
         reply_object(rep, "store");
         reply_string(rep, "role", st->role);
         reply_string(rep, "address", st->address);

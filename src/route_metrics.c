@@ -4,6 +4,7 @@
 #include "revokd/http_server.h"
 #include "revokd/metrics.h"
 #include "revokd/routes.h"
+#include "revokd/store_edge.h"
 
 enum request_step route_metrics(struct request *req, struct reply *rep)
 {
@@ -21,6 +22,11 @@ enum request_step route_metrics(struct request *req, struct reply *rep)
     g.store_up = app->store != NULL && store_up(app->store);
     g.store_data_lost = app->store != NULL && store_data_lost(app->store);
     g.keys = app->keys;
+    struct store_edge_stats edge;
+    if (app->edge && app->store != NULL) {
+        store_edge_stats(app->store, &edge);
+        g.edge = &edge;
+    }
 
     char *text = metrics_render(&g);
     if (text == NULL) {

@@ -24,25 +24,28 @@ struct route {
     const char *label; /* "METHOD /path", the metrics' route label */
     bool form;         /* the body is application/x-www-form-urlencoded (OAuth), not JSON */
     enum route_where where;
+    bool revocation;   /* an edge forwards it to the central service (route_edge.c) */
 };
 
 /* method and path are string literals, so the label is made by the compiler. */
-#define ROUTE(method, path, handler, allow) {method, path, handler, allow, method " " path, false, ROUTE_PUBLIC}
-#define ROUTE_FORM(method, path, handler, allow) {method, path, handler, allow, method " " path, true, ROUTE_PUBLIC}
-#define ROUTE_ADMIN(method, path, handler, allow) {method, path, handler, allow, method " " path, false, ROUTE_ADMIN}
-#define ROUTE_BOTH(method, path, handler, allow) {method, path, handler, allow, method " " path, false, ROUTE_BOTH}
+#define ROUTE(method, path, handler, allow) {method, path, handler, allow, method " " path, false, ROUTE_PUBLIC, false}
+#define ROUTE_FORM(method, path, handler, allow) {method, path, handler, allow, method " " path, true, ROUTE_PUBLIC, false}
+#define ROUTE_ADMIN(method, path, handler, allow) {method, path, handler, allow, method " " path, false, ROUTE_ADMIN, false}
+#define ROUTE_BOTH(method, path, handler, allow) {method, path, handler, allow, method " " path, false, ROUTE_BOTH, false}
+/* A revocation, which an edge forwards: form and where as above. */
+#define REVOCATION(method, path, handler, form, where) {method, path, handler, method, method " " path, form, where, true}
 
 static const struct route routes[] = {
     ROUTE("GET", "/v1/check", route_check_get, "GET, POST"),
     ROUTE("POST", "/v1/check", route_check_post, "GET, POST"),
-    ROUTE("POST", "/v1/revoke", route_revoke, "POST"),
-    ROUTE("POST", "/v1/revoke-all", route_revoke_all, "POST"),
-    ROUTE_ADMIN("POST", "/v1/admin/revoke", route_admin_revoke, "POST"),
-    ROUTE_ADMIN("POST", "/v1/admin/subjects/{sub}/revoke-all", route_admin_revoke_all, "POST"),
+    REVOCATION("POST", "/v1/revoke", route_revoke, false, ROUTE_PUBLIC),
+    REVOCATION("POST", "/v1/revoke-all", route_revoke_all, false, ROUTE_PUBLIC),
+    REVOCATION("POST", "/v1/admin/revoke", route_admin_revoke, false, ROUTE_ADMIN),
+    REVOCATION("POST", "/v1/admin/subjects/{sub}/revoke-all", route_admin_revoke_all, false, ROUTE_ADMIN),
     ROUTE_ADMIN("POST", "/v1/admin/reload", route_admin_reload, "POST"),
-    ROUTE_FORM("POST", "/oauth2/revoke", route_oauth_revoke, "POST"),
+    REVOCATION("POST", "/oauth2/revoke", route_oauth_revoke, true, ROUTE_PUBLIC),
     ROUTE_FORM("POST", "/oauth2/introspect", route_oauth_introspect, "POST"),
-    ROUTE("POST", "/global-token-revocation", route_oauth_global_revocation, "POST"),
+    REVOCATION("POST", "/global-token-revocation", route_oauth_global_revocation, false, ROUTE_PUBLIC),
     /* The feed is for edges and SIEMs, which reach the service as gateways
      * do: on the main listener, with its own keys. */
     ROUTE("GET", "/v1/events", route_events, "GET"),
@@ -133,7 +136,8 @@ enum request_step router_dispatch(struct request *req, struct reply *rep)
                                        : "request bodies must be application/json");
             return REQUEST_DONE;
         }
-        return routes[i].handler(req, rep);
+        /* On an edge a revocation is central's to judge and store. */
+        return (routes[i].revocation && req->app->edge ? route_edge_forward : routes[i].handler)(req, rep);
     }
     if (allow != NULL) {
         rep->allow = allow;

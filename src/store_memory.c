@@ -219,6 +219,10 @@ static void answer(struct memory *m, struct pending *p, struct store_result *res
         res->n_events = log_read(m, p);
         res->events = p->events;
         return;
+    case STORE_FORWARD:
+        res->rc = -STORE_EUNAVAILABLE;
+        res->error = "only an edge forwards revocations";
+        return;
     case STORE_PROBE:
         snprintf(res->status.role, sizeof(res->status.role), "master");
         snprintf(res->status.address, sizeof(res->status.address), "memory");

@@ -879,6 +879,13 @@ void store_redis_conn_call(struct store_conn *base, const struct store_call *q, 
     case STORE_READ_LOG:
         read_log(c, q, done, arg);
         break;
+    case STORE_FORWARD: {
+        /* Only an edge forwards (store_edge.c): a node over Redis stores. */
+        struct call *call = call_new(c, &c->writes, CALL_WRITE, done, arg);
+        call_error(call, -STORE_EUNAVAILABLE, "only an edge forwards revocations");
+        call_fail_later(call);
+        break;
+    }
     }
 }
 

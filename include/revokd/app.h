@@ -3,6 +3,7 @@
 #define REVOKD_APP_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "revokd/config.h"
 #include "revokd/keyring.h"
@@ -17,6 +18,7 @@ struct app {
     const struct config *cfg;
     struct keyring *keys;      /* issuers' keys and admin keys */
     struct store *store;
+    bool edge;                 /* REVOKD_MODE=edge: store_edge.h, revocations forwarded to central */
     struct token_cache *cache; /* verified tokens; never NULL (may be disabled) */
     struct auth_limit *auth_limit; /* failed authentication per address; NULL: none */
     struct work_pool *pool;    /* signature checks off the event loops */

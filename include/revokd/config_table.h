@@ -47,6 +47,20 @@
     X(replication_timeout_ms, MS, "500", 1, 60000, NULL, "how long a revoke waits for the replicas") \
     X(role_check_ms, MS, "1000", 50, 60000, NULL,                                                \
       "how often each worker re-confirms that its Redis is still the primary (Sentinel mode)")     \
+    X(mode, ENUM, "central", 1, 16, "central|edge",                                               \
+      "central: revocations are kept in Redis; edge: a copy of a central service's, in memory, followed from REVOKD_FEED_URL, no Redis (README, Edge mode)") \
+    X(feed_url, URL, "", 0, 2048, NULL,                                                          \
+      "edge mode: the central service's /v1/events (a node, or its load balancer); revocations are forwarded to the same address") \
+    X(feed_key_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                         \
+      "edge mode: a file holding the key central accepts for /v1/events, alone on a line")        \
+    X(edge_max_staleness_ms, MS, "5000", 1000, 3600000, NULL,                                    \
+      "edge mode: once central has not been heard from for this long, checks answer 503 feed_stale") \
+    X(edge_poll_wait, SECONDS, "2", 1, 30, NULL,                                                 \
+      "edge mode: how long a poll of the feed asks central to wait for an event; at most half of REVOKD_EDGE_MAX_STALENESS_MS") \
+    X(edge_timeout_ms, MS, "3000", 100, 60000, NULL,                                             \
+      "edge mode: time allowed to connect to central, for a poll's answer beyond its wait, and for a forwarded revocation") \
+    X(edge_max_revocations, INT, "5000000", 1000, 100000000, NULL,                               \
+      "edge mode: most revocations held (32-byte slots, at most 3/4 full); beyond, checks answer 503 feed_stale") \
     X(issuers_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                          \
       "several issuers, each with its keys and rules, as JSON (README); replaces the key and issuer settings below") \
     X(jwks_url, URL, "", 0, 2048, NULL,                                                          \
@@ -71,7 +85,7 @@
     X(max_token_lifetime, SECONDS, "2592000", 60, 315360000, NULL,                               \
       "longest exp - iat of any token issued (refresh tokens too); longer tokens are refused")    \
     X(ca_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                               \
-      "CA certificates (PEM) that key set and discovery servers are verified against; empty: the system's") \
+      "CA certificates (PEM) that key set, discovery and (edge mode) central servers are verified against; empty: the system's") \
     X(jwks_refresh_min, SECONDS, "60", 1, 86400, NULL,                                           \
       "shortest time between two scheduled fetches of a key set, whatever its Cache-Control says") \
     X(jwks_refresh_max, SECONDS, "3600", 1, 604800, NULL,                                        \

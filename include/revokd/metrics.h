@@ -12,6 +12,7 @@
 #include "revokd/jwt.h"
 
 struct keyring;
+struct store_edge_stats;
 
 /* Sets up the route labels: nroutes routes, label(i) "GET /v1/check" style
  * (called at every scrape, so its strings must live as long as the process).
@@ -63,6 +64,7 @@ struct metrics_gauges {
     bool store_up;          /* the store answered its last command */
     bool store_data_lost;   /* the last probe found the store's data lost */
     struct keyring *keys;   /* each issuer's keys; NULL: not shown */
+    const struct store_edge_stats *edge; /* an edge's feed and copy (store_edge.h); NULL: not an edge */
 };
 
 /* One reload of the files, done or refused. */

@@ -37,6 +37,10 @@ enum request_step route_events(struct request *req, struct reply *rep);
 /* route_authz.c: /v1/authz and below, any method: forward-auth for gateways. */
 enum request_step route_authz(struct request *req, struct reply *rep);
 
+/* route_edge.c: on an edge (REVOKD_MODE=edge), each revocation route:
+ * forwarded to the central service, whose answer is relayed. */
+enum request_step route_edge_forward(struct request *req, struct reply *rep);
+
 /* route_health.c: GET /healthz and /readyz. */
 enum request_step route_health_live(struct request *req, struct reply *rep);
 enum request_step route_health_ready(struct request *req, struct reply *rep);

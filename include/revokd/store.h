@@ -23,7 +23,17 @@ struct store_conn;
 /* STORE_EOVERLOADED: the call was refused before anything was sent, the
  * worker's connection already having as many commands waiting for replies
  * as it may (REVOKD_STORE_MAX_PENDING). */
-enum { STORE_EUNAVAILABLE = 1, STORE_ENOTREPLICATED = 2, STORE_EDATALOST = 3, STORE_EOVERLOADED = 4 };
+/* STORE_ESTALE: an edge's copy of the central service's revocations is not
+ * one it can vouch for (store_edge.h): the feed not replayed yet, central
+ * not heard from within REVOKD_EDGE_MAX_STALENESS_MS, a revocation central
+ * acknowledged through this edge not read back yet, or no room for more. */
+enum {
+    STORE_EUNAVAILABLE = 1,
+    STORE_ENOTREPLICATED = 2,
+    STORE_EDATALOST = 3,
+    STORE_EOVERLOADED = 4,
+    STORE_ESTALE = 5,
+};
 
 enum store_op {
     /* Is the token revoked? Yes when its jti is, or when sub (may be NULL)
@@ -62,6 +72,35 @@ enum store_op {
      * again every STORE_LOG_POLL_MS, and then answers with what it found,
      * nothing included. */
     STORE_READ_LOG,
+    /* An edge's one write (store_edge.h): the revocation request forward,
+     * sent as it came to the central service, whose answer the result's
+     * forwarded holds; a 2xx answer comes once the edge has read the
+     * revocation back from central's log, so a check that follows sees it.
+     * Any other store answers -STORE_EUNAVAILABLE. An edge keeps no log of
+     * its own: READ_LOG, REVOKE_JTI and REVOKE_ALL fail there. */
+    STORE_FORWARD,
+};
+
+/* A request for the central service (FORWARD), as received: path and query
+ * still percent-encoded. */
+struct store_forward {
+    const char *method, *path;
+    const char *query;         /* NULL: none */
+    const char *content_type;  /* NULL: none */
+    const char *authorization; /* NULL: none */
+    const char *request_id;
+    const char *body;
+    size_t body_len;
+};
+
+/* Central's answer to a FORWARD, to relay. */
+struct store_forwarded {
+    int status;
+    const char *body;             /* JSON, or "" for none */
+    size_t len;
+    const char *retry_after;      /* NULL: none */
+    const char *www_authenticate; /* NULL: none */
+    const char *error_code;       /* the body's "error"; NULL: none */
 };
 
 /* The revocation log. Every revocation that changes a record (a new jti
@@ -110,6 +149,7 @@ struct store_call {
     const char *after;    /* READ_LOG: the id to read after */
     int limit;            /* READ_LOG: 1.. entries at most */
     int64_t wait_ms;      /* READ_LOG: how long to wait for a first entry */
+    const struct store_forward *forward; /* FORWARD */
 };
 
 struct store_status {
@@ -117,6 +157,15 @@ struct store_status {
     char address[300]; /* host:port or the socket path */
     bool accepts_revocations;
     bool data_lost;
+    /* An edge's (store_edge.h): how current its copy of central's
+     * revocations is. */
+    bool edge;
+    bool replayed;       /* the feed was read to its end once */
+    bool stale;          /* not one it can vouch for (STORE_ESTALE) */
+    int64_t lag_ms;      /* since central was last heard from (or, never heard, since start) */
+    char last_id[48];    /* the last event applied; "0" before any */
+    size_t revocations;  /* held */
+    size_t bytes;        /* the memory they take */
 };
 
 struct store_result {
@@ -129,6 +178,7 @@ struct store_result {
     struct store_status status; /* PROBE */
     const struct store_event *events; /* READ_LOG: n_events entries, oldest first */
     size_t n_events;
+    struct store_forwarded forwarded; /* FORWARD, when rc is 0 */
 };
 
 /* The result is only valid during the call. */

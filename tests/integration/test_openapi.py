@@ -748,6 +748,7 @@ class OpenApiContractTest(harness.RevokdTestCase):
             self.not_replicated_requests()
             self.store_down_requests()
             self.shutting_down_requests()
+            self.edge_requests()
         finally:
             if self.redis.proc.poll() is not None:
                 self.redis.start(require_empty=False)
@@ -1316,6 +1317,55 @@ class OpenApiContractTest(harness.RevokdTestCase):
         code = d.proc.wait(SHUTDOWN_GRACE_MS / 1000 + 5)
         if code != 0:
             self.problems.append(f"the draining revokd exited with {code} after SIGTERM")
+
+    def edge_requests(self):
+        """An edge (REVOKD_MODE=edge) following a central revokd of its own: readiness, checks,
+        and revocations forwarded to central; then, with central frozen, 503 feed_stale on checks
+        and readiness and 503 central_unavailable on a revocation."""
+        key_file = os.path.join(CLIENTS_DIR, "feed-key")
+        with open(key_file, "w", encoding="utf-8") as f:
+            f.write(ADMIN_KEY + "\n")  # an admin key reads the feed too
+        central = self.start_revokd({"REVOKD_ISSUER": ISS, "REVOKD_AUDIENCE": AUD, "REVOKD_CLIENTS_FILE": CLIENTS_FILE},
+                                    name="central of an edge")
+        d = self.start_revokd({"REVOKD_MODE": "edge", "REVOKD_ISSUER": ISS, "REVOKD_AUDIENCE": AUD,
+                               "REVOKD_CLIENTS_FILE": CLIENTS_FILE, "REVOKD_FEED_KEY_FILE": key_file,
+                               "REVOKD_FEED_URL": f"http://{harness.LOOPBACK}:{central.port}/v1/events",
+                               "REVOKD_EDGE_MAX_STALENESS_MS": "2000", "REVOKD_EDGE_POLL_WAIT": "1",
+                               "REVOKD_EDGE_TIMEOUT_MS": "1000"}, name="edge")
+        harness.wait_until(lambda: d.readyz().status == 200, 30, what="the edge to be ready")
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        token, revoked = self.tok(sub="edge-1"), self.tok(sub="edge-2")
+        bearer = {"Authorization": f"Bearer {token}"}
+        form = urllib.parse.urlencode({"token": token}).encode()
+        self.call("readyz, edge", "GET", "/readyz", expect=200, want={"status": "ready", "mode": "edge"}, daemon=d)
+        self.call("check, edge", "GET", "/v1/check", headers=bearer, expect=200, daemon=d)
+        self.call("authz, edge", "GET", "/v1/authz", headers=bearer, expect=200, daemon=d)
+        self.call("introspect, edge", "POST", "/oauth2/introspect", form, {**FORM_CT, **basic(WEB)}, expect=200,
+                  want={"active": True}, daemon=d)
+        self.call("revoke through an edge", "POST", "/v1/revoke", {"token": revoked}, expect=200, daemon=d)
+        self.call("check of a token revoked through an edge", "GET", "/v1/check",
+                  headers={"Authorization": f"Bearer {revoked}"}, expect=401, code="revoked", daemon=d)
+        self.call("admin revoke-all through an edge", "POST", "/v1/admin/subjects/edge-3/revoke-all",
+                  headers=admin, expect=200, daemon=d)
+        self.call("global revocation through an edge", "POST", "/global-token-revocation",
+                  {"sub_id": {"format": "opaque", "id": "edge-4"}}, admin, expect=204, daemon=d)
+        self.call("admin revoke through an edge, wrong key", "POST", "/v1/admin/revoke",
+                  {"jti": "edge-5", "exp": now() + 60}, {"Authorization": "Bearer " + "w" * 32}, expect=401,
+                  code="unauthorized", daemon=d)
+        os.kill(central.proc.pid, signal.SIGSTOP)
+        try:
+            harness.wait_until(lambda: d.readyz().status == 503, 10, what="the edge to go stale")
+            stale = {"expect": 503, "code": "feed_stale", "daemon": d}
+            self.call("readyz, edge stale", "GET", "/readyz", want={"status": "not_ready", "mode": "edge"}, **stale)
+            self.call("check, edge stale", "GET", "/v1/check", headers=bearer, **stale)
+            self.call("lookup, edge stale", "GET", "/v1/check?jti=x", **stale)
+            self.call("authz, edge stale", "GET", "/v1/authz", headers=bearer, **stale)
+            self.call("introspect, edge stale", "POST", "/oauth2/introspect", form, {**FORM_CT, **basic(WEB)},
+                      **stale)
+            self.call("revoke through an edge, central frozen", "POST", "/v1/revoke", {"token": token},
+                      expect=503, code="central_unavailable", daemon=d)
+        finally:
+            os.kill(central.proc.pid, signal.SIGCONT)
 
 
 if __name__ == "__main__":

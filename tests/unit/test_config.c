@@ -104,6 +104,11 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.max_token_bytes, 8192);
     assert_int_equal(cfg.shutdown_grace_ms, 0);
     assert_string_equal(cfg.log_level, "info");
+    assert_string_equal(cfg.mode, "central");
+    assert_string_equal(cfg.feed_url, "");
+    assert_int_equal(cfg.edge_max_staleness_ms, 5000);
+    assert_int_equal(cfg.edge_poll_wait, 2);
+    assert_int_equal(cfg.edge_max_revocations, 5000000);
 }
 
 static void test_env_overrides_default(void **state)
@@ -335,6 +340,48 @@ static void test_typed_values(void **state)
     expect_err("\"none\" is not one of |RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512|EdDSA");
 }
 
+/* Edge mode's settings hold only together, and only in edge mode: each
+ * mistake names the setting. The key file only has to be readable here
+ * (main.c reads the key). */
+static void test_edge_mode(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX], path[PATH_MAX + 32], key[PATH_MAX + 64];
+    const char *url = "--feed-url=http://127.0.0.1:8080/v1/events";
+
+    assert_int_equal(unit_tmpdir_create(dir, sizeof(dir)), 0);
+    unit_path_in(path, sizeof(path), dir, "feed-key");
+    unit_write_file(path, "a-feed-key-0123456789\n", 22);
+    snprintf(key, sizeof(key), "--feed-key-file=%s", path);
+
+    assert_int_equal(load("--mode=edge", url, key, NULL), 0);
+    assert_string_equal(cfg.mode, "edge");
+    assert_int_equal(load("--mode=edge", url, key, "--edge-poll-wait=5", "--edge-max-staleness-ms=10000", NULL), 0);
+
+    const struct {
+        const char *args[4], *setting;
+    } bad[] = {
+        {{"--mode=edge", NULL}, "REVOKD_FEED_URL: REVOKD_MODE=edge needs"},
+        {{"--mode=edge", "--feed-url=http://127.0.0.1:8080/v1/check", key, NULL},
+         "REVOKD_FEED_URL: must end with /v1/events"},
+        {{"--mode=edge", "--feed-url=http://127.0.0.1:8080/v1/events?a=b", key, NULL},
+         "REVOKD_FEED_URL: must end with /v1/events"},
+        {{"--mode=edge", "--feed-url=http://central.example/v1/events", NULL}, "REVOKD_FEED_URL"},
+        {{"--mode=edge", "--feed-url=http://127.0.0.1:8080/v1/events", NULL}, "REVOKD_FEED_KEY_FILE"},
+        {{"--mode=edge", "--feed-url=http://127.0.0.1:8080/v1/events", key,
+          "--edge-poll-wait=3"},
+         "REVOKD_EDGE_POLL_WAIT: 3 s is more than half of REVOKD_EDGE_MAX_STALENESS_MS (5000 ms)"},
+        {{"--feed-url=http://127.0.0.1:8080/v1/events", NULL}, "are for REVOKD_MODE=edge"},
+        {{"--mode=mirror", NULL}, "REVOKD_MODE"},
+        {{"--edge-poll-wait=31", NULL}, "REVOKD_EDGE_POLL_WAIT"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(load(bad[i].args[0], bad[i].args[1], bad[i].args[2], bad[i].args[3], NULL), -1);
+        expect_err(bad[i].setting);
+    }
+    unit_tmpdir_remove(dir, (const char *const[]){"feed-key"}, 1);
+}
+
 static void test_free_is_idempotent(void **state)
 {
     (void)state;
@@ -376,6 +423,7 @@ int main(void)
         T(test_text_length),
         T(test_key_prefix),
         T(test_typed_values),
+        T(test_edge_mode),
         T(test_free_is_idempotent),
         T(test_help_and_markdown),
     };

@@ -781,6 +781,34 @@ static void test_events_wait(void **state)
     assert_int_equal(fx.replied, replied);
 }
 
+/* On an edge the router hands every revocation route to route_edge.c,
+ * whose request waits for the store to forward it (STORE_FORWARD). The
+ * memory store forwards nothing, so each answers 503 central_unavailable and
+ * nothing is stored; checks and readiness are answered as ever. */
+static void test_edge_forwards_revocations(void **state)
+{
+    (void)state;
+    char auth[1024], body[1100];
+
+    bearer(auth, sizeof(auth), "erin", "jti-e");
+    fx.app.edge = true;
+    expect(call("POST", "/v1/revoke", NULL, NULL, token_body(body, sizeof(body), auth)), 503, "error",
+           "central_unavailable");
+    expect(call("POST", "/v1/revoke-all", NULL, auth, NULL), 503, "error", "central_unavailable");
+    expect(call("POST", "/v1/admin/revoke", NULL, "Bearer " ADMIN_KEY, "{\"jti\":\"jti-e\",\"exp\":1}"), 503,
+           "error", "central_unavailable");
+    expect(call("POST", "/v1/admin/subjects/erin/revoke-all", NULL, "Bearer " ADMIN_KEY, NULL), 503, "error",
+           "central_unavailable");
+    expect(call("POST", "/global-token-revocation", NULL, "Bearer " ADMIN_KEY,
+                "{\"sub_id\":{\"format\":\"opaque\",\"id\":\"erin\"}}"),
+           503, "error", "central_unavailable");
+    /* A body of the wrong type is refused here, before central is asked. */
+    expect(call("POST", "/oauth2/revoke", NULL, NULL, "{}"), 415, "error", "unsupported_media_type");
+    expect(call("GET", "/v1/check", NULL, auth, NULL), 200, "jti", "jti-e");
+    expect(call("GET", "/readyz", NULL, NULL, NULL), 200, "mode", "central");
+    fx.app.edge = false;
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fresh_store, free_store)
 
 int main(void)
@@ -802,6 +830,7 @@ int main(void)
         T(test_events_pages),
         T(test_events_refusals),
         T(test_events_wait),
+        T(test_edge_forwards_revocations),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
