@@ -429,7 +429,7 @@ def call(target, kind, token=None, timeout=5.0, rid_prefix="pt", node=None):
 # ---------------------------------------------------------------------------------------------
 # Load through HAProxy while something fails
 
-LOAD_MAX = 40.0           # s: bound on one Load
+LOAD_MAX = 80.0           # s: bound on one Load
 LOAD_HTTP_TIMEOUT = 5.0
 
 
@@ -487,6 +487,11 @@ class Load:
         for t in self.threads:
             t.join(LOAD_MAX + LOAD_HTTP_TIMEOUT + 5)
         return sorted(self.calls, key=lambda c: c.t0)
+
+    def acked_since(self, t):
+        """Whether a revoke sent after t has been acknowledged."""
+        with self.lock:
+            return any(c.kind == "revoke" and c.status == 200 and c.t0 > t for c in self.calls)
 
     def last_success(self, kind):
         with self.lock:
