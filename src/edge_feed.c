@@ -787,6 +787,21 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* What edge_feed_start allocated; f may be NULL or half made. */
+static void feed_free(struct edge_feed *f)
+{
+    if (f == NULL)
+        return;
+    curl_multi_cleanup(f->multi);
+    pthread_mutex_destroy(&f->lock);
+    free(f->url);
+    free(f->base);
+    free(f->ca_file);
+    free(f->user_agent);
+    free_secret(f->auth);
+    free(f);
+}
+
 struct edge_feed *edge_feed_start(const struct edge_feed_opts *opts, char *err, size_t errlen)
 {
     struct edge_feed *f = calloc(1, sizeof(*f));
@@ -820,16 +835,7 @@ struct edge_feed *edge_feed_start(const struct edge_feed_opts *opts, char *err, 
 oom:
     snprintf(err, errlen, "out of memory for the feed");
 fail:
-    if (f != NULL) {
-        curl_multi_cleanup(f->multi);
-        pthread_mutex_destroy(&f->lock);
-        free(f->url);
-        free(f->base);
-        free(f->ca_file);
-        free(f->user_agent);
-        free_secret(f->auth);
-        free(f);
-    }
+    feed_free(f);
     return NULL;
 }
 
@@ -862,12 +868,5 @@ void edge_feed_stop(struct edge_feed *f)
         }
     transfer_end(f, &f->poll);
     free(f->poll.body);
-    curl_multi_cleanup(f->multi);
-    pthread_mutex_destroy(&f->lock);
-    free(f->url);
-    free(f->base);
-    free(f->ca_file);
-    free(f->user_agent);
-    free_secret(f->auth);
-    free(f);
+    feed_free(f);
 }
