@@ -160,6 +160,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def rss(pid):
+    """Resident memory of a process, in bytes (VmRSS of /proc/PID/status)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
 def wait_until(predicate, timeout, interval=0.05, what="condition"):
     """Poll `predicate` until it returns a true value; raise AssertionError after `timeout` s."""
     deadline = time.monotonic() + timeout

@@ -101,14 +101,6 @@ def metrics(daemon):
     return out
 
 
-def rss(pid):
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
-
-
 class EdgeTest(harness.RevokdTestCase):
     revokd_env = {"REVOKD_ISSUER": ISS, "REVOKD_CLIENTS_FILE": CLIENTS_FILE,
                   "REVOKD_FEED_KEYS_FILE": FEED_KEYS_FILE}
@@ -435,12 +427,12 @@ class EdgeTest(harness.RevokdTestCase):
         # the variable).
         asan = ":".join(filter(None, (os.environ.get("ASAN_OPTIONS"), "quarantine_size_mb=4")))
         edge = self.start_edge(ASAN_OPTIONS=asan)
-        before = rss(edge.proc.pid)
+        before = harness.rss(edge.proc.pid)
         self.write_log_entries(MEMORY_N)
         harness.wait_until(lambda: edge.readyz().json()["edge"]["revocations"] == MEMORY_N, 120,
                            interval=0.5, what=f"the edge to hold {MEMORY_N} revocations")
         self.wait_edge_ready(edge)
-        grown = rss(edge.proc.pid) - before
+        grown = harness.rss(edge.proc.pid) - before
         body = edge.readyz().json()["edge"]
         per = body["bytes"] / body["revocations"]
         sys.stderr.write(f"\n{MEMORY_N} revocations held: table {body['bytes']} bytes, {per:.1f} bytes each; "

@@ -31,15 +31,6 @@ RECOVERY = 20.0        # seconds to wait for recovery after Redis resumes
 LIMIT = 'revokd_http_limit_hits_total{limit="store_max_pending"}'
 
 
-def rss(pid):
-    """Resident memory of a process, in bytes (VmRSS of /proc/PID/status)."""
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
-
-
 class OverloadTest(harness.RevokdTestCase):
     # One event loop, so one Redis link takes every check and the limit is exact. Under ASan,
     # freed memory is held back (256 MB by default) to catch its use after free: RSS would
@@ -59,7 +50,7 @@ class OverloadTest(harness.RevokdTestCase):
         another samples revokd's RSS. Returns ([(status, error code, Retry-After, Content-Type,
         seconds)], peak RSS)."""
         answers, lock, stop = [], threading.Lock(), threading.Event()
-        peak = [rss(self.revokd.proc.pid)]
+        peak = [harness.rss(self.revokd.proc.pid)]
         deadline = time.monotonic() + FLOOD
 
         def client():
@@ -79,7 +70,7 @@ class OverloadTest(harness.RevokdTestCase):
 
         def sampler():
             while not stop.wait(0.05):
-                peak[0] = max(peak[0], rss(self.revokd.proc.pid))
+                peak[0] = max(peak[0], harness.rss(self.revokd.proc.pid))
 
         watch = threading.Thread(target=sampler, daemon=True)
         watch.start()
@@ -102,7 +93,7 @@ class OverloadTest(harness.RevokdTestCase):
         self.assertTokenFailure(self.revokd.check(revoked), "revoked")
         hits = self.metric(LIMIT)
         mark = self.revokd.log_mark()
-        base = rss(self.revokd.proc.pid)
+        base = harness.rss(self.revokd.proc.pid)
 
         self.redis.pause()
         try:

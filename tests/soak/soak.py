@@ -489,14 +489,6 @@ class Load:
 # ---------------------------------------------------------------------------------------------
 # The pair's processes
 
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
 def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -508,7 +500,7 @@ def sample(pair):
         pid = pair.pid(node)
         if pid is None:
             raise RuntimeError(f"{node} is not running")
-        out[node] = (pid, rss_kb(pid), fd_count(pid))
+        out[node] = (pid, harness.rss(pid) // 1024, fd_count(pid))
     return out
 
 
