@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#include "revokd/event.h"
 #include "revokd/jwt.h"
 #include "revokd/loop.h"
 #include "revokd/utf8.h"
@@ -64,33 +65,6 @@ static bool id_ok(const char *id)
 {
     size_t n = strlen(id);
     return n > 0 && n < EDGE_FEED_ID_MAX && strspn(id, "0123456789-") == n;
-}
-
-/* "<ms>-<seq>" (or "<ms>") as two numbers, for ordering. -1 when it is not
- * that form. */
-static int id_parse(const char *id, uint64_t *ms, uint64_t *seq)
-{
-    char *end;
-    *seq = 0;
-    *ms = strtoull(id, &end, 10);
-    if (end == id)
-        return -1;
-    if (*end == '-') {
-        const char *s = end + 1;
-        *seq = strtoull(s, &end, 10);
-        if (end == s)
-            return -1;
-    }
-    return *end == '\0' ? 0 : -1;
-}
-
-/* Whether id a comes after id b. */
-static bool id_after(const char *a, const char *b)
-{
-    uint64_t ams, aseq, bms, bseq;
-    if (id_parse(a, &ams, &aseq) < 0 || id_parse(b, &bms, &bseq) < 0)
-        return false;
-    return ams > bms || (ams == bms && aseq > bseq);
 }
 
 /* An identifier: 1..JWT_STR_MAX bytes of text, as revokd takes them. */
@@ -193,14 +167,14 @@ int edge_feed_parse(const char *text, size_t len, const char *after, size_t limi
     cJSON_ArrayForEach(e, events) {
         if (read_event(e, &ev, err, errlen) < 0)
             goto out;
-        if (!id_after(ev.id, prev)) {
+        if (!event_id_after(ev.id, prev)) {
             snprintf(err, errlen, "event %s does not come after %s", ev.id, prev);
             goto out;
         }
         prev = ev.id;
     }
     /* next is where to go on from: after the last event, or beyond. */
-    if (nx != NULL && id_after(prev, nx->valuestring)) {
+    if (nx != NULL && event_id_after(prev, nx->valuestring)) {
         snprintf(err, errlen, "next %s is before event %s", nx->valuestring, prev);
         goto out;
     }

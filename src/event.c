@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <cjson/cJSON.h>
 
@@ -45,4 +46,30 @@ char *event_json(const struct store_event *e)
         text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return text;
+}
+
+/* "<ms>-<seq>" (or "<ms>") as two numbers, for ordering. -1 when it is not
+ * that form. */
+static int id_parse(const char *id, uint64_t *ms, uint64_t *seq)
+{
+    char *end;
+    *seq = 0;
+    *ms = strtoull(id, &end, 10);
+    if (end == id)
+        return -1;
+    if (*end == '-') {
+        const char *s = end + 1;
+        *seq = strtoull(s, &end, 10);
+        if (end == s)
+            return -1;
+    }
+    return *end == '\0' ? 0 : -1;
+}
+
+bool event_id_after(const char *a, const char *b)
+{
+    uint64_t ams, aseq, bms, bseq;
+    if (id_parse(a, &ams, &aseq) < 0 || id_parse(b, &bms, &bseq) < 0)
+        return false;
+    return ams > bms || (ams == bms && aseq > bseq);
 }

@@ -54,6 +54,7 @@
 #include "http_conn.h"
 #include "http_tls.h"
 #include "revokd/addr_limit.h"
+#include "revokd/event_stream.h"
 #include "revokd/log.h"
 #include "revokd/loop.h"
 #include "revokd/metrics.h"
@@ -85,6 +86,8 @@
  * coming back then finds the present state, while one that retried at once
  * would only add to the load behind the 503. */
 #define RETRY_AFTER_503 "1"
+/* The most an event stream's read is asked for at a time. */
+#define STREAM_BLOCK 4096
 
 struct worker {
     struct http_server *srv;
@@ -169,23 +172,84 @@ static void request_id(struct MHD_Connection *conn, char *out, size_t size)
     snprintf(out, size, "%016llx", (unsigned long long)z);
 }
 
-/* Queues the request's reply and writes the request line. */
-static enum MHD_Result respond(struct exchange *ex, const char *method, const char *path)
+/* An event stream's body (event_stream.h), read as it comes: with nothing
+ * to send, the connection is suspended until the stream resumes it. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
-    struct reply *rep = &ex->req.reply;
-    char *text = rep->text != NULL ? rep->text : reply_render(rep);
-    const char *type = rep->text != NULL ? rep->content_type : "application/json";
-    struct MHD_Response *resp;
-    enum MHD_Result ok = MHD_NO;
-    double seconds = (double)(loop_now_ns() - ex->start_ns) / 1e9;
+    ssize_t n = event_consumer_read(cls, buf, max);
+    (void)pos;
+    return n >= 0 ? n : n == -1 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
 
+static void stream_free(void *cls)
+{
+    event_consumer_close(cls);
+}
+
+static void stream_suspend(void *mhd, void *worker)
+{
+    (void)worker;
+    MHD_suspend_connection(mhd);
+}
+
+/* From the stream's thread. libmicrohttpd 0.9.75 takes resumed connections
+ * back at the start of MHD_run() and then clears the signal the resume
+ * sent: a resume that falls in between would wait for the next round,
+ * which may not come. The worker's own wake-up, written after the resume,
+ * makes sure a round follows it. */
+static void stream_resume(void *mhd, void *worker)
+{
+    struct worker *w = worker;
+    uint64_t one = 1;
+
+    MHD_resume_connection(mhd);
+    if (write(w->wake.fd, &one, sizeof(one)) < 0) {
+        /* the counter is saturated: the worker is awake anyway */
+    }
+}
+
+static const struct event_stream_transport stream_transport = {.suspend = stream_suspend,
+                                                               .resume = stream_resume};
+
+/* The reply's body as libmicrohttpd's response; *type its Content-Type. */
+static struct MHD_Response *response_of(struct exchange *ex, struct reply *rep, const char **type)
+{
+    struct MHD_Response *resp;
+
+    if (rep->stream != NULL) {
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read, rep->stream,
+                                                 stream_free);
+        if (resp != NULL) {
+            event_consumer_attach(rep->stream, &stream_transport, ex->mhd, ex->worker);
+            rep->stream = NULL; /* the response's now */
+            *type = rep->content_type;
+            /* A proxy in front (nginx) must pass each event on at once. */
+            MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+            return resp;
+        }
+        reply_error(rep, 500, "internal_error", "out of memory");
+    }
+    char *text = rep->text != NULL ? rep->text : reply_render(rep);
+    *type = rep->text != NULL ? rep->content_type : "application/json";
     rep->text = NULL;
     if (text == NULL)
         text = strdup("{\"error\":\"internal_error\",\"error_description\":\"out of memory\"}");
     resp = text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE) : NULL;
-    if (resp == NULL) {
+    if (resp == NULL)
         free(text);
-    } else {
+    return resp;
+}
+
+/* Queues the request's reply and writes the request line. */
+static enum MHD_Result respond(struct exchange *ex, const char *method, const char *path)
+{
+    struct reply *rep = &ex->req.reply;
+    const char *type = NULL;
+    struct MHD_Response *resp = response_of(ex, rep, &type);
+    enum MHD_Result ok = MHD_NO;
+    double seconds = (double)(loop_now_ns() - ex->start_ns) / 1e9;
+
+    if (resp != NULL) {
         if (type != NULL)
             MHD_add_response_header(resp, "Content-Type", type);
         /* An authorization decision must never be served from a cache. */
@@ -418,6 +482,8 @@ static enum request_step dispatch(struct exchange *ex, const char *method, const
     req->path = url;
     req->authorization = auth != NULL ? keep(&ex->auth, &ex->auth_size, auth) : NULL;
     req->content_type = MHD_lookup_connection_value(ex->mhd, MHD_HEADER_KIND, "Content-Type");
+    req->accept = MHD_lookup_connection_value(ex->mhd, MHD_HEADER_KIND, "Accept");
+    req->last_event_id = MHD_lookup_connection_value(ex->mhd, MHD_HEADER_KIND, "Last-Event-ID");
     req->request_id = ex->id;
     req->body = ex->body != NULL ? ex->body : "";
     req->body_len = ex->len;

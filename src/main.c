@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "revokd/app.h"
+#include "revokd/event_stream.h"
 #include "revokd/auth_limit.h"
 #include "revokd/config.h"
 #include "revokd/file.h"
@@ -197,6 +198,11 @@ static int app_start(struct app *app, struct config *cfg, char *err, size_t errl
         snprintf(err, errlen, app->edge ? "cannot start the feed's thread" : "cannot start the Sentinel watcher thread");
         return -1;
     }
+    struct event_stream_opts eo = {.store = app->store, .heartbeat_ms = cfg->feed_heartbeat_ms,
+                                   .buffer_max = (size_t)cfg->feed_buffer_bytes,
+                                   .max_consumers = (unsigned)cfg->feed_max_consumers};
+    if (!app->edge && (app->events = event_stream_start(&eo, err, errlen)) == NULL)
+        return -1;
     resolve_threads(cfg);
     if ((app->pool = work_pool_new((unsigned)cfg->verify_threads)) == NULL) {
         snprintf(err, errlen, "cannot start the signature-check threads");
@@ -208,7 +214,9 @@ static int app_start(struct app *app, struct config *cfg, char *err, size_t errl
 
 static void app_stop(struct app *app)
 {
-    http_server_stop(app->http); /* drains what its workers gave the pool */
+    event_stream_stop(app->events); /* no connection may stay suspended */
+    http_server_stop(app->http);    /* drains what its workers gave the pool */
+    event_stream_free(app->events);
     work_pool_free(app->pool);
     store_free(app->store);
     keyring_free(app->keys);
@@ -275,6 +283,9 @@ static void drain(struct app *app, int sig)
     log_msg(LOG_INFO, "shutdown", "signal %d: draining for %lld ms", sig, app->cfg->shutdown_grace_ms);
     sleep_ms((long)app->cfg->shutdown_grace_ms);
     http_server_quiesce(app->http);
+    /* Event streams never end by themselves: they end now, each after what
+     * it holds, and their consumers resume elsewhere from the last id. */
+    event_stream_stop(app->events);
     for (int waited = 0; waited < DRAIN_MS && http_server_connections(app->http) > 0; waited += 50)
         sleep_ms(50);
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "revokd/edge_feed.h"
+#include "revokd/event_stream.h"
 #include "revokd/jwks_fetch.h"
 #include "revokd/keyring.h"
 #include "revokd/store_edge.h"
@@ -591,6 +592,22 @@ static void render_keys(struct out *o, struct keyring *keys)
 
 /* An edge's view of central (store_edge.h): how long since it heard from
  * it, what it holds, how its polls and forwarded revocations went. */
+/* The event streams of GET /v1/events (event_stream.h). */
+static void render_feed(struct out *o, const struct event_stream_stats *f)
+{
+    if (f == NULL)
+        return;
+    family(o, "revokd_feed_consumers", "gauge", "Event streams (GET /v1/events, text/event-stream) open.");
+    put(o, "revokd_feed_consumers %u\n", f->consumers);
+    family(o, "revokd_feed_consumers_ended_total", "counter",
+           "Event streams ended, by why: closed by the consumer, cut_off (it read too slowly), store_error, stopped.");
+    for (int e = 0; e < EVENT_STREAM_NENDS; e++)
+        put(o, "revokd_feed_consumers_ended_total{why=\"%s\"} %" PRIu64 "\n",
+            event_stream_end_name((enum event_stream_end)e), f->ends[e]);
+    family(o, "revokd_feed_events_total", "counter", "Revocation events queued to event streams, every consumer counted.");
+    put(o, "revokd_feed_events_total %" PRIu64 "\n", f->events);
+}
+
 static void render_edge(struct out *o, const struct store_edge_stats *e)
 {
     if (e == NULL)
@@ -670,6 +687,7 @@ char *metrics_render(const struct metrics_gauges *g)
     render_gauges(&o, g);
     render_keys(&o, g->keys);
     render_edge(&o, g->edge);
+    render_feed(&o, g->feed);
     render_process(&o, &snap);
     if (o.failed)
         goto fail;

@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "revokd/event_stream.h"
 #include "revokd/log.h"
 
 void reply_begin(struct reply *rep, int status)
@@ -118,6 +119,12 @@ void reply_text(struct reply *rep, int status, char *text, const char *content_t
     rep->status = status;
     rep->text = text;
     rep->content_type = content_type;
+}
+
+void reply_stream(struct reply *rep, struct event_consumer *c)
+{
+    reply_text(rep, 200, NULL, "text/event-stream");
+    rep->stream = c;
 }
 
 void reply_error(struct reply *rep, int status, const char *code, const char *description)
@@ -233,5 +240,7 @@ void reply_clear(struct reply *rep)
     cJSON_Delete(rep->log);
     free(rep->text);
     free(rep->headers);
+    if (rep->stream != NULL)
+        event_consumer_close(rep->stream); /* never sent */
     memset(rep, 0, sizeof(*rep));
 }

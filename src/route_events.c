@@ -1,5 +1,6 @@
 /* route_events.c - GET /v1/events: the revocation log (store.h) in pages of
- * JSON, for the edges and SIEMs that poll it. A feed key
+ * JSON, for the edges and SIEMs that poll it, or with Accept:
+ * text/event-stream as Server-Sent Events (event_stream.h). A feed key
  * (REVOKD_FEED_KEYS_FILE) reads it and nothing else; an admin key reads it
  * too. */
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "revokd/event.h"
+#include "revokd/event_stream.h"
 #include "revokd/keyring.h"
 #include "revokd/routes.h"
 
@@ -16,9 +18,10 @@
 #define LIMIT_MAX 1000
 #define WAIT_MAX_S 30
 
-/* Returns 0 when the caller holds a feed or admin key, else replies and
- * returns -1; failures count against the address as the admin API's do. */
-static int authorize(struct request *req, struct reply *rep)
+/* Returns 0 when the caller holds a feed or admin key, named in who, else
+ * replies and returns -1; failures count against the address as the admin
+ * API's do. */
+static int authorize(struct request *req, struct reply *rep, char *who, size_t size)
 {
     const char *key;
     size_t len;
@@ -42,6 +45,7 @@ static int authorize(struct request *req, struct reply *rep)
     }
     req->admin = admin;
     reply_log(rep, admin ? "admin_key" : "feed_key", name); /* the key's name, never the key */
+    snprintf(who, size, "%s:%s", admin ? "admin" : "feed", name);
     return 0;
 }
 
@@ -122,23 +126,52 @@ static enum request_step events_read(struct request *req, struct reply *rep, con
     return REQUEST_DONE;
 }
 
+/* Server-Sent Events (event_stream.h) after req->param. */
+static enum request_step events_stream(struct request *req, struct reply *rep, const char *who)
+{
+    const char *why = "this node keeps no revocation log: ask the central service";
+    struct event_consumer *c =
+        req->app->events != NULL ? event_stream_open(req->app->events, req->param, who, &why) : NULL;
+
+    if (c == NULL) {
+        reply_error(rep, 503, req->app->events != NULL ? "too_many_consumers" : "store_unavailable", why);
+        return REQUEST_DONE;
+    }
+    reply_stream(rep, c);
+    return REQUEST_DONE;
+}
+
+/* Whether the client asks for text/event-stream (an EventSource sends
+ * exactly that; a list naming it counts too). */
+static bool wants_stream(const char *accept)
+{
+    return accept != NULL && strstr(accept, "text/event-stream") != NULL;
+}
+
 enum request_step route_events(struct request *req, struct reply *rep)
 {
-    char after[STORE_EVENT_ID_MAX + 1];
+    char after[STORE_EVENT_ID_MAX + 1], who[ADMIN_NAME_MAX + 8];
     int limit, wait;
+    bool stream = wants_stream(req->accept);
 
-    if (authorize(req, rep) < 0)
+    if (authorize(req, rep, who, sizeof(who)) < 0)
         return REQUEST_DONE;
+    /* A reconnecting EventSource sends the last id it got as Last-Event-ID,
+     * with the URL it first used: the header wins over ?after. */
     int rc = request_query(req, "after", after, sizeof(after));
-    if (rc < 0 || (rc == 1 && parse_after(after, req->param) < 0) ||
-        (rc == 0 && parse_after("0", req->param) < 0) ||
+    bool resumed = stream && req->last_event_id != NULL;
+    if (rc < 0 || (resumed && parse_after(req->last_event_id, req->param) < 0) ||
+        (!resumed && rc == 1 && parse_after(after, req->param) < 0) ||
+        (!resumed && rc == 0 && parse_after("0", req->param) < 0) ||
         query_int(req, "limit", 1, LIMIT_MAX, LIMIT_DEFAULT, &limit) < 0 ||
         query_int(req, "wait", 0, WAIT_MAX_S, 0, &wait) < 0) {
         reply_error(rep, 400, "invalid_request",
-                    "after must be an event id (\"<ms>-<seq>\", or 0 for the start), limit 1 to 1000 and "
-                    "wait 0 to 30 seconds, each given once");
+                    "after and Last-Event-ID must be an event id (\"<ms>-<seq>\", or 0 for the start), limit 1 "
+                    "to 1000 and wait 0 to 30 seconds, each given once");
         return REQUEST_DONE;
     }
+    if (stream)
+        return events_stream(req, rep, who);
     /* req->param keeps the canonical after for the answer's next. */
     struct store_call call = {.op = STORE_READ_LOG, .after = req->param, .limit = limit,
                               .wait_ms = (int64_t)wait * 1000};

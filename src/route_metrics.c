@@ -1,6 +1,7 @@
 /* route_metrics.c - GET /metrics: the Prometheus text exposition of what
  * metrics.c counted, plus the gauges read now from the server, the cache and
  * the store. */
+#include "revokd/event_stream.h"
 #include "revokd/http_server.h"
 #include "revokd/metrics.h"
 #include "revokd/routes.h"
@@ -26,6 +27,11 @@ enum request_step route_metrics(struct request *req, struct reply *rep)
     if (app->edge && app->store != NULL) {
         store_edge_stats(app->store, &edge);
         g.edge = &edge;
+    }
+    struct event_stream_stats feed;
+    if (app->events != NULL) {
+        event_stream_stats(app->events, &feed);
+        g.feed = &feed;
     }
 
     char *text = metrics_render(&g);

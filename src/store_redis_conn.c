@@ -22,6 +22,10 @@
  * Redis connection and a descriptor on both sides for every idle poller.
  * An empty XRANGE is one seek in the stream; ten a second per waiting
  * reader is cheap, and an entry is seen at most STORE_LOG_POLL_MS late.
+ * The one reader that follows the log for a node's event streams
+ * (event_stream.c) has a connection of its own: its reads block (XREAD
+ * BLOCK, its deadline the wait plus the usual timeout), and it sees an
+ * entry as soon as it is written.
  *
  * hiredis 0.14 has no timeout for async commands, so each link keeps the
  * deadlines of its commands in send order (Redis answers in that order);
@@ -122,7 +126,7 @@ struct call {
      * that found nothing parks until next_ms), and what it found. */
     char after[STORE_EVENT_ID_MAX];
     int limit;
-    bool park;
+    bool park, block;
     int64_t deadline_ms, next_ms;
     struct store_event *events;
     struct call *next; /* on the connection's failed, parked or spare list */
@@ -324,7 +328,7 @@ static struct call *call_new(struct conn *c, struct link *l, enum call_kind kind
     call->link = l;
     call->kind = kind;
     call->pending = call->replies = 0;
-    call->has_sub = call->revoke_all = call->park = false;
+    call->has_sub = call->revoke_all = call->park = call->block = false;
     call->events = NULL;
     call->done = done;
     call->arg = arg;
@@ -575,15 +579,24 @@ static int parse_event(const redisReply *r, struct store_event *e)
 }
 
 /* The log's entries after call->after, or none: then, with time left to
- * wait, the call parks (see the top of this file). */
+ * wait, the call parks (see the top of this file). XREAD's reply (a
+ * blocking read) holds XRANGE's inside [[key, entries]], or is nil when its
+ * wait ran out. */
 static void log_result(struct call *call, const redisReply *r)
 {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements > (size_t)call->limit) {
-        call_error(call, -STORE_EUNAVAILABLE, "unexpected reply to XRANGE");
+    if (call->block && r->type == REDIS_REPLY_NIL)
+        return;
+    if (call->block && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+        r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2)
+        r = r->element[0]->element[1];
+    else if (call->block)
+        r = NULL;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements > (size_t)call->limit) {
+        call_error(call, -STORE_EUNAVAILABLE, "unexpected reply to %s", call->block ? "XREAD" : "XRANGE");
         return;
     }
     if (r->elements == 0) {
-        call->park = loop_now_ms() < call->deadline_ms;
+        call->park = !call->block && loop_now_ms() < call->deadline_ms;
         return;
     }
     if ((call->events = calloc(r->elements, sizeof(*call->events))) == NULL) {
@@ -788,14 +801,33 @@ static int log_read(struct call *call, bool first)
     return call_send(call, 6, argv, len, call->conn->s->timeout_ms);
 }
 
+/* XREAD COUNT limit BLOCK wait STREAMS <prefix>log after: a read whose
+ * connection is its caller's alone (store.h), given the wait beyond the
+ * timeout of every command. */
+static void log_read_blocking(struct call *call, int64_t wait_ms)
+{
+    char key[LOG_KEY_SIZE], count[16], ms[24];
+    const char *argv[8] = {"XREAD", "COUNT", count, "BLOCK", ms, "STREAMS", key, call->after};
+    size_t len[8] = {5, 5, (size_t)snprintf(count, sizeof(count), "%d", call->limit), 5,
+                     (size_t)snprintf(ms, sizeof(ms), "%" PRId64, wait_ms), 7, log_key(key, call->conn),
+                     strlen(call->after)};
+
+    if (call_send(call, 8, argv, len, call->conn->s->timeout_ms + (int)wait_ms) < 0)
+        call_fail_later(call);
+}
+
 static void read_log(struct conn *c, const struct store_call *q, store_done done, void *arg)
 {
     struct call *call = call_new(c, &c->reads, CALL_LOG, done, arg);
 
     snprintf(call->after, sizeof(call->after), "%s", q->after);
     call->limit = q->limit;
+    call->block = q->block && q->wait_ms > 0;
     call->deadline_ms = loop_now_ms() + q->wait_ms;
-    log_read(call, true);
+    if (call->block)
+        log_read_blocking(call, q->wait_ms);
+    else
+        log_read(call, true);
 }
 
 /* Before the loop sleeps: each parked read whose wait is over is answered

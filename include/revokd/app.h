@@ -11,6 +11,7 @@
 #include "revokd/token_cache.h"
 
 struct auth_limit;
+struct event_stream;
 struct http_server;
 struct work_pool;
 
@@ -18,6 +19,7 @@ struct app {
     const struct config *cfg;
     struct keyring *keys;      /* issuers' keys and admin keys */
     struct store *store;
+    struct event_stream *events; /* the log's SSE consumers (event_stream.h); NULL on an edge */
     bool edge;                 /* REVOKD_MODE=edge: store_edge.h, revocations forwarded to central */
     struct token_cache *cache; /* verified tokens; never NULL (may be disabled) */
     struct auth_limit *auth_limit; /* failed authentication per address; NULL: none */

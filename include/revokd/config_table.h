@@ -101,6 +101,12 @@
       "admin API keys, one per line; without it admin endpoints refuse every call")              \
     X(feed_keys_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                        \
       "keys that read the revocation log (GET /v1/events) and nothing else, one per line as the admin keys; admin keys read it too") \
+    X(feed_heartbeat_ms, MS, "1000", 100, 30000, NULL,                                           \
+      "an event stream (GET /v1/events, text/event-stream) with nothing new gets a heartbeat this often") \
+    X(feed_buffer_bytes, BYTES, "16777216", 1048576, 268435456, NULL,                            \
+      "an event stream's consumer with more than this unread when revocations come is cut off (a burst of 1,000 revocations is about 250 KB)") \
+    X(feed_max_consumers, INT, "256", 1, 100000, NULL,                                           \
+      "event streams one node serves at once; beyond, 503 too_many_consumers")                   \
     X(auth_failures_burst, INT, "10", 1, 100000, NULL,                                          \
       "failed admin keys or client secrets one address may send before it is answered 429")       \
     X(auth_failures_per_minute, INT, "6", 1, 100000, NULL,                                       \

@@ -13,6 +13,7 @@
 
 struct keyring;
 struct store_edge_stats;
+struct event_stream_stats;
 
 /* Sets up the route labels: nroutes routes, label(i) "GET /v1/check" style
  * (called at every scrape, so its strings must live as long as the process).
@@ -65,6 +66,7 @@ struct metrics_gauges {
     bool store_data_lost;   /* the last probe found the store's data lost */
     struct keyring *keys;   /* each issuer's keys; NULL: not shown */
     const struct store_edge_stats *edge; /* an edge's feed and copy (store_edge.h); NULL: not an edge */
+    const struct event_stream_stats *feed; /* the event streams (event_stream.h); NULL: none (an edge) */
 };
 
 /* One reload of the files, done or refused. */

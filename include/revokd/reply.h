@@ -15,6 +15,7 @@
 #include "revokd/store.h"
 
 struct cJSON;
+struct event_consumer;
 
 struct reply {
     int status;                 /* 0 until a reply is made */
@@ -27,6 +28,7 @@ struct reply {
     char *headers;              /* reply.c's: more headers, "name\0value\0" each */
     size_t headers_len, headers_cap;
     struct cJSON *log;          /* reply.c's: extra fields for the request's log line */
+    struct event_consumer *stream; /* when set, the body is this event stream (event_stream.h) */
 };
 
 /* A JSON object body with status; members follow. Replaces any body made
@@ -67,6 +69,9 @@ int reply_array_raw(struct reply *rep, const char *name, const char *json);
 
 /* A body that is not JSON: text (taken over, freed with the reply). */
 void reply_text(struct reply *rep, int status, char *text, const char *content_type);
+/* 200 whose body is the event stream c (text/event-stream), taken over:
+ * the transport sends it as it comes, and closes c. */
+void reply_stream(struct reply *rep, struct event_consumer *c);
 /* A reply without a body or Content-Type (204). */
 void reply_empty(struct reply *rep, int status);
 

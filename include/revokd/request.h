@@ -76,6 +76,8 @@ struct request {
     const char *query;         /* as received, without '?'; NULL when none */
     const char *authorization; /* NULL when absent */
     const char *content_type;  /* NULL when absent */
+    const char *accept;        /* NULL when absent; like last_event_id, valid until the request waits */
+    const char *last_event_id; /* NULL when absent */
     const char *request_id;    /* as the reply's X-Request-Id will carry it */
     struct sockaddr_storage peer; /* the client's address */
     const char *body;          /* NUL-terminated; body_len excludes the NUL */

@@ -149,6 +149,8 @@ struct store_call {
     const char *after;    /* READ_LOG: the id to read after */
     int limit;            /* READ_LOG: 1.. entries at most */
     int64_t wait_ms;      /* READ_LOG: how long to wait for a first entry */
+    bool block;           /* READ_LOG: the connection is this caller's alone, so the wait may
+                             hold it (Redis: XREAD BLOCK), and an entry is seen at once */
     const struct store_forward *forward; /* FORWARD */
 };
 

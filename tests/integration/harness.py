@@ -702,6 +702,73 @@ def http_request(port, method, path, body=None, headers=None, host=LOOPBACK, tim
         conn.close()
 
 
+def metrics(daemon):
+    """/metrics as {"name{labels}": value}."""
+    out = {}
+    for line in daemon.request("GET", "/metrics").body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+class EventStream:
+    """GET /v1/events with Accept: text/event-stream: the status and headers at once, then the
+    stream read as it comes, an item at a time: ("event", id, name, data parsed as JSON) for an
+    event, ("comment", text) for a comment line (the heartbeats), ("end",) when the server ended
+    the stream in order, ("closed",) when it closed the connection without ending it."""
+
+    def __init__(self, port, key, after=None, last_event_id=None, timeout=HTTP_TIMEOUT):
+        headers = {"Accept": "text/event-stream"}
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        self.conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+        self.conn.request("GET", "/v1/events" + (f"?after={after}" if after is not None else ""),
+                          headers=headers)
+        self.resp = self.conn.getresponse()
+        self.status, self.headers = self.resp.status, self.resp.headers
+
+    def body(self):
+        """A reply that is no stream (an error), whole."""
+        return Response(self.status, self.headers, self.resp.read())
+
+    def next(self):
+        fields = []
+        while True:
+            try:
+                line = self.resp.readline()
+            except (ConnectionError, http.client.HTTPException):  # IncompleteRead among them
+                return ("closed",)
+            if not line:  # the last chunk came: an orderly end
+                return ("end",)
+            line = line.decode().rstrip("\n")
+            if line.startswith(":") and not fields:
+                self.resp.readline()  # the empty line after the comment
+                return ("comment", line[1:].strip())
+            if line:
+                fields.append(line.partition(": ")[::2])
+                continue
+            got = dict(fields)
+            return ("event", got.get("id"), got.get("event"), json.loads(got.get("data", "null")))
+
+    def events(self, n):
+        """The next n events, skipping comments; fails on anything else."""
+        out = []
+        while len(out) < n:
+            item = self.next()
+            if item[0] == "comment":
+                continue
+            if item[0] != "event":
+                raise AssertionError(f"the stream ended after {len(out)} of {n} events: {item}")
+            out.append(item)
+        return out
+
+    def close(self):
+        self.conn.close()
+
+
 def raw_exchange(port, data, timeout=HTTP_TIMEOUT):
     """Send `data` while reading the reply at the same time, tolerating a server that answers
     and closes before reading everything. Returns (Response or None, error or None)."""

@@ -91,16 +91,6 @@ class Trap:
         self.sock.close()
 
 
-def metrics(daemon):
-    """/metrics as {"name{labels}": value}."""
-    out = {}
-    for line in daemon.request("GET", "/metrics").body.decode().splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
-
-
 class EdgeTest(harness.RevokdTestCase):
     revokd_env = {"REVOKD_ISSUER": ISS, "REVOKD_CLIENTS_FILE": CLIENTS_FILE,
                   "REVOKD_FEED_KEYS_FILE": FEED_KEYS_FILE}
@@ -210,7 +200,7 @@ class EdgeTest(harness.RevokdTestCase):
         for jti in ("replay-0", "replay-999", "replay-1000", "replay-2099"):
             self.assertTokenFailure(edge.lookup(jti=jti), "revoked")
         self.assertActive(edge.lookup(jti="never-revoked"))
-        m = metrics(edge)
+        m = harness.metrics(edge)
         self.assertEqual(m['revokd_edge_events_total{kind="token"}'], 2100)
         self.assertEqual(m['revokd_edge_events_total{kind="subject"}'], 1)
         self.assertGreaterEqual(m['revokd_edge_feed_polls_total{result="events"}'], 3)
@@ -234,7 +224,7 @@ class EdgeTest(harness.RevokdTestCase):
             time.sleep(0.2 * (i % 3))  # some while the edge's poll waits, some right after one
         sys.stderr.write(f"\npropagation central -> edge over {len(delays)} revocations: median "
                          f"{statistics.median(delays) * 1000:.0f} ms, max {max(delays) * 1000:.0f} ms\n")
-        m = metrics(edge)
+        m = harness.metrics(edge)
         self.assertEqual(m['revokd_edge_events_total{kind="token"}'], 10)
         self.assertLess(m["revokd_edge_lag_seconds"], (POLL_WAIT * 1000 + 1000) / 1000 + SLACK)
         self.assertEqual(m["revokd_edge_stale"], 0)
@@ -273,7 +263,7 @@ class EdgeTest(harness.RevokdTestCase):
         body = self.assertError(edge.readyz(), 503, "feed_stale")
         self.assertIs(body["edge"]["stale"], True)
         self.assertGreater(body["edge"]["lag_ms"], STALE_MS)
-        m = metrics(edge)
+        m = harness.metrics(edge)
         self.assertEqual(m["revokd_edge_stale"], 1)
         self.assertGreater(m["revokd_edge_lag_seconds"], STALE_MS / 1000)
         self.thaw(self.revokd)
@@ -308,7 +298,7 @@ class EdgeTest(harness.RevokdTestCase):
                            what="the edge to go stale")
         self.assertError(edge.check(before), 503, "feed_stale")  # never active
         self.assertError(edge.check(during), 503, "feed_stale")
-        m = metrics(edge)
+        m = harness.metrics(edge)
         self.assertGreater(m['revokd_edge_feed_polls_total{result="network_error"}'], 0)
 
         back = self.start_central(port, name="central, back")
@@ -317,7 +307,7 @@ class EdgeTest(harness.RevokdTestCase):
         self.assertTokenFailure(edge.check(self.tok(sub="resume-3", iat=now() - 30)), "revoked")
         self.assertTokenFailure(edge.check(before), "revoked")
         self.assertEqual(edge.readyz().json()["edge"]["last_id"], self.last_log_id())
-        m = metrics(edge)
+        m = harness.metrics(edge)
         applied = m['revokd_edge_events_total{kind="token"}'] + m['revokd_edge_events_total{kind="subject"}']
         self.assertEqual(applied, self.log_len(), "an event applied twice, or one missed")
         self.assertEqual(self.trap.connections, 0)
@@ -374,7 +364,7 @@ class EdgeTest(harness.RevokdTestCase):
         self.assertTokenFailure(edge.revoke_all("not.a.token"), "malformed")
 
         # Every one of them is central's: one log entry each, applied once by the edge.
-        m = metrics(edge)
+        m = harness.metrics(edge)
         self.assertEqual(m['revokd_edge_forwards_total{result="ok"}'], 6)
         self.assertEqual(m['revokd_edge_forwards_total{result="refused"}'], 4)
         applied = m['revokd_edge_events_total{kind="token"}'] + m['revokd_edge_events_total{kind="subject"}']

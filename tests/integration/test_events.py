@@ -10,6 +10,8 @@ nothing else, admin keys too; `revokectl events [--after ID] [--follow]` prints 
 import base64
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import threading
@@ -38,6 +40,20 @@ def form(**kw):
 
 
 FORM_CT = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def dechunk(body):
+    """An HTTP/1.1 chunked body as its bytes, as far as it goes."""
+    out, at = [], 0
+    while True:
+        line_end = body.find(b"\r\n", at)
+        if line_end < 0:
+            return b"".join(out)
+        size = int(body[at:line_end], 16)
+        out.append(body[line_end + 2:line_end + 2 + size])
+        at = line_end + 2 + size + 2
+        if size == 0:
+            return b"".join(out)
 
 
 def id_pair(entry_id):
@@ -434,6 +450,174 @@ class FeedTest(EventsTestCase):
         self.assertJsonResponse(self.events(daemon=d), 200)
         resp = harness.http_request(admin_port, "GET", "/v1/events", headers={"Authorization": f"Bearer {FEED_KEY}"})
         self.assertError(resp, 404, "not_found")
+
+    # Server-Sent Events -------------------------------------------------------------------------
+    def stream(self, daemon=None, key=FEED_KEY, **kw):
+        es = harness.EventStream((daemon or self.revokd).port, key, **kw)
+        self.addCleanup(es.close)
+        return es
+
+    def assertStreamed(self, items, page):
+        """SSE events carry exactly the JSON page's events, each with its id as the SSE id."""
+        self.assertEqual([(i[1], i[2]) for i in items], [(e["id"], "revocation") for e in page])
+        self.assertEqual([i[3] for i in items], page)
+
+    def test_stream_pushes_each_kind_in_order(self):
+        self.holder_revoke("zed", "fe-s0")
+        _, nxt = self.page()
+        es = self.stream(after=nxt)
+        self.assertEqual(es.status, 200)
+        self.assertEqual(es.headers["Content-Type"], "text/event-stream")
+        self.assertEqual(es.headers["Cache-Control"], "no-store")
+        self.assertEqual(es.headers["X-Accel-Buffering"], "no")
+        self.assertEqual(es.next(), ("comment", "heartbeat"), "caught up at once: nothing after nxt")
+        self.revoke_some()
+        items = es.events(7)
+        events, _ = self.page(after=nxt)
+        self.assertEqual(len(events), 7)
+        self.assertStreamed(items, events)
+        self.assertEqual({e["kind"] for e in events}, {"jti", "subject"})
+
+    def test_stream_from_0_replays_then_follows(self):
+        """More than a page (1,000) of log first, then what comes, with no gap or repeat where
+        the replay meets the live reads."""
+        t = now()
+        self.redis.command("EVAL", "for i = 1, 2500 do redis.call('XADD', KEYS[1], '*', 'kind', 'jti', 'iss', "
+                           "ARGV[1], 'jti', 'bulk-' .. i, 'exp', ARGV[2], 'by', 'holder', 'at', ARGV[3]) end",
+                           "1", harness.DEFAULT_PREFIX + harness.LOG_SUFFIX, ISS, str(t + 60), str(t * 1000))
+        es = self.stream(after="0")
+        items = es.events(2500)
+        self.assertEqual([i[3]["jti"] for i in items], [f"bulk-{i}" for i in range(1, 2501)])
+        self.assertEqual(es.next(), ("comment", "heartbeat"))
+        started = time.monotonic()
+        want = self.holder_revoke("zoe", "fe-s1")
+        (item,) = es.events(1)
+        self.assertLess(time.monotonic() - started, 2)
+        self.assertEqual((item[3]["jti"], item[3]["by"]), ("fe-s1", want["by"]))
+        self.assertEqual([i[1] for i in items + [item]], [i for i, _ in self.entries()])
+
+    def test_last_event_id_resumes_exactly_and_wins_over_after(self):
+        self.revoke_some()
+        events, _ = self.page()
+        es = self.stream(after="0")
+        first = es.events(3)
+        es.close()
+        again = self.stream(after="0", last_event_id=first[1][1])
+        self.assertStreamed(again.events(len(events) - 2), events[2:])
+        self.assertEqual(again.next(), ("comment", "heartbeat"))
+        # Bad ids are refused as ?after's are.
+        for bad in ("nope", "1-", "-1", "1-2-3"):
+            resp = self.stream(last_event_id=bad).body()
+            self.assertError(resp, 400, "invalid_request")
+
+    def test_resume_across_a_restart_loses_and_repeats_nothing(self):
+        d = self.start_revokd()
+        self.holder_revoke("ann", "fe-r1")
+        self.holder_revoke("ann", "fe-r2")
+        es = self.stream(daemon=d, after="0")
+        got = es.events(2)
+        d.stop()
+        # The node stopped: the stream ended in order, after what it held.
+        self.assertEqual([i for i in iter(es.next, ("end",)) if i != ("comment", "heartbeat")], [])
+        self.holder_revoke("ann", "fe-r3")
+        self.admin_revoke_all("ann")
+        d2 = self.start_revokd()
+        rest = self.stream(daemon=d2, last_event_id=got[-1][1]).events(2)
+        events, _ = self.page()
+        self.assertStreamed(got + rest, events)
+
+    def test_heartbeats_while_quiet(self):
+        d = self.start_revokd({"REVOKD_FEED_HEARTBEAT_MS": "200"})
+        es = self.stream(daemon=d, after="0")
+        started = time.monotonic()
+        beats = [es.next() for _ in range(6)]
+        took = time.monotonic() - started
+        self.assertEqual(set(beats), {("comment", "heartbeat")})
+        # The first at once (caught up), then one per 200 ms of quiet.
+        self.assertTrue(0.8 <= took < 3, took)
+
+    def raw_stream(self, daemon, after, rcvbuf=None):
+        """A consumer on a plain socket, its request sent; rcvbuf: its receive buffer."""
+        sock = socket.socket()
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.connect((harness.LOOPBACK, daemon.port))
+        self.addCleanup(sock.close)
+        sock.sendall(f"GET /v1/events?after={after} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+                     f"Authorization: Bearer {FEED_KEY}\r\n\r\n".encode())
+        return sock
+
+    def test_slow_consumer_is_cut_off_and_others_are_not(self):
+        """60,000 entries, about 14 MB, in bursts of 1,000: more than a consumer that never reads
+        can take in its socket buffers (a few MB) and REVOKD_FEED_BUFFER_BYTES (1 MiB, the least)
+        together. One that reads gets every entry, in order."""
+        # Heartbeats rarely: the one that reads knows it has all once the stream goes quiet.
+        # A cut-off connection that cannot be written to closes at the idle timeout.
+        d = self.start_revokd({"REVOKD_FEED_BUFFER_BYTES": "1048576", "REVOKD_FEED_HEARTBEAT_MS": "30000",
+                               "REVOKD_CONNECTION_TIMEOUT": "3"})
+        _, nxt = self.page(daemon=d)
+        slow = self.raw_stream(d, nxt, rcvbuf=4096)
+        fast = self.raw_stream(d, nxt)
+        harness.wait_until(lambda: harness.metrics(d)["revokd_feed_consumers"] == 2, 5, what="two consumers")
+        mark = d.log_mark()
+        received = []
+
+        def read_fast():
+            fast.settimeout(5)
+            try:
+                while chunk := fast.recv(1 << 20):
+                    received.append(chunk)
+            except TimeoutError:
+                pass
+
+        reader = threading.Thread(target=read_fast)
+        reader.start()
+        t = now()
+        for _ in range(60):
+            self.redis.command("EVAL", "for i = 1, 1000 do redis.call('XADD', KEYS[1], '*', 'kind', 'jti', "
+                               "'iss', ARGV[1], 'jti', 'slow-' .. i, 'exp', ARGV[2], 'by', 'holder', 'at', ARGV[3]) "
+                               "end", "1", harness.DEFAULT_PREFIX + harness.LOG_SUFFIX, ISS, str(t + 60),
+                               str(t * 1000))
+            time.sleep(0.03)
+        reader.join(60)
+        ids = re.findall(rb"\nid: ([0-9-]+)\n", dechunk(b"".join(received).partition(b"\r\n\r\n")[2]))
+        self.assertEqual([i.decode() for i in ids], [i for i, _ in self.entries(start="(" + nxt)],
+                         "the consumer that reads got every event, in order")
+        ended = harness.wait_until(lambda: next((o for o in d.json_logs(mark) if isinstance(o, dict) and
+                                                 o.get("event") == "feed_consumer_ended"), None), 10,
+                                   what="feed_consumer_ended")
+        self.assertEqual((ended["level"], ended["why"], ended["consumer"]), ("warn", "cut_off", f"feed:{FEED_NAME}"))
+        m = harness.metrics(d)
+        self.assertEqual(m['revokd_feed_consumers_ended_total{why="cut_off"}'], 1)
+        self.assertEqual(m["revokd_feed_consumers"], 1)
+        # The slow one finds its connection closed without the stream's last chunk.
+        slow.settimeout(15)
+        data = b""
+        try:
+            while chunk := slow.recv(1 << 20):
+                data += chunk
+        except ConnectionResetError:
+            pass
+        body = data.partition(b"\r\n\r\n")[2]
+        self.assertLess(dechunk(body).count(b"\nevent: revocation\n"), 60000)
+        self.assertFalse(body.endswith(b"\r\n0\r\n\r\n"), "cut off, not ended in order")
+
+    def test_consumers_are_bounded(self):
+        d = self.start_revokd({"REVOKD_FEED_MAX_CONSUMERS": "1"})
+        first = self.stream(daemon=d)
+        self.assertEqual(first.status, 200)
+        resp = self.stream(daemon=d).body()
+        self.assertError(resp, 503, "too_many_consumers")
+        self.assertEqual(resp.header("Retry-After"), "1")
+        first.close()
+        # A consumer that went away is noticed at its next heartbeat write.
+        harness.wait_until(lambda: self.stream(daemon=d).status == 200, 10, what="the place given back")
+
+    def test_stream_needs_a_key(self):
+        resp = self.stream(key=None).body()
+        self.assertError(resp, 401, "unauthorized")
+        resp = self.stream(key=ADMIN_KEY)
+        self.assertEqual(resp.status, 200)
 
     # revokectl events ---------------------------------------------------------------------------
     def ctl(self, *args, key=FEED_KEY):
