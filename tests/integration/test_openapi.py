@@ -1044,6 +1044,21 @@ class OpenApiContractTest(harness.RevokdTestCase):
         call("admin revoke, feed key", "POST", "/v1/admin/revoke", {"jti": "x", "exp": t + 60}, feed, expect=401,
              code="unauthorized")
         call("POST /v1/events", "POST", "/v1/events", {"x": 1}, feed, expect=405, code="method_not_allowed")
+        # The stream: its head and what it sends until its first heartbeat (all the log holds).
+        stream = harness.EventStream(self.revokd.port, FEED_KEY, after="0")
+        text, item = "", None
+        while stream.status == 200 and item not in (("comment", "heartbeat"), ("end",), ("closed",)):
+            item = stream.next()
+            if item[0] == "event":
+                text += f"id: {item[1]}\nevent: {item[2]}\ndata: {json.dumps(item[3])}\n\n"
+        stream.close()
+        self.conform("events stream", "GET", "/v1/events?after=0",
+                     harness.Response(stream.status, stream.headers, text.encode()))
+        if stream.status != 200 or item != ("comment", "heartbeat") or text.count("event: revocation") != len(events):
+            self.problems.append(f"events stream: {stream.status}, {item}, {text.count('event: revocation')} events "
+                                 f"where the page had {len(events)}")
+        elif stream.headers.get("Cache-Control") != "no-store" or stream.headers.get("X-Accel-Buffering") != "no":
+            self.problems.append(f"events stream: headers {dict(stream.headers)}")
 
         # Health.
         call("healthz", "GET", "/healthz", expect=200, want={"status": "ok"})
