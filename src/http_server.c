@@ -86,8 +86,10 @@
  * coming back then finds the present state, while one that retried at once
  * would only add to the load behind the 503. */
 #define RETRY_AFTER_503 "1"
-/* The most an event stream's read is asked for at a time. */
+/* The most an event stream's read is asked for at a time, and its socket's
+ * send buffer (Linux doubles it). */
 #define STREAM_BLOCK 4096
+#define STREAM_SNDBUF (128 * 1024)
 
 struct worker {
     struct http_server *srv;
@@ -220,6 +222,13 @@ static struct MHD_Response *response_of(struct exchange *ex, struct reply *rep, 
         resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read, rep->stream,
                                                  stream_free);
         if (resp != NULL) {
+            /* What a consumer has not read is REVOKD_FEED_BUFFER_BYTES in
+             * revokd and this much in the kernel, not the megabytes TCP's
+             * autotuning would let the socket take. */
+            const union MHD_ConnectionInfo *fd = MHD_get_connection_info(ex->mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
+            int sndbuf = STREAM_SNDBUF;
+            if (fd != NULL)
+                setsockopt(fd->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
             event_consumer_attach(rep->stream, &stream_transport, ex->mhd, ex->worker);
             rep->stream = NULL; /* the response's now */
             *type = rep->content_type;
