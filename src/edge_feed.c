@@ -36,6 +36,8 @@ static const char *const forward_names[] = {EDGE_FEED_FORWARDS(RESULT_NAME)};
 /* Longest header value kept from an answer (WWW-Authenticate carries a
  * description). */
 #define HEADER_MAX 320
+/* Longest line of the stream: an event's data is one, central's under 2 KiB. */
+#define STREAM_LINE_MAX (64 * 1024)
 /* Largest integer a JSON number carries exactly. */
 #define INT_EXACT 9007199254740992.0
 
@@ -200,13 +202,14 @@ out:
 
 /* ---- transfers ---- */
 
-/* One HTTP exchange: a poll or a forwarded call. */
+/* One HTTP exchange: a poll, the stream, or a forwarded call. */
 struct transfer {
     CURL *easy;
     struct curl_slist *headers;
     char *body;
     size_t len, max;
     bool too_large;
+    bool stream;      /* the poll follows the stream (text/event-stream) */
     char retry_after[32], www_authenticate[HEADER_MAX];
     char error[CURL_ERROR_SIZE];
 };
@@ -239,6 +242,12 @@ struct edge_feed {
     struct fwd *active;   /* transfers in flight */
     struct fwd *syncing;  /* accepted, waiting for the feed to pass them */
     struct transfer poll;
+    /* The stream's event being read (see on_stream): its id, and whether
+     * its data line (one, the event's JSON) came and was applied. */
+    char sse_id[EDGE_FEED_ID_MAX];
+    bool sse_bad_id, sse_applied;
+    bool sse_heard;       /* central heard from since the last report */
+    size_t sse_events;    /* applied from the stream since the last report */
     bool polling, poll_waits;
     uint64_t poll_ticket; /* tickets issued when the poll began */
     char last_id[EDGE_FEED_ID_MAX];
@@ -384,21 +393,44 @@ static void report(struct edge_feed *f, bool polled, enum edge_feed_result r, si
     f->opts.progress(f->opts.arg, &p);
 }
 
-/* The next poll. A poll waits for events only when nothing is wanted at
- * once: the feed is replayed, the last page was not full, and no accepted
- * forward waits for the feed to pass it. */
+static size_t on_stream(char *data, size_t size, size_t nmemb, void *arg);
+
+/* The next poll: the stream, once nothing is wanted at once (the feed is
+ * replayed, the last page was not full, and no accepted forward waits for
+ * the feed to pass it); else a page, read without waiting. */
 static void poll_begin(struct edge_feed *f)
 {
     char url[2600];
+    struct transfer *t = &f->poll;
+    struct curl_slist *accept = NULL;
 
     f->poll_waits = f->replayed && !f->more && f->tickets <= f->synced;
     f->poll_ticket = f->tickets;
-    int64_t wait = f->poll_waits ? f->opts.wait_s : 0;
-    snprintf(url, sizeof(url), "%s?after=%s&limit=%d&wait=%" PRId64, f->url, f->last_id, EDGE_FEED_PAGE, wait);
-    if (transfer_init(f, &f->poll, url, EDGE_FEED_PAGE_MAX_BYTES, wait * 1000 + f->opts.timeout_ms) < 0 ||
-        (f->poll.headers = curl_slist_append(NULL, f->auth)) == NULL ||
-        (curl_easy_setopt(f->poll.easy, CURLOPT_HTTPHEADER, f->poll.headers),
-         curl_easy_setopt(f->poll.easy, CURLOPT_HTTPGET, 1L), transfer_add(f, &f->poll)) < 0) {
+    if (f->poll_waits)
+        snprintf(url, sizeof(url), "%s?after=%s", f->url, f->last_id);
+    else
+        snprintf(url, sizeof(url), "%s?after=%s&limit=%d", f->url, f->last_id, EDGE_FEED_PAGE);
+    int rc = transfer_init(f, t, url, f->poll_waits ? STREAM_LINE_MAX : EDGE_FEED_PAGE_MAX_BYTES,
+                           f->poll_waits ? 0 : f->opts.timeout_ms);
+    if (rc == 0 && f->poll_waits) {
+        /* No end but central's; silence for wait_s is a dead link. */
+        f->sse_id[0] = '\0';
+        f->sse_bad_id = f->sse_applied = f->sse_heard = false;
+        f->sse_events = 0;
+        curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_stream);
+        curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, f);
+        curl_easy_setopt(t->easy, CURLOPT_ACCEPT_ENCODING, NULL);
+        curl_easy_setopt(t->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)0);
+        curl_easy_setopt(t->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(t->easy, CURLOPT_LOW_SPEED_TIME, (long)f->opts.wait_s);
+        rc = (accept = curl_slist_append(NULL, "Accept: text/event-stream")) != NULL ? 0 : -1;
+    }
+    t->stream = f->poll_waits;
+    if (rc < 0 || (t->headers = curl_slist_append(accept, f->auth)) == NULL ||
+        (curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers),
+         curl_easy_setopt(t->easy, CURLOPT_HTTPGET, 1L), transfer_add(f, t)) < 0) {
+        if (t->headers == NULL)
+            curl_slist_free_all(accept);
         transfer_end(f, &f->poll);
         snprintf(f->poll.error, sizeof(f->poll.error), "cannot start a transfer");
         f->due_ms = loop_now_ms() + RETRY_MAX_MS;
@@ -418,6 +450,102 @@ static int apply_one(void *arg, const struct edge_feed_event *e)
     return 0;
 }
 
+/* ---- following the stream ----
+ *
+ * Once replayed, the edge follows central's feed as Server-Sent Events
+ * (GET /v1/events, Accept: text/event-stream, after the last event
+ * applied): each event comes as soon as central has written it, and a
+ * comment (": heartbeat") at least every REVOKD_FEED_HEARTBEAT_MS of quiet
+ * says that everything written so far has been sent. Either is a word from
+ * central. A stream silent for wait_s is dropped as dead and opened again
+ * from the last event applied. */
+
+/* Central was heard from just now. */
+static void stream_heard(struct edge_feed *f)
+{
+    f->heard_ms = loop_now_ms();
+    f->failures = 0;
+    f->sse_heard = true;
+}
+
+/* One line of the stream, its end dropped: a field of the event being
+ * read, a comment, or the blank line that ends an event. Returns 0, or -1
+ * (with t->error, and t->too_large for no room) when the stream cannot be
+ * followed: it is then dropped, and opened again after what was applied. */
+static int stream_line(struct edge_feed *f, const char *line, size_t n)
+{
+    struct transfer *t = &f->poll;
+    struct edge_feed_event ev;
+
+    if (n > 0 && line[0] == ':') {
+        stream_heard(f);
+        return 0;
+    }
+    if (n == 0) {
+        f->sse_id[0] = '\0';
+        f->sse_bad_id = f->sse_applied = false;
+        return 0;
+    }
+    if (n > 4 && memcmp(line, "id: ", 4) == 0) {
+        f->sse_bad_id = n - 4 >= sizeof(f->sse_id);
+        if (!f->sse_bad_id)
+            snprintf(f->sse_id, sizeof(f->sse_id), "%.*s", (int)(n - 4), line + 4);
+        return 0;
+    }
+    if (n < 6 || memcmp(line, "data: ", 6) != 0)
+        return 0; /* "event: revocation", or a field this node does not use */
+    cJSON *doc = cJSON_ParseWithLength(line + 6, n - 6);
+    int rc = -1;
+    if (f->sse_applied || read_event(doc, &ev, t->error, sizeof(t->error)) < 0) {
+        if (f->sse_applied)
+            snprintf(t->error, sizeof(t->error), "an event with two data lines");
+    } else if (f->sse_bad_id || strcmp(ev.id, f->sse_id) != 0) {
+        snprintf(t->error, sizeof(t->error), "event %s under the stream id %s", ev.id, f->sse_id);
+    } else if (!event_id_after(ev.id, f->last_id)) {
+        rc = 0; /* already applied (a page read it first) */
+    } else if (apply_one(f, &ev) < 0) {
+        snprintf(t->error, sizeof(t->error), "event %s could not be kept", ev.id);
+        t->too_large = true;
+    } else {
+        snprintf(f->last_id, sizeof(f->last_id), "%s", ev.id);
+        f->sse_events++;
+        stream_heard(f);
+        rc = 0;
+    }
+    f->sse_applied = true;
+    cJSON_Delete(doc);
+    return rc;
+}
+
+/* The stream's bytes: whole lines are taken as they come, a partial one
+ * kept for the next call (at most STREAM_LINE_MAX). */
+static size_t on_stream(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct edge_feed *f = arg;
+    struct transfer *t = &f->poll;
+    size_t n = size * nmemb, done = 0;
+
+    if (on_body(data, size, nmemb, t) != n)
+        return 0;
+    for (char *nl; (nl = memchr(t->body + done, '\n', t->len - done)) != NULL; done = (size_t)(nl - t->body) + 1) {
+        size_t len = (size_t)(nl - t->body) - done;
+        if (len > 0 && t->body[done + len - 1] == '\r')
+            len--;
+        if (stream_line(f, t->body + done, len) < 0)
+            return 0;
+    }
+    memmove(t->body, t->body + done, t->len - done);
+    t->len -= done;
+    if (f->sse_heard) {
+        enum edge_feed_result r = f->sse_events > 0 ? EDGE_FEED_events : EDGE_FEED_empty;
+        atomic_fetch_add(&f->polls[r], 1);
+        report(f, true, r, f->sse_events, 200, NULL);
+        f->sse_events = 0;
+        f->sse_heard = false;
+    }
+    return n;
+}
+
 static void poll_done(struct edge_feed *f, CURLcode code)
 {
     struct transfer *t = &f->poll;
@@ -430,7 +558,21 @@ static void poll_done(struct edge_feed *f, CURLcode code)
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     transfer_end(f, t);
     f->polling = false;
-    if (code != CURLE_OK) {
+    if (t->stream && code == CURLE_OK && status == 200) {
+        /* central ended it in order (it stops): the next one at once,
+         * after what was applied. */
+        f->due_ms = loop_now_ms();
+        report(f, false, EDGE_FEED_empty, 0, 0, NULL);
+        return;
+    }
+    if (t->stream && code == CURLE_WRITE_ERROR && t->error[0] != '\0') {
+        r = t->too_large && strstr(t->error, "could not be kept") != NULL ? EDGE_FEED_full
+            : t->too_large                                             ? EDGE_FEED_too_large
+                                                                       : EDGE_FEED_invalid;
+    } else if (t->stream && code == CURLE_OPERATION_TIMEDOUT) {
+        r = EDGE_FEED_network_error;
+        snprintf(t->error, sizeof(t->error), "the stream was silent for %" PRId64 " s", f->opts.wait_s);
+    } else if (code != CURLE_OK) {
         r = t->too_large || code == CURLE_FILESIZE_EXCEEDED ? EDGE_FEED_too_large : EDGE_FEED_network_error;
         if (r == EDGE_FEED_too_large)
             snprintf(t->error, sizeof(t->error), "a page of more than %d bytes", EDGE_FEED_PAGE_MAX_BYTES);
@@ -733,10 +875,10 @@ static void *run(void *arg)
         CURLMsg *msg;
 
         take_incoming(f);
-        /* A forward was accepted after the long poll in flight began: that
-         * poll might not carry it, and could take its whole wait to say
-         * so. It is dropped (nothing of it was applied) for one that reads
-         * at once. */
+        /* A forward was accepted while the stream is followed: whether an
+         * event of the stream is that revocation, nothing says. The stream
+         * is dropped (what it applied stays) for a page read at once, which
+         * holds everything central had written, and then opened again. */
         if (f->polling && f->poll_waits && f->tickets > f->poll_ticket) {
             transfer_end(f, &f->poll);
             f->polling = false;
@@ -752,7 +894,7 @@ static void *run(void *arg)
                 transfer_finished(f, msg->easy_handle, msg->data.result);
         now = loop_now_ms();
         settle_syncing(f, now, &wait);
-        if (!f->polling && f->due_ms <= now)
+        if ((!f->polling && f->due_ms <= now) || (f->polling && f->poll_waits && f->tickets > f->poll_ticket))
             wait = 0;
         if (now - f->ticked_ms >= TICK_MS)
             report(f, false, EDGE_FEED_empty, 0, 0, NULL);

@@ -628,7 +628,8 @@ static void render_edge(struct out *o, const struct store_edge_stats *e)
     family(o, "revokd_edge_memory_bytes", "gauge",
            "Memory the revocations held take (their table); divided by revokd_edge_revocations, the cost of one.");
     put(o, "revokd_edge_memory_bytes %zu\n", e->bytes);
-    family(o, "revokd_edge_feed_polls_total", "counter", "Polls of central's feed, by result.");
+    family(o, "revokd_edge_feed_polls_total", "counter",
+           "Pages of central's feed read, and deliveries of its stream (events or a heartbeat), by result.");
     for (size_t r = 0; r < EDGE_FEED_NRESULTS; r++)
         put(o, "revokd_edge_feed_polls_total{result=\"%s\"} %" PRIu64 "\n",
             edge_feed_result_name((enum edge_feed_result)r), e->feed.polls[r]);

@@ -56,7 +56,7 @@
     X(edge_max_staleness_ms, MS, "5000", 1000, 3600000, NULL,                                    \
       "edge mode: once central has not been heard from for this long, checks answer 503 feed_stale") \
     X(edge_poll_wait, SECONDS, "2", 1, 30, NULL,                                                 \
-      "edge mode: how long a poll of the feed asks central to wait for an event; at most half of REVOKD_EDGE_MAX_STALENESS_MS") \
+      "edge mode: how long the feed's stream may be silent before the edge reconnects; more than central's REVOKD_FEED_HEARTBEAT_MS, at most half of REVOKD_EDGE_MAX_STALENESS_MS") \
     X(edge_timeout_ms, MS, "3000", 100, 60000, NULL,                                             \
       "edge mode: time allowed to connect to central, for a poll's answer beyond its wait, and for a forwarded revocation") \
     X(edge_max_revocations, INT, "5000000", 1000, 100000000, NULL,                               \

@@ -2,14 +2,18 @@
  * libcurl multi handle, following central's revocation feed and carrying the
  * revocation calls the edge forwards.
  *
- * The feed is central's GET /v1/events?after=ID&limit=N&wait=S, read by
- * long poll: each answer, a page of events or an empty page once its wait
- * ran out, is what the edge hears from central, so a quiet feed still
- * proves every few seconds that the edge is current. At start the feed is
- * replayed from the beginning (after=0) page after page, without waiting,
- * until a page comes back short; from then on the edge follows it. A
- * failed poll is retried after 100 ms, 200 ms, ... up to 1 s, from the last
- * event applied: nothing is missed and nothing applied twice.
+ * The feed is central's GET /v1/events. At start it is replayed from the
+ * beginning (after=0) in pages of JSON (limit=N), until a page comes back
+ * short; from then on the edge follows it as Server-Sent Events, after the
+ * last event applied: each event as soon as central has written it, and a
+ * heartbeat comment at least every second of quiet, so a quiet feed still
+ * proves that the edge is current. Every event and heartbeat is a word from
+ * central; a stream silent for wait_s is taken for dead. When central
+ * accepts a revocation this node forwarded, the stream is dropped for one
+ * page read at once, which holds that revocation, and opened again. A
+ * failed page or stream is retried after 100 ms, 200 ms, ... up to 1 s,
+ * from the last event applied: nothing is missed and nothing applied
+ * twice.
  *
  * What the pages hold goes to the caller's apply(), one event at a time in
  * the feed's order, and how the feed stands to its progress(), both on the
@@ -121,8 +125,8 @@ struct edge_feed_opts {
     const char *key;        /* the feed credential, sent as Authorization: Bearer */
     const char *ca_file;    /* "" or NULL: the system's CA certificates */
     const char *user_agent;
-    int64_t wait_s;         /* how long a poll asks central to wait for an event */
-    int64_t timeout_ms;     /* connect; a poll's answer beyond its wait; a forwarded call */
+    int64_t wait_s;         /* how long the stream may be silent before it is taken for dead */
+    int64_t timeout_ms;     /* connect; a page; a forwarded call */
     /* On the feed's thread. apply() returns 0, or -1 when the event could
      * not be kept: the poll then ends (full) before it, and the event is
      * asked for again by the next one. */

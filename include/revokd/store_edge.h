@@ -32,7 +32,7 @@ struct store_edge_opts {
     const char *feed_key;     /* its credential (copied, wiped when freed) */
     const char *ca_file;      /* "" or NULL: the system's CA certificates */
     const char *user_agent;
-    int64_t poll_wait_s;      /* how long a poll asks central to wait for an event */
+    int64_t poll_wait_s;      /* how long the feed's stream may be silent before it is taken for dead */
     int64_t timeout_ms;       /* connect; a poll's answer beyond its wait; a forwarded call */
     int64_t max_staleness_ms; /* silence from central after which checks fail */
     size_t max_revocations;   /* held at most; beyond, the edge fails closed */
