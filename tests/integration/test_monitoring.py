@@ -4,14 +4,16 @@
   summary and description annotations.
 - The dashboard is JSON with unique panel ids, and every expression in it is PromQL that promtool
   accepts (checked as recording rules, Grafana's variables replaced).
-- Every metric name the rules and the dashboard use is in a live revokd's /metrics (a remote
-  key set, so that the key-fetch series exist, and a few requests), a histogram's by the
+- Every metric name the rules and the dashboard use is in the live /metrics of a central revokd
+  (a remote key set, so that the key-fetch series exist, and a few requests) or of an edge
+  following its feed (a revocation forwarded through it), a histogram's by the
   _bucket, _sum or _count name it is used under; every label they match on,
   group by or print is one revokd's series carry (or job/instance, which Prometheus adds), and
   every label value they match, and every alternative of every regex, matches a value revokd
-  exports. `up` is Prometheus's own. And every family of /metrics has a panel.
+  exports. `up` is Prometheus's own. And every family of either /metrics has a panel.
 - `promtool test rules` plays each alert against made-up series: it fires when it should and not
-  on a failover blip, an idle node, a key file that is merely old, or another alert's cause.
+  on a failover blip, an idle node, a key file that is merely old, an edge still replaying, a
+  revocation central refused, or another alert's cause.
   promtool compares annotations too, so those scenarios run on a copy of the rules without
   them (the first test has checked the annotations are there).
 
@@ -39,6 +41,7 @@ RULES = os.path.join(MONITORING, "revokd-alerts.yml")
 DASHBOARD = os.path.join(MONITORING, "revokd-dashboard.json")
 ISS = "https://issuer.monitoring.test"
 ADMIN_KEY = "admin-key-monitoring-0123456789abcdef"
+FEED_KEY = "feed-key-monitoring-0123456789abcdef"
 
 # Names that are not revokd's: Prometheus's own series, and the labels it adds to every target.
 PROMETHEUS_METRICS = {"up"}
@@ -310,8 +313,10 @@ class FilesTest(unittest.TestCase):
 # ---- against a live revokd --------------------------------------------------------------------
 
 class LiveMetricsTest(harness.RevokdTestCase):
-    """One revokd with a remote key set (so that revokd_jwks_fetches_total and the age exist) and
-    an admin key, after a check, a revocation and a few other requests."""
+    """A central revokd with a remote key set (so that revokd_jwks_fetches_total and the age
+    exist), an admin key and a feed key, and an edge following it (REVOKD_MODE=edge, so that the
+    revokd_edge_* families exist), after a check, a revocation and a few other requests on the
+    central node and a revocation forwarded through the edge and a check there."""
 
     class_daemon = False
     admin_keys = (ADMIN_KEY,)
@@ -321,19 +326,29 @@ class LiveMetricsTest(harness.RevokdTestCase):
         super().setUpClass()
         cls.jwks = JwksServer(keys=harness.standard_jwks())
         cls.addClassCleanup(cls.jwks.stop)
+        cls.feed_keys_path = os.path.join(cls.tmp, "feed-keys")
+        cls.feed_key_path = os.path.join(cls.tmp, "feed-key")
+        with open(cls.feed_keys_path, "w", encoding="utf-8") as f:
+            f.write(f"edges:{FEED_KEY}\n")
+        with open(cls.feed_key_path, "w", encoding="utf-8") as f:
+            f.write(f"{FEED_KEY}\n")
 
-    def scrape(self):
-        """{metric name: [labels dict, ...]} of a live revokd."""
-        d = self.start_revokd({"REVOKD_JWKS_FILE": None, "REVOKD_JWKS_URL": self.jwks.url,
-                               "REVOKD_ISSUER": ISS})
-        self.wait_ready(d, stable=1)
-        token = self.mint(sub="mona", iss=ISS, iat=now() - 1, ttl=600)
-        self.assertEqual(d.check(token).status, 200)
-        self.assertEqual(d.revoke(token).status, 200)
-        self.assertEqual(d.check(token).status, 401)
-        self.assertEqual(d.request("GET", "/nope").status, 404)
-        d.request("GET", "/metrics")
-        resp = d.request("GET", "/metrics")
+    def start_nodes(self):
+        """(central, edge), both ready, the edge following the central node's feed."""
+        keys = {"REVOKD_JWKS_FILE": None, "REVOKD_JWKS_URL": self.jwks.url, "REVOKD_ISSUER": ISS}
+        central = self.start_revokd({**keys, "REVOKD_FEED_KEYS_FILE": self.feed_keys_path}, name="central")
+        self.wait_ready(central, stable=1)
+        # An edge keeps no Redis: REVOKD_REDIS_URL is dropped.
+        edge = self.start_revokd({**keys, "REVOKD_MODE": "edge", "REVOKD_REDIS_URL": None,
+                                  "REVOKD_FEED_URL": f"http://{harness.LOOPBACK}:{central.port}/v1/events",
+                                  "REVOKD_FEED_KEY_FILE": self.feed_key_path}, name="edge")
+        self.wait_ready(edge, stable=1)
+        return central, edge
+
+    def parse(self, daemon):
+        """{metric name: [labels dict, ...]} of a live revokd's /metrics."""
+        daemon.request("GET", "/metrics")
+        resp = daemon.request("GET", "/metrics")
         self.assertEqual(resp.status, 200, resp)
         live = {}
         for line in resp.body.decode().splitlines():
@@ -344,6 +359,30 @@ class LiveMetricsTest(harness.RevokdTestCase):
             labels = dict((k, re.sub(r"\\(.)", r"\1", v)) for k, v in
                           re.findall(r'([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
             live.setdefault(m.group(1), []).append(labels)
+        return live
+
+    def scrape(self):
+        """{metric name: [labels dict, ...]} of a live central node and a live edge together."""
+        central, edge = self.start_nodes()
+        token = self.mint(sub="mona", iss=ISS, iat=now() - 1, ttl=600)
+        self.assertEqual(central.check(token).status, 200)
+        self.assertEqual(central.revoke(token).status, 200)
+        self.assertEqual(central.check(token).status, 401)
+        self.assertEqual(central.request("GET", "/nope").status, 404)
+        other = self.mint(sub="nina", iss=ISS, iat=now() - 1, ttl=600)
+        self.assertEqual(edge.check(other).status, 200)
+        self.assertEqual(edge.revoke(other).status, 200)   # forwarded to central, read back
+        self.assertEqual(edge.check(other).status, 401)
+        self.assertEqual(edge.check(token).status, 401)    # from the feed
+        on_central, on_edge = self.parse(central), self.parse(edge)
+        edge_families = {n for n in on_edge if n.startswith("revokd_edge_")}
+        self.assertGreaterEqual(len(edge_families), 8, sorted(on_edge))
+        self.assertEqual({n for n in on_central if n.startswith("revokd_edge_")}, set(),
+                         "a central node exports edge metrics")
+        live = {}
+        for node in (on_central, on_edge):
+            for name, series in node.items():
+                live.setdefault(name, []).extend(series)
         return live
 
     def uses(self):
@@ -535,6 +574,47 @@ SCENARIOS = [
           counter(A, "revokd_http_limit_hits_total", 60, 30, limit="store_max_pending"),
           counter(A, "revokd_http_limit_hits_total", 6, 30, limit="request_timeout")],
          (10, []), (25, [alert("RevokdLimitHits", A, "warning", limit="max_connections")])),
+    # Edges: a, b and c are edge nodes here.
+    case("RevokdEdgeStale",
+         [gauge(A, "revokd_edge_stale", "0 0 1x10"), gauge(A, "revokd_edge_replayed", "1x12"),
+          # b: central silent past the bound for a minute (a restart), then heard from again
+          gauge(B, "revokd_edge_stale", "0 0 1 0x9"), gauge(B, "revokd_edge_replayed", "1x12"),
+          # c: still replaying after its start, which is RevokdEdgeNotReplayed's
+          gauge(C, "revokd_edge_stale", "1x12"), gauge(C, "revokd_edge_replayed", "0x12")],
+         (3, []), (5, [alert("RevokdEdgeStale", A, "critical")])),
+    case("RevokdEdgeLagging",
+         # a: its bound raised far above a minute, central silent: answers from an old copy
+         [counter(A, "revokd_edge_lag_seconds", 60, 20), gauge(A, "revokd_edge_stale", "0x20"),
+          # b: an idle feed with the longest poll wait: heard from every 30 s
+          gauge(B, "revokd_edge_lag_seconds", "30 2 29 15 30x16"), gauge(B, "revokd_edge_stale", "0x20"),
+          # c: as silent, but failed closed at its bound: RevokdEdgeStale's
+          counter(C, "revokd_edge_lag_seconds", 60, 20), gauge(C, "revokd_edge_stale", "0 1x19")],
+         (3, []), (10, [alert("RevokdEdgeLagging", A, "warning")])),
+    case("RevokdEdgeNotReplayed",
+         [gauge(A, "revokd_edge_replayed", "0x20"),
+          # b: a replay of millions of revocations, done in three minutes
+          gauge(B, "revokd_edge_replayed", "0 0 0 1x17")],
+         (8, []), (12, [alert("RevokdEdgeNotReplayed", A, "warning")])),
+    case("RevokdEdgeFeedFailing",
+         [counter(A, "revokd_edge_feed_polls_total", 30, 20, result="empty"),
+          counter(A, "revokd_edge_feed_polls_total", 10, 20, result="network_error"),
+          # b: ten failed polls while central restarted, among 30 a minute
+          counter(B, "revokd_edge_feed_polls_total", 30, 20, result="empty"),
+          gauge(B, "revokd_edge_feed_polls_total", "0x5 10x15", result="network_error"),
+          # c: central answers, the edge is full: not the feed's failure
+          counter(C, "revokd_edge_feed_polls_total", 30, 20, result="full"),
+          counter(C, "revokd_edge_feed_polls_total", 0, 20, result="http_error")],
+         (3, []), (12, [alert("RevokdEdgeFeedFailing", A, "warning")])),
+    case("RevokdEdgeForwardsFailing",
+         [counter(A, "revokd_edge_forwards_total", 10, 20, result="ok"),
+          counter(A, "revokd_edge_forwards_total", 5, 20, result="unavailable"),
+          # b: central refuses wrong credentials, relayed: the link works
+          counter(B, "revokd_edge_forwards_total", 10, 20, result="ok"),
+          counter(B, "revokd_edge_forwards_total", 10, 20, result="refused"),
+          # c: accepted, read back late: RevokdEdgeStale's concern, not a failed revocation
+          counter(C, "revokd_edge_forwards_total", 10, 20, result="ok"),
+          counter(C, "revokd_edge_forwards_total", 5, 20, result="unsynced")],
+         (3, []), (12, [alert("RevokdEdgeForwardsFailing", A, "warning")])),
 ]
 
 
