@@ -61,12 +61,26 @@ static void free_secret(char *s)
 
 /* ---- reading a page ---- */
 
-/* An event id: 1 to EDGE_FEED_ID_MAX - 1 characters of [0-9-], as central's
- * Redis stream ids are; it goes into a query unescaped. */
+/* An event id as central reads one back in ?after= (route_events.c):
+ * "<ms>-<seq>", each part 1 to 20 digits and at most 2^64 - 1, as Redis
+ * stream ids are, or "0", the start. It goes into the next poll's query
+ * unescaped and is compared as two numbers: a sign, a part alone or a
+ * number past 2^64 - 1 (which strtoull reads as 2^64 - 1) would pass the
+ * order check and have the edge ask, poll after poll, for what follows an
+ * id central refuses. */
 static bool id_ok(const char *id)
 {
-    size_t n = strlen(id);
-    return n > 0 && n < EDGE_FEED_ID_MAX && strspn(id, "0123456789-") == n;
+    if (strcmp(id, "0") == 0)
+        return true;
+    for (int part = 0; part < 2; part++) {
+        size_t n = strspn(id, "0123456789");
+        if (n == 0 || n > 20 || (n == 20 && strncmp(id, "18446744073709551615", 20) > 0))
+            return false;
+        id += n;
+        if (part == 0 && *id++ != '-')
+            return false;
+    }
+    return *id == '\0';
 }
 
 /* An identifier: 1..JWT_STR_MAX bytes of text, as revokd takes them. */

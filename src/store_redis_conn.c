@@ -541,13 +541,16 @@ static void probe_result(struct call *call, const redisReply *r)
 /* One entry of an XRANGE reply, [id, [field, value, ...]], into e; its
  * strings point into r. Fields revokd does not know are skipped, so that a
  * later version may add some. Returns 0, or -1 when the entry is not one
- * revokd wrote: a revocation that cannot be read must not be passed over. */
+ * revokd wrote: a revocation that cannot be read must not be passed over.
+ * The id, like every value, is whole text: one holding a NUL would be read
+ * as a shorter one (or none), which is no place to read after. */
 static int parse_event(const redisReply *r, struct store_event *e)
 {
     const char *kind = NULL, *exp = NULL, *cutoff = NULL, *at = NULL;
 
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
-        r->element[0]->len >= sizeof(e->id) || r->element[1]->type != REDIS_REPLY_ARRAY ||
+        r->element[0]->len == 0 || r->element[0]->len >= sizeof(e->id) ||
+        strlen(r->element[0]->str) != r->element[0]->len || r->element[1]->type != REDIS_REPLY_ARRAY ||
         r->element[1]->elements % 2 != 0)
         return -1;
     memcpy(e->id, r->element[0]->str, r->element[0]->len + 1);

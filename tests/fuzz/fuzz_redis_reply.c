@@ -1,8 +1,10 @@
 /* fuzz_redis_reply.c - the Redis store's reading of Redis's replies
  * (store_redis_conn.c): MGET for a check, SET and the revoke-all script for
  * revocations, WAIT for replicas, ROLE, SET and the data-loss marker for
- * readiness, AUTH and SELECT on a new link, and every reply that is not what
- * was asked, down to hiredis's own reader.
+ * readiness, XRANGE for a read of the revocation log (GET /v1/events) and
+ * XREAD BLOCK for the blocking read that follows it (event_stream.c), AUTH
+ * and SELECT on a new link, and every reply that is not what was asked, down
+ * to hiredis's own reader.
  *
  * The store is revokd's own, as the daemon builds it (store_redis_new),
  * pointed at a Unix socket in a temporary directory where this target plays
@@ -13,9 +15,13 @@
  *
  *   byte 0  bit 0: a password (AUTH), bit 1: with a user name, bit 2:
  *           database 2 (SELECT), bits 3-4: replicas to WAIT for, bit 5:
- *           checks name a subject too (MGET of two keys)
+ *           checks name a subject too (MGET of two keys), bit 6: kind 3
+ *           reads the log (3 entries at most, after an id) instead of
+ *           probing, bit 7: that read blocks (XREAD BLOCK; else XRANGE,
+ *           without waiting)
  *   byte 1  bits 6-7: 1 + (this % 3) calls, made at once; bits 0-1, 2-3,
  *           4-5: each one's kind: check, revoke a jti, revoke all, probe
+ *           (or read the log)
  *   rest    the replies, in RESP; each complete one answers one command,
  *           in the order the commands arrive. When a command finds no
  *           complete reply left, what remains (a cut reply, or bytes that
@@ -27,8 +33,13 @@
  *
  * Asserts: what store.h promises of every answer: each call answered once,
  * never inside the call; a known result, a failure with a reason, data lost
- * only from a probe, ready only as a primary; and the store sends RESP and
- * opens no more connections than it should. */
+ * only from a probe, ready only as a primary; a read of the log with at
+ * most the entries asked for, each whole (an id, a jti or a subject with
+ * its cutoff, an iss and a by; strings within STORE_BY_MAX) and each one
+ * event_json() makes a JSON object of, as GET /v1/events does; and the
+ * store sends RESP and opens no more connections than it should. Not
+ * checked: that the entries' ids are canonical and in order, which Redis's
+ * stream ids are and the store takes as they come. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -43,9 +54,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
 
 #include "revokd/config.h"
+#include "revokd/event.h"
 #include "revokd/loop.h"
 #include "revokd/store.h"
 #include "revokd/store_redis.h"
@@ -59,6 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_ELEMENTS 65536
 #define MAX_PEERS 4   /* connections the store opens per input: two links, and room to spare */
 #define ROUNDS 2000   /* loop rounds the calls may take, none of them waiting */
+#define LOG_AFTER "1767225600123-0"
 
 /* One connection the store opened, as the server sees it. */
 struct peer {
@@ -84,6 +98,7 @@ struct answer {
     bool done;
     struct store_result res;
     enum store_op op;
+    int limit; /* READ_LOG */
 };
 
 static void cleanup(void)
@@ -219,6 +234,48 @@ static void serve(void)
     }
 }
 
+/* A string of an entry: there, and within what the store reads. */
+static void check_entry_string(const char *s, const char *what)
+{
+    fuzz_check(s != NULL && strlen(s) < STORE_BY_MAX, what);
+}
+
+/* What store.h promises of a read of the log, checked in done(): its
+ * entries live only during the call. */
+static void check_log(const struct answer *a, const struct store_result *res)
+{
+    if (res->rc != 0) {
+        fuzz_check(res->n_events == 0, "entries with a failure");
+        return;
+    }
+    fuzz_check(res->n_events <= (size_t)a->limit, "more entries than asked for");
+    fuzz_check(res->n_events == 0 || res->events != NULL, "entries that are not there");
+    for (size_t i = 0; i < res->n_events; i++) {
+        const struct store_event *e = &res->events[i];
+        fuzz_check(memchr(e->id, '\0', sizeof(e->id)) != NULL && e->id[0] != '\0', "an entry without an id");
+        check_entry_string(e->iss, "an entry without an iss");
+        check_entry_string(e->by, "an entry without a by");
+        if (e->reason != NULL)
+            check_entry_string(e->reason, "a reason too long");
+        if (e->kind == STORE_EVENT_JTI) {
+            check_entry_string(e->jti, "a jti entry without a jti");
+            fuzz_check(e->sub == NULL, "a jti entry with a sub");
+        } else {
+            fuzz_check(e->kind == STORE_EVENT_SUBJECT, "an entry of no known kind");
+            check_entry_string(e->sub, "a subject entry without a sub");
+            fuzz_check(e->jti == NULL, "a subject entry with a jti");
+        }
+        /* As GET /v1/events writes it into a page. */
+        char *json = event_json(e);
+        fuzz_check(json != NULL, "an entry event_json() cannot write");
+        cJSON *o = cJSON_Parse(json);
+        fuzz_check(cJSON_IsObject(o), "an entry event_json() writes as something else than a JSON object");
+        fuzz_check(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "id")), "an entry written without its id");
+        cJSON_Delete(o);
+        free(json);
+    }
+}
+
 static void done(void *arg, const struct store_result *res)
 {
     struct answer *a = arg;
@@ -226,6 +283,10 @@ static void done(void *arg, const struct store_result *res)
     fuzz_check(!a->done, "a call answered twice");
     a->done = true;
     a->res = *res;
+    if (a->op == STORE_READ_LOG)
+        check_log(a, res);
+    /* Valid only during the call. */
+    a->res.events = NULL;
 }
 
 /* What store.h promises of every answer. */
@@ -252,6 +313,7 @@ static void check_answer(const struct answer *a)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const enum store_op ops[] = {STORE_IS_REVOKED, STORE_REVOKE_JTI, STORE_REVOKE_ALL, STORE_PROBE};
+    static const enum store_op logs[] = {STORE_IS_REVOKED, STORE_REVOKE_JTI, STORE_REVOKE_ALL, STORE_READ_LOG};
     struct answer answers[MAX_CALLS] = {0};
     char err[256];
 
@@ -289,7 +351,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     for (unsigned i = 0; i < calls; i++) {
         struct store_call call = {
-            .op = ops[(data[1] >> (2 * i)) & 3],
+            .op = (flags & 64 ? logs : ops)[(data[1] >> (2 * i)) & 3],
             .iss = "https://issuer.fuzz.test",
             .jti = "jti-1",
             .sub = flags & 32 ? "alice" : NULL,
@@ -298,10 +360,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             .reason = i % 2 ? "compromised" : NULL,
             .cutoff = 1767225600,
             .ttl = 3600,
+            .after = LOG_AFTER,
+            .limit = 3,
+            /* XRANGE without a wait: one that waits would park and read again
+             * later, and this loop never sleeps. XREAD BLOCK is sent once, its
+             * wait Redis's, and answered by the next reply like any command. */
+            .wait_ms = flags & 128 ? 1000 : 0,
+            .block = (flags & 128) != 0,
         };
         if (call.op != STORE_IS_REVOKED && call.sub == NULL)
             call.sub = "alice";
         answers[i].op = call.op;
+        answers[i].limit = call.limit;
         store_call(conn, &call, done, &answers[i]);
         fuzz_check(!answers[i].done, "answered inside the call");
     }
