@@ -585,7 +585,7 @@ SCENARIOS = [
     case("RevokdEdgeLagging",
          # a: its bound raised far above a minute, central silent: answers from an old copy
          [counter(A, "revokd_edge_lag_seconds", 60, 20), gauge(A, "revokd_edge_stale", "0x20"),
-          # b: an idle feed with the longest poll wait: heard from every 30 s
+          # b: an idle feed with the longest heartbeat central allows: heard from every 30 s
           gauge(B, "revokd_edge_lag_seconds", "30 2 29 15 30x16"), gauge(B, "revokd_edge_stale", "0x20"),
           # c: as silent, but failed closed at its bound: RevokdEdgeStale's
           counter(C, "revokd_edge_lag_seconds", 60, 20), gauge(C, "revokd_edge_stale", "0 1x19")],
@@ -596,13 +596,13 @@ SCENARIOS = [
           gauge(B, "revokd_edge_replayed", "0 0 0 1x17")],
          (8, []), (12, [alert("RevokdEdgeNotReplayed", A, "warning")])),
     case("RevokdEdgeFeedFailing",
-         [counter(A, "revokd_edge_feed_polls_total", 30, 20, result="empty"),
-          counter(A, "revokd_edge_feed_polls_total", 10, 20, result="network_error"),
-          # b: ten failed polls while central restarted, among 30 a minute
-          counter(B, "revokd_edge_feed_polls_total", 30, 20, result="empty"),
+         [counter(A, "revokd_edge_feed_polls_total", 60, 20, result="empty"),
+          counter(A, "revokd_edge_feed_polls_total", 20, 20, result="network_error"),
+          # b: ten failed reads while central restarted, among a heartbeat a second
+          counter(B, "revokd_edge_feed_polls_total", 60, 20, result="empty"),
           gauge(B, "revokd_edge_feed_polls_total", "0x5 10x15", result="network_error"),
           # c: central answers, the edge is full: not the feed's failure
-          counter(C, "revokd_edge_feed_polls_total", 30, 20, result="full"),
+          counter(C, "revokd_edge_feed_polls_total", 60, 20, result="full"),
           counter(C, "revokd_edge_feed_polls_total", 0, 20, result="http_error")],
          (3, []), (12, [alert("RevokdEdgeFeedFailing", A, "warning")])),
     case("RevokdEdgeForwardsFailing",
