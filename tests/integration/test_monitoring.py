@@ -605,6 +605,13 @@ SCENARIOS = [
           counter(C, "revokd_edge_feed_polls_total", 60, 20, result="full"),
           counter(C, "revokd_edge_feed_polls_total", 0, 20, result="http_error")],
          (3, []), (12, [alert("RevokdEdgeFeedFailing", A, "warning")])),
+    case("RevokdFeedConsumersCutOff",
+         [gauge(A, "revokd_feed_consumers_ended_total", "0x5 1x30", why="cut_off"),
+          # b: consumers come and go, and the node restarts: none is cut off
+          counter(B, "revokd_feed_consumers_ended_total", 5, 35, why="closed"),
+          counter(B, "revokd_feed_consumers_ended_total", 1, 35, why="stopped"),
+          gauge(B, "revokd_feed_consumers_ended_total", "0x35", why="cut_off")],
+         (4, []), (10, [alert("RevokdFeedConsumersCutOff", A, "warning")]), (30, [])),
     case("RevokdEdgeForwardsFailing",
          [counter(A, "revokd_edge_forwards_total", 10, 20, result="ok"),
           counter(A, "revokd_edge_forwards_total", 5, 20, result="unavailable"),
