@@ -256,10 +256,8 @@ struct edge_feed {
     struct fwd *active;   /* transfers in flight */
     struct fwd *syncing;  /* accepted, waiting for the feed to pass them */
     struct transfer poll;
-    /* The stream's event being read (see on_stream): its id, and whether
-     * its data line (one, the event's JSON) came and was applied. */
-    char sse_id[EDGE_FEED_ID_MAX];
-    bool sse_bad_id, sse_applied;
+    struct edge_feed_stream sse; /* the stream's event being read */
+    bool sse_full;        /* the stream was dropped at an event this node could not keep */
     bool sse_heard;       /* central heard from since the last report */
     size_t sse_events;    /* applied from the stream since the last report */
     bool polling, poll_waits;
@@ -428,8 +426,8 @@ static void poll_begin(struct edge_feed *f)
                            f->poll_waits ? 0 : f->opts.timeout_ms);
     if (rc == 0 && f->poll_waits) {
         /* No end but central's; silence for wait_s is a dead link. */
-        f->sse_id[0] = '\0';
-        f->sse_bad_id = f->sse_applied = f->sse_heard = false;
+        memset(&f->sse, 0, sizeof(f->sse));
+        f->sse_full = f->sse_heard = false;
         f->sse_events = 0;
         curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_stream);
         curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, f);
@@ -482,53 +480,63 @@ static void stream_heard(struct edge_feed *f)
     f->sse_heard = true;
 }
 
-/* One line of the stream, its end dropped: a field of the event being
- * read, a comment, or the blank line that ends an event. Returns 0, or -1
- * (with t->error, and t->too_large for no room) when the stream cannot be
- * followed: it is then dropped, and opened again after what was applied. */
+int edge_feed_stream_line(struct edge_feed_stream *s, const char *line, size_t n, const char *after,
+                          int (*each)(void *arg, const struct edge_feed_event *e), void *arg, char *err,
+                          size_t errlen)
+{
+    struct edge_feed_event ev;
+
+    if (n > 0 && line[0] == ':')
+        return EDGE_FEED_LINE_HEARD;
+    if (n == 0) {
+        memset(s, 0, sizeof(*s));
+        return EDGE_FEED_LINE_FIELD;
+    }
+    if (n > 4 && memcmp(line, "id: ", 4) == 0) {
+        s->bad_id = n - 4 >= sizeof(s->id);
+        snprintf(s->id, sizeof(s->id), "%.*s", s->bad_id ? 0 : (int)(n - 4), line + 4);
+        return EDGE_FEED_LINE_FIELD;
+    }
+    if (n < 6 || memcmp(line, "data: ", 6) != 0)
+        return EDGE_FEED_LINE_FIELD; /* "event: revocation", or a field this node does not use */
+    cJSON *doc = cJSON_ParseWithLength(line + 6, n - 6);
+    int rc = -1;
+    if (s->has_data) {
+        snprintf(err, errlen, "an event with two data lines");
+    } else if (read_event(doc, &ev, err, errlen) == 0) {
+        if (s->bad_id || strcmp(ev.id, s->id) != 0) {
+            snprintf(err, errlen, "event %s under another stream id", ev.id);
+        } else if (!event_id_after(ev.id, after)) {
+            rc = EDGE_FEED_LINE_OLD;
+        } else if (each(arg, &ev) < 0) {
+            snprintf(err, errlen, "event %s could not be kept", ev.id);
+            rc = -2;
+        } else {
+            rc = EDGE_FEED_LINE_EVENT;
+        }
+    }
+    s->has_data = true;
+    cJSON_Delete(doc);
+    return rc;
+}
+
+/* One line of the stream into f, as edge_feed_stream_line() reads it.
+ * Returns 0, or -1 (with t->error, and t->too_large for no room) when the
+ * stream cannot be followed: it is then dropped, and opened again after
+ * what was applied. */
 static int stream_line(struct edge_feed *f, const char *line, size_t n)
 {
     struct transfer *t = &f->poll;
-    struct edge_feed_event ev;
+    int rc = edge_feed_stream_line(&f->sse, line, n, f->last_id, apply_one, f, t->error, sizeof(t->error));
 
-    if (n > 0 && line[0] == ':') {
-        stream_heard(f);
-        return 0;
-    }
-    if (n == 0) {
-        f->sse_id[0] = '\0';
-        f->sse_bad_id = f->sse_applied = false;
-        return 0;
-    }
-    if (n > 4 && memcmp(line, "id: ", 4) == 0) {
-        f->sse_bad_id = n - 4 >= sizeof(f->sse_id);
-        if (!f->sse_bad_id)
-            snprintf(f->sse_id, sizeof(f->sse_id), "%.*s", (int)(n - 4), line + 4);
-        return 0;
-    }
-    if (n < 6 || memcmp(line, "data: ", 6) != 0)
-        return 0; /* "event: revocation", or a field this node does not use */
-    cJSON *doc = cJSON_ParseWithLength(line + 6, n - 6);
-    int rc = -1;
-    if (f->sse_applied || read_event(doc, &ev, t->error, sizeof(t->error)) < 0) {
-        if (f->sse_applied)
-            snprintf(t->error, sizeof(t->error), "an event with two data lines");
-    } else if (f->sse_bad_id || strcmp(ev.id, f->sse_id) != 0) {
-        snprintf(t->error, sizeof(t->error), "event %s under the stream id %s", ev.id, f->sse_id);
-    } else if (!event_id_after(ev.id, f->last_id)) {
-        rc = 0; /* already applied (a page read it first) */
-    } else if (apply_one(f, &ev) < 0) {
-        snprintf(t->error, sizeof(t->error), "event %s could not be kept", ev.id);
-        t->too_large = true;
-    } else {
-        snprintf(f->last_id, sizeof(f->last_id), "%s", ev.id);
+    if (rc == EDGE_FEED_LINE_EVENT) {
+        snprintf(f->last_id, sizeof(f->last_id), "%s", f->sse.id);
         f->sse_events++;
-        stream_heard(f);
-        rc = 0;
     }
-    f->sse_applied = true;
-    cJSON_Delete(doc);
-    return rc;
+    if (rc == EDGE_FEED_LINE_EVENT || rc == EDGE_FEED_LINE_HEARD)
+        stream_heard(f);
+    f->sse_full = rc == -2;
+    return rc < 0 ? -1 : 0;
 }
 
 /* The stream's bytes: whole lines are taken as they come, a partial one
@@ -539,8 +547,10 @@ static size_t on_stream(char *data, size_t size, size_t nmemb, void *arg)
     struct transfer *t = &f->poll;
     size_t n = size * nmemb, done = 0;
 
-    if (on_body(data, size, nmemb, t) != n)
+    if (on_body(data, size, nmemb, t) != n) {
+        snprintf(t->error, sizeof(t->error), "a line of the stream longer than %d bytes", STREAM_LINE_MAX);
         return 0;
+    }
     for (char *nl; (nl = memchr(t->body + done, '\n', t->len - done)) != NULL; done = (size_t)(nl - t->body) + 1) {
         size_t len = (size_t)(nl - t->body) - done;
         if (len > 0 && t->body[done + len - 1] == '\r')
@@ -580,9 +590,7 @@ static void poll_done(struct edge_feed *f, CURLcode code)
         return;
     }
     if (t->stream && code == CURLE_WRITE_ERROR && t->error[0] != '\0') {
-        r = t->too_large && strstr(t->error, "could not be kept") != NULL ? EDGE_FEED_full
-            : t->too_large                                             ? EDGE_FEED_too_large
-                                                                       : EDGE_FEED_invalid;
+        r = f->sse_full ? EDGE_FEED_full : t->too_large ? EDGE_FEED_too_large : EDGE_FEED_invalid;
     } else if (t->stream && code == CURLE_OPERATION_TIMEDOUT) {
         r = EDGE_FEED_network_error;
         snprintf(t->error, sizeof(t->error), "the stream was silent for %" PRId64 " s", f->opts.wait_s);

@@ -150,6 +150,33 @@ int edge_feed_parse(const char *text, size_t len, const char *after, size_t limi
                     int (*each)(void *arg, const struct edge_feed_event *e), void *arg, char *next,
                     size_t *count, char *err, size_t errlen);
 
+/* The event of central's stream being read, between its lines. */
+struct edge_feed_stream {
+    char id[EDGE_FEED_ID_MAX]; /* its "id:" field; "" before one */
+    bool bad_id;               /* that field was too long to be an id */
+    bool has_data;             /* its "data:" line came */
+};
+
+/* What a line of the stream was. */
+enum edge_feed_line {
+    EDGE_FEED_LINE_FIELD, /* a field, or the blank line ending an event: nothing to note */
+    EDGE_FEED_LINE_HEARD, /* a comment (": heartbeat"): everything before it has been sent */
+    EDGE_FEED_LINE_EVENT, /* an event, passed to each() */
+    EDGE_FEED_LINE_OLD,   /* an event not after after: applied already, skipped */
+};
+
+/* Reads one line of central's event stream (GET /v1/events as
+ * text/event-stream), line of n bytes without its end (LF, or CR LF),
+ * into s (zeroed at the stream's start). An event's "data:" is one line,
+ * its JSON checked as a page's events are; it must carry the stream's
+ * "id:", and goes to each() when it comes after after. Returns what the
+ * line was, or -1 with the reason in err when it is not a stream this
+ * node can follow (then the stream is dropped), or -2 when each() refused
+ * the event. */
+int edge_feed_stream_line(struct edge_feed_stream *s, const char *line, size_t n, const char *after,
+                          int (*each)(void *arg, const struct edge_feed_event *e), void *arg, char *err,
+                          size_t errlen);
+
 /* Starts the thread: the feed is replayed from the start. NULL with the
  * reason in err. */
 struct edge_feed *edge_feed_start(const struct edge_feed_opts *opts, char *err, size_t errlen);
