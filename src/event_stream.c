@@ -365,8 +365,8 @@ struct event_consumer *event_stream_open(struct event_stream *es, const char *af
     return c;
 }
 
-void event_consumer_attach(struct event_consumer *c, const struct event_stream_transport *t, void *conn,
-                           void *arg)
+void event_stream_attach(struct event_consumer *c, const struct event_stream_transport *t, void *conn,
+                         void *arg)
 {
     pthread_mutex_lock(&c->es->lock);
     c->t = t;
@@ -375,7 +375,7 @@ void event_consumer_attach(struct event_consumer *c, const struct event_stream_t
     pthread_mutex_unlock(&c->es->lock);
 }
 
-ssize_t event_consumer_read(struct event_consumer *c, char *buf, size_t size)
+ssize_t event_stream_read(struct event_consumer *c, char *buf, size_t size)
 {
     struct event_stream *es = c->es;
     ssize_t n;
@@ -403,7 +403,7 @@ ssize_t event_consumer_read(struct event_consumer *c, char *buf, size_t size)
     return n;
 }
 
-void event_consumer_close(struct event_consumer *c)
+void event_stream_close(struct event_consumer *c)
 {
     struct event_stream *es = c->es;
 

@@ -178,14 +178,14 @@ static void request_id(struct MHD_Connection *conn, char *out, size_t size)
  * to send, the connection is suspended until the stream resumes it. */
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
-    ssize_t n = event_consumer_read(cls, buf, max);
+    ssize_t n = event_stream_read(cls, buf, max);
     (void)pos;
     return n >= 0 ? n : n == -1 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
 static void stream_free(void *cls)
 {
-    event_consumer_close(cls);
+    event_stream_close(cls);
 }
 
 static void stream_suspend(void *mhd, void *worker)
@@ -229,7 +229,7 @@ static struct MHD_Response *response_of(struct exchange *ex, struct reply *rep, 
             int sndbuf = STREAM_SNDBUF;
             if (fd != NULL)
                 setsockopt(fd->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-            event_consumer_attach(rep->stream, &stream_transport, ex->mhd, ex->worker);
+            event_stream_attach(rep->stream, &stream_transport, ex->mhd, ex->worker);
             rep->stream = NULL; /* the response's now */
             *type = rep->content_type;
             /* A proxy in front (nginx) must pass each event on at once. */

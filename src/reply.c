@@ -241,6 +241,6 @@ void reply_clear(struct reply *rep)
     free(rep->text);
     free(rep->headers);
     if (rep->stream != NULL)
-        event_consumer_close(rep->stream); /* never sent */
+        event_stream_close(rep->stream); /* never sent */
     memset(rep, 0, sizeof(*rep));
 }

@@ -74,7 +74,7 @@ struct event_stream_stats {
 };
 
 /* The transport's side of a consumer's connection: conn and its thread's
- * context, arg, as event_consumer_attach() gave them. */
+ * context, arg, as event_stream_attach() gave them. */
 struct event_stream_transport {
     void (*suspend)(void *conn, void *arg);
     void (*resume)(void *conn, void *arg);
@@ -96,13 +96,13 @@ void event_stream_stats(struct event_stream *es, struct event_stream_stats *out)
 struct event_consumer *event_stream_open(struct event_stream *es, const char *after, const char *who,
                                          const char **why);
 /* The transport's connection, before the first read. */
-void event_consumer_attach(struct event_consumer *c, const struct event_stream_transport *t, void *conn,
-                           void *arg);
+void event_stream_attach(struct event_consumer *c, const struct event_stream_transport *t, void *conn,
+                         void *arg);
 /* Copies up to size bytes of the stream into buf and returns how many; 0
  * when none are ready, once t->suspend(conn) was called; -1 when the stream
  * ended in order; -2 when it was cut off (close the connection). */
-ssize_t event_consumer_read(struct event_consumer *c, char *buf, size_t size);
+ssize_t event_stream_read(struct event_consumer *c, char *buf, size_t size);
 /* The transport lets go of c (its connection closed). */
-void event_consumer_close(struct event_consumer *c);
+void event_stream_close(struct event_consumer *c);
 
 #endif
