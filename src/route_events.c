@@ -90,7 +90,7 @@ static int parse_after(const char *in, char out[STORE_EVENT_ID_MAX])
 static int query_int(const struct request *req, const char *name, int min, int max, int def, int *out)
 {
     char text[16];
-    uint64_t v;
+    uint64_t v = 0;
     int rc = request_query(req, name, text, sizeof(text));
 
     *out = def;
