@@ -37,6 +37,12 @@ const char *event_stream_end_name(enum event_stream_end e)
 
 enum consumer_state { CATCHING_UP, LIVE, ENDED };
 
+/* Bytes to send: p[off..len). */
+struct text {
+    char *p;
+    size_t off, len, cap;
+};
+
 struct event_consumer {
     struct event_stream *es;
     struct event_consumer *next;
@@ -48,8 +54,7 @@ struct event_consumer {
     bool suspended;                     /* the transport's connection is */
     const struct event_stream_transport *t;
     void *conn, *arg;
-    char *buf;                          /* bytes not yet read by the transport: buf[off..len) */
-    size_t off, len, cap;
+    struct text out;                    /* bytes not yet read by the transport */
     uint64_t events;
     int64_t opened_ms;
     char who[WHO_MAX];
@@ -75,27 +80,50 @@ struct event_stream {
     struct event_stream_stats stats;
 };
 
-/* ---- consumers' bytes (the lock held) ---- */
+/* ---- the text of a stream ---- */
 
-/* Appends n bytes to c's buffer. Returns 0, or -1 when out of memory. */
-static int put(struct event_consumer *c, const char *text, size_t n)
+/* Appends n bytes to t. Returns 0, or -1 when out of memory. */
+static int put(struct text *t, const char *s, size_t n)
 {
-    if (c->off > 0 && c->off == c->len)
-        c->off = c->len = 0;
-    if (c->len + n > c->cap) {
-        size_t cap = c->cap > 0 ? c->cap : 4096;
-        while (cap < c->len + n)
+    if (t->off > 0 && t->off == t->len)
+        t->off = t->len = 0;
+    if (t->len + n > t->cap) {
+        size_t cap = t->cap > 0 ? t->cap : 4096;
+        while (cap < t->len + n)
             cap *= 2;
-        char *b = realloc(c->buf, cap);
-        if (b == NULL)
+        char *p = realloc(t->p, cap);
+        if (p == NULL)
             return -1;
-        c->buf = b;
-        c->cap = cap;
+        t->p = p;
+        t->cap = cap;
     }
-    memcpy(c->buf + c->len, text, n);
-    c->len += n;
+    memcpy(t->p + t->len, s, n);
+    t->len += n;
     return 0;
 }
+
+static void text_free(struct text *t)
+{
+    free(t->p);
+    *t = (struct text){0};
+}
+
+/* One entry as an SSE event, appended to t. Returns 0 or -1. */
+static int render(struct text *t, const struct store_event *e)
+{
+    char *json = event_json(e);
+    char head[STORE_EVENT_ID_MAX + 48];
+    int n = snprintf(head, sizeof(head), "id: %s\nevent: revocation\ndata: ", e->id);
+    int rc = json != NULL && put(t, head, (size_t)n) == 0 && put(t, json, strlen(json)) == 0 &&
+                     put(t, "\n\n", 2) == 0
+                 ? 0
+                 : -1;
+
+    free(json);
+    return rc;
+}
+
+/* ---- consumers (the lock held) ---- */
 
 static void wake_transport(struct event_consumer *c)
 {
@@ -112,11 +140,8 @@ static void end(struct event_consumer *c, enum event_stream_end why)
     c->state = ENDED;
     c->end = why;
     c->es->stats.ends[why]++;
-    if (why == EVENT_STREAM_END_cut_off || why == EVENT_STREAM_END_store_error) {
-        free(c->buf);
-        c->buf = NULL;
-        c->off = c->len = c->cap = 0;
-    }
+    if (why == EVENT_STREAM_END_cut_off || why == EVENT_STREAM_END_store_error)
+        text_free(&c->out);
     if (why != EVENT_STREAM_END_closed) {
         cJSON *f = cJSON_CreateObject();
         cJSON_AddStringToObject(f, "consumer", c->who);
@@ -136,38 +161,59 @@ static void unlink_consumer(struct event_stream *es, struct event_consumer *c)
             break;
         }
     es->open--;
-    free(c->buf);
+    text_free(&c->out);
     free(c);
 }
 
-/* One entry as an SSE event, appended to text. Returns 0 or -1. */
-static int render(struct event_consumer *c, const struct store_event *e)
-{
-    char *json = event_json(e);
-    char head[STORE_EVENT_ID_MAX + 48];
-    int n = snprintf(head, sizeof(head), "id: %s\nevent: revocation\ndata: ", e->id);
-    int rc = json != NULL && put(c, head, (size_t)n) == 0 && put(c, json, strlen(json)) == 0 &&
-                     put(c, "\n\n", 2) == 0
-                 ? 0
-                 : -1;
-
-    free(json);
-    return rc;
-}
-
-/* Appends the entries of res that come after c->last. */
+/* Appends the entries of a page read for c that come after c->last. */
 static int deliver(struct event_consumer *c, const struct store_result *res)
 {
     for (size_t i = 0; i < res->n_events; i++) {
         const struct store_event *e = &res->events[i];
         if (!event_id_after(e->id, c->last))
             continue;
-        if (render(c, e) < 0)
+        if (render(&c->out, e) < 0)
             return -1;
         snprintf(c->last, sizeof(c->last), "%s", e->id);
         c->events++;
         c->es->stats.events++;
     }
+    return 0;
+}
+
+/* The entries of a blocking read, rendered once for every live consumer:
+ * entry i's event begins at at[i] of all. */
+struct batch {
+    struct text all;
+    size_t *at;
+};
+
+static int batch_render(struct batch *b, const struct store_result *res)
+{
+    if ((b->at = calloc(res->n_events, sizeof(*b->at))) == NULL)
+        return -1;
+    for (size_t i = 0; i < res->n_events; i++) {
+        b->at[i] = b->all.len;
+        if (render(&b->all, &res->events[i]) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Appends the entries of the batch that come after c->last. */
+static int deliver_batch(struct event_consumer *c, const struct store_result *res, const struct batch *b)
+{
+    size_t i = 0;
+
+    while (i < res->n_events && !event_id_after(res->events[i].id, c->last))
+        i++;
+    if (i == res->n_events)
+        return 0;
+    if (put(&c->out, b->all.p + b->at[i], b->all.len - b->at[i]) < 0)
+        return -1;
+    snprintf(c->last, sizeof(c->last), "%s", res->events[res->n_events - 1].id);
+    c->events += res->n_events - i;
+    c->es->stats.events += res->n_events - i;
     return 0;
 }
 
@@ -198,7 +244,9 @@ static void on_retry(struct loop_timer *t)
 static void follow_done(void *arg, const struct store_result *res)
 {
     struct event_stream *es = arg;
+    struct batch b = {0};
     bool again = false;
+    int rendered = res->rc == 0 && res->n_events > 0 ? batch_render(&b, res) : 0;
 
     pthread_mutex_lock(&es->lock);
     if (res->rc < 0) {
@@ -217,11 +265,12 @@ static void follow_done(void *arg, const struct store_result *res)
     for (struct event_consumer *c = es->consumers; c != NULL; c = c->next) {
         if (c->state != LIVE)
             continue;
-        if (c->len - c->off > es->o.buffer_max) {
+        if (c->out.len - c->out.off > es->o.buffer_max) {
             end(c, EVENT_STREAM_END_cut_off);
             continue;
         }
-        if ((res->n_events > 0 ? deliver(c, res) : put(c, HEARTBEAT, sizeof(HEARTBEAT) - 1)) < 0) {
+        if (rendered < 0 ||
+            (res->n_events > 0 ? deliver_batch(c, res, &b) : put(&c->out, HEARTBEAT, sizeof(HEARTBEAT) - 1)) < 0) {
             end(c, EVENT_STREAM_END_cut_off); /* out of memory: no room either */
             continue;
         }
@@ -232,6 +281,8 @@ static void follow_done(void *arg, const struct store_result *res)
         snprintf(es->live, sizeof(es->live), "%s", res->events[res->n_events - 1].id);
     es->following = again && !es->stopping;
     pthread_mutex_unlock(&es->lock);
+    text_free(&b.all);
+    free(b.at);
     if (es->following)
         follow_start(es);
 }
@@ -262,7 +313,7 @@ static void page_done(void *arg, const struct store_result *res)
                 c->state = LIVE;
                 follow = !es->following && !es->stopping;
                 es->following |= follow;
-                if (put(c, HEARTBEAT, sizeof(HEARTBEAT) - 1) < 0)
+                if (put(&c->out, HEARTBEAT, sizeof(HEARTBEAT) - 1) < 0)
                     end(c, EVENT_STREAM_END_cut_off);
             }
         }
@@ -283,7 +334,7 @@ static void before_sleep(struct loop_hook *h)
 
     pthread_mutex_lock(&es->lock);
     for (struct event_consumer *c = es->consumers; c != NULL && n < 64; c = c->next)
-        if (c->state == CATCHING_UP && !c->fetching && !c->closed && c->off == c->len) {
+        if (c->state == CATCHING_UP && !c->fetching && !c->closed && c->out.off == c->out.len) {
             c->fetching = true;
             want[n++] = c;
         }
@@ -384,11 +435,11 @@ ssize_t event_stream_read(struct event_consumer *c, char *buf, size_t size)
     pthread_mutex_lock(&es->lock);
     if (c->state == ENDED && c->end != EVENT_STREAM_END_stopped) {
         n = -2;
-    } else if (c->off < c->len) {
-        n = (ssize_t)(c->len - c->off < size ? c->len - c->off : size);
-        memcpy(buf, c->buf + c->off, (size_t)n);
-        c->off += (size_t)n;
-        page = c->state == CATCHING_UP && c->off == c->len && !c->fetching;
+    } else if (c->out.off < c->out.len) {
+        n = (ssize_t)(c->out.len - c->out.off < size ? c->out.len - c->out.off : size);
+        memcpy(buf, c->out.p + c->out.off, (size_t)n);
+        c->out.off += (size_t)n;
+        page = c->state == CATCHING_UP && c->out.off == c->out.len && !c->fetching;
     } else if (c->state == ENDED) {
         n = -1;
     } else {
