@@ -2,9 +2,7 @@
  * Events: one thread per node, one blocking read; see event_stream.h. */
 #include "revokd/event_stream.h"
 
-#include <inttypes.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,6 +148,7 @@ static void end(struct event_consumer *c, enum event_stream_end why)
         cJSON_AddStringToObject(f, "why", event_stream_end_name(why));
         cJSON_AddStringToObject(f, "last_id", c->last);
         cJSON_AddNumberToObject(f, "events", (double)c->events);
+        cJSON_AddNumberToObject(f, "seconds", (double)(loop_now_ms() - c->opened_ms) / 1000);
         log_event(why == EVENT_STREAM_END_stopped ? LOG_INFO : LOG_WARN, "feed_consumer_ended", f);
     }
     wake_transport(c);
