@@ -277,6 +277,29 @@ class EdgeTest(harness.RevokdTestCase):
         self.assertTokenFailure(edge.check(revoked), "revoked")
         self.assertEqual(edge.readyz().status, 200)
 
+    def test_fails_closed_when_central_cannot_read_its_log(self):
+        """Central up but its Redis frozen: central cannot vouch for the log, so it sends no
+        heartbeat, and the edge fails closed once REVOKD_EDGE_MAX_STALENESS_MS has passed, as if
+        central were silent. Redis back: the heartbeats, and the edge, come back by themselves."""
+        revoked = self.tok(sub="redis-frozen-1")
+        self.assertEqual(self.revokd.revoke(revoked).status, 200)
+        edge = self.start_edge()
+        self.assertTokenFailure(edge.check(revoked), "revoked")
+        pid = self.redis.proc.pid
+        os.kill(pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, pid, signal.SIGCONT)
+        frozen = time.monotonic()
+        harness.wait_until(lambda: edge.check(revoked).status == 503, STALE_MS / 1000 + SLACK,
+                           interval=0.05, what="the edge to go stale")
+        stale_at = time.monotonic() - frozen
+        self.assertGreaterEqual(stale_at, (STALE_MS - HEARTBEAT_MS) / 1000 - 0.2)
+        self.assertError(edge.check(revoked), 503, "feed_stale")
+        os.kill(pid, signal.SIGCONT)
+        harness.wait_until(lambda: edge.check(revoked).status == 401, SLACK + 5, what="the edge to recover")
+        self.assertTokenFailure(edge.check(revoked), "revoked")
+        self.assertEqual(edge.readyz().status, 200)
+        sys.stderr.write(f"\ncentral's Redis frozen: the edge answered 503 feed_stale after {stale_at * 1000:.0f} ms\n")
+
     def test_resumes_after_central_comes_back(self):
         """Central killed: the edge goes stale, and keeps failing closed. A revocation made
         meanwhile through another central node lands in the log; once the first central is back on
