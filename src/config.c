@@ -377,17 +377,18 @@ static const struct row *find_flag(const char *arg, size_t len)
 }
 
 /* The settings of REVOKD_MODE=edge, which hold only together: the feed
- * and its key, and a poll that central answers well within the staleness
- * bound even when there is nothing new (its empty answer is the edge's
- * heartbeat). A central node given them would silently ignore them. */
+ * and its key, central's admin listener as an address alone, and a stream
+ * silence well within the staleness bound. A central node given them would
+ * silently ignore them. */
 static int check_mode(const struct config *cfg, char *err, size_t errlen)
 {
     static const char suffix[] = "/v1/events";
     size_t n = strlen(cfg->feed_url), slen = sizeof(suffix) - 1;
+    const char *admin = strstr(cfg->central_admin_url, "://");
 
     if (strcmp(cfg->mode, "edge") != 0) {
-        if (cfg->feed_url[0] != '\0' || cfg->feed_key_file[0] != '\0') {
-            snprintf(err, errlen, "REVOKD_FEED_URL and REVOKD_FEED_KEY_FILE are for REVOKD_MODE=edge");
+        if (cfg->feed_url[0] != '\0' || cfg->feed_key_file[0] != '\0' || cfg->central_admin_url[0] != '\0') {
+            snprintf(err, errlen, "REVOKD_FEED_URL, REVOKD_FEED_KEY_FILE and REVOKD_CENTRAL_ADMIN_URL are for REVOKD_MODE=edge");
             return -1;
         }
         return 0;
@@ -396,6 +397,8 @@ static int check_mode(const struct config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "REVOKD_FEED_URL: REVOKD_MODE=edge needs the central service's /v1/events URL");
     else if (n < slen || strcmp(cfg->feed_url + n - slen, suffix) != 0 || strchr(cfg->feed_url, '?') != NULL)
         snprintf(err, errlen, "REVOKD_FEED_URL: must end with %s, without a query", suffix);
+    else if (cfg->central_admin_url[0] != '\0' && (admin == NULL || admin[3 + strcspn(admin + 3, "/?#")] != '\0'))
+        snprintf(err, errlen, "REVOKD_CENTRAL_ADMIN_URL: scheme://host:port only, without a path or query");
     else if (cfg->feed_key_file[0] == '\0')
         snprintf(err, errlen, "REVOKD_FEED_KEY_FILE: REVOKD_MODE=edge needs the key central accepts for its feed");
     else if (cfg->edge_poll_wait * 1000 * 2 > cfg->edge_max_staleness_ms)

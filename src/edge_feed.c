@@ -245,7 +245,7 @@ struct fwd {
 
 struct edge_feed {
     struct edge_feed_opts opts;
-    char *url, *base, *auth, *ca_file, *user_agent; /* copies */
+    char *url, *base, *admin_base, *auth, *ca_file, *user_agent; /* copies */
     CURLM *multi;
     pthread_t thread;
     atomic_bool stop;
@@ -817,14 +817,17 @@ void edge_feed_forward(struct edge_feed *f, const struct edge_feed_request *r, e
     }
     w->answered = answered;
     w->arg = arg;
-    ulen = strlen(f->base) + strlen(r->path) + (r->query != NULL ? strlen(r->query) + 1 : 0) + 1;
+    /* Admin calls go to central's admin listener when it has one
+     * (REVOKD_CENTRAL_ADMIN_URL): its main one answers them 404. */
+    const char *base = strncmp(r->path, "/v1/admin/", 10) == 0 ? f->admin_base : f->base;
+    ulen = strlen(base) + strlen(r->path) + (r->query != NULL ? strlen(r->query) + 1 : 0) + 1;
     w->url = malloc(ulen);
     w->method = strdup(r->method);
     w->payload = malloc(r->body_len + 1);
     if (w->url == NULL || w->method == NULL || w->payload == NULL) {
         w->bad = true;
     } else {
-        snprintf(w->url, ulen, "%s%s%s%s", f->base, r->path, r->query != NULL ? "?" : "",
+        snprintf(w->url, ulen, "%s%s%s%s", base, r->path, r->query != NULL ? "?" : "",
                  r->query != NULL ? r->query : "");
         memcpy(w->payload, r->body, r->body_len);
         w->payload[r->body_len] = '\0';
@@ -934,6 +937,7 @@ static void feed_free(struct edge_feed *f)
     pthread_mutex_destroy(&f->lock);
     free(f->url);
     free(f->base);
+    free(f->admin_base);
     free(f->ca_file);
     free(f->user_agent);
     free_secret(f->auth);
@@ -956,6 +960,8 @@ struct edge_feed *edge_feed_start(const struct edge_feed_opts *opts, char *err, 
     }
     size_t alen = strlen("Authorization: Bearer ") + strlen(opts->key) + 1;
     if ((f->url = strdup(opts->url)) == NULL || (f->base = strndup(opts->url, ulen - slen)) == NULL ||
+        (f->admin_base = strdup(opts->admin_url != NULL && opts->admin_url[0] != '\0' ? opts->admin_url
+                                                                                     : f->base)) == NULL ||
         (f->ca_file = strdup(opts->ca_file != NULL ? opts->ca_file : "")) == NULL ||
         (f->user_agent = strdup(opts->user_agent)) == NULL || (f->auth = malloc(alen)) == NULL ||
         (f->multi = curl_multi_init()) == NULL)

@@ -145,6 +145,7 @@ static struct store *edge_store(struct app *app, char *err, size_t errlen)
     else {
         struct store_edge_opts o = {
             .feed_url = cfg->feed_url,
+            .admin_url = cfg->central_admin_url,
             .feed_key = key,
             .ca_file = cfg->ca_file,
             .user_agent = "revokd/" REVOKD_VERSION " edge",

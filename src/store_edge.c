@@ -40,7 +40,7 @@
 struct edge {
     struct store base; /* first: the interface's handle */
     struct store_edge_opts o;
-    char *url, *key, *ca_file, *user_agent; /* the opts' strings, copied */
+    char *url, *admin_url, *key, *ca_file, *user_agent; /* the opts' strings, copied */
     char central[300];                       /* the feed's URL without /v1/events */
     struct edge_feed *feed;                  /* once started */
 
@@ -568,6 +568,7 @@ static int edge_start(struct store *s)
     char err[256];
     struct edge_feed_opts fo = {
         .url = e->url,
+        .admin_url = e->admin_url,
         .key = e->key,
         .ca_file = e->ca_file,
         .user_agent = e->user_agent,
@@ -600,6 +601,7 @@ static void edge_free(struct store *s)
     pthread_rwlock_destroy(&e->set_lock);
     pthread_mutex_destroy(&e->lock);
     free(e->url);
+    free(e->admin_url);
     free_secret(e->key);
     free(e->ca_file);
     free(e->user_agent);
@@ -650,7 +652,8 @@ struct store *store_edge_new(const struct store_edge_opts *o, char *err, size_t 
     const char *url = o->feed_url != NULL ? o->feed_url : "";
     size_t ulen = strlen(url), slen = strlen("/v1/events");
     snprintf(e->central, sizeof(e->central), "%.*s", (int)(ulen >= slen ? ulen - slen : ulen), url);
-    if ((e->url = strdup(url)) == NULL || (e->key = strdup(o->feed_key != NULL ? o->feed_key : "")) == NULL ||
+    if ((e->url = strdup(url)) == NULL || (e->admin_url = strdup(o->admin_url != NULL ? o->admin_url : "")) == NULL ||
+        (e->key = strdup(o->feed_key != NULL ? o->feed_key : "")) == NULL ||
         (e->ca_file = strdup(o->ca_file != NULL ? o->ca_file : "")) == NULL ||
         (e->user_agent = strdup(o->user_agent != NULL ? o->user_agent : "revokd")) == NULL ||
         (e->set = store_set_new(o->max_revocations)) == NULL) {

@@ -51,6 +51,8 @@
       "central: revocations are kept in Redis; edge: a copy of a central service's, in memory, followed from REVOKD_FEED_URL, no Redis (README, Edge mode)") \
     X(feed_url, URL, "", 0, 2048, NULL,                                                          \
       "edge mode: the central service's /v1/events (a node, or its load balancer); revocations are forwarded to the same address") \
+    X(central_admin_url, URL, "", 0, 2048, NULL,                                                 \
+      "edge mode: central's admin listener (its REVOKD_ADMIN_LISTEN), as scheme://host:port; /v1/admin/* calls are forwarded there, the others to REVOKD_FEED_URL's address") \
     X(feed_key_file, FILE, "", 0, CONFIG_PATH_MAX, NULL,                                         \
       "edge mode: a file holding the key central accepts for /v1/events, alone on a line")        \
     X(edge_max_staleness_ms, MS, "5000", 1000, 3600000, NULL,                                    \

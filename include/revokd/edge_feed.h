@@ -122,6 +122,7 @@ typedef void (*edge_feed_answered)(void *arg, const struct edge_feed_answer *a);
 
 struct edge_feed_opts {
     const char *url;        /* the feed: .../v1/events, checked by config.c */
+    const char *admin_url;  /* where admin calls (/v1/admin/...) are forwarded; "" or NULL: url's address */
     const char *key;        /* the feed credential, sent as Authorization: Bearer */
     const char *ca_file;    /* "" or NULL: the system's CA certificates */
     const char *user_agent;

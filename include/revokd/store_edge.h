@@ -29,6 +29,7 @@
 
 struct store_edge_opts {
     const char *feed_url;     /* central's .../v1/events */
+    const char *admin_url;    /* central's admin listener, for /v1/admin/...; "" or NULL: feed_url's address */
     const char *feed_key;     /* its credential (copied, wiped when freed) */
     const char *ca_file;      /* "" or NULL: the system's CA certificates */
     const char *user_agent;

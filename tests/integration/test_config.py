@@ -102,7 +102,7 @@ class ConfigErrorTest(harness.RevokdTestCase):
                   "REVOKD_AUDIENCE": 256, "REVOKD_ADMIN_KEYS_FILE": 4095, "REVOKD_KEY_PREFIX": 64,
                   "REVOKD_LOG_LEVEL": 16, "REVOKD_ISSUERS_FILE": 4095, "REVOKD_JWKS_URL": 2048,
                   "REVOKD_OIDC_DISCOVERY": 1, "REVOKD_ALGORITHMS": 256, "REVOKD_CA_FILE": 4095,
-                  "REVOKD_CLIENTS_FILE": 4095, "REVOKD_MODE": 16, "REVOKD_FEED_URL": 2048,
+                  "REVOKD_CLIENTS_FILE": 4095, "REVOKD_MODE": 16, "REVOKD_FEED_URL": 2048, "REVOKD_CENTRAL_ADMIN_URL": 2048,
                   "REVOKD_FEED_KEY_FILE": 4095, "REVOKD_FEED_KEYS_FILE": 4095}
         texts = {row["env"]: row for row in harness.CONFIG.values() if row["type"] not in harness.NUMBER_TYPES}
         self.assertEqual(set(texts), set(limits), "a text setting without a pinned bound here")

@@ -408,6 +408,30 @@ class EdgeTest(harness.RevokdTestCase):
         self.assertFalse(self.redis.exists(harness.key_name("jti", ISS, token_id(gone))))
         self.assertEqual(self.trap.connections, 0)
 
+    def test_admin_revocations_go_to_centrals_admin_listener(self):
+        """Central with REVOKD_ADMIN_LISTEN answers admin calls only there: an edge given it as
+        REVOKD_CENTRAL_ADMIN_URL forwards them there (stored, read back, enforced), and its other
+        revocations still to the feed's address; without it, central's main listener answers 404,
+        relayed as it came."""
+        central = self.start_revokd({"REVOKD_ISSUER": ISS, "REVOKD_CLIENTS_FILE": CLIENTS_FILE,
+                                     "REVOKD_FEED_KEYS_FILE": FEED_KEYS_FILE,
+                                     "REVOKD_FEED_HEARTBEAT_MS": str(HEARTBEAT_MS),
+                                     "REVOKD_ADMIN_LISTEN": f"{harness.LOOPBACK}:0"}, name="central, admin listener")
+        admin_port = central.wait_for_event("listening", 1)["admin_port"]
+        edge = self.start_edge(central, REVOKD_CENTRAL_ADMIN_URL=f"http://{harness.LOOPBACK}:{admin_port}")
+        token = self.tok(sub="admin-listener-1")
+        jti = harness.jwt_parts(token)[1]["jti"]
+        r = edge.admin_revoke(ADMIN_KEY, {"jti": jti, "exp": now() + 600})
+        self.assertEqual(r.status, 200, r)
+        self.assertTokenFailure(edge.check(token), "revoked")
+        self.assertIsNotNone(self.redis.command("GET", harness.key_name("jti", ISS, jti)))
+        holder = self.tok(sub="admin-listener-2")
+        self.assertEqual(edge.revoke(holder).status, 200)
+        self.assertTokenFailure(edge.check(holder), "revoked")
+        plain = self.start_edge(central, name="edge without REVOKD_CENTRAL_ADMIN_URL")
+        self.assertError(plain.admin_revoke(ADMIN_KEY, {"jti": "admin-listener-3", "exp": now() + 600}), 404,
+                         "not_found")
+
     def test_start_up_errors(self):
         """Edge settings that do not hold together stop start-up with one line naming one."""
         base = self.base_env({"REVOKD_MODE": "edge", "REVOKD_FEED_KEY_FILE": FEED_KEY_FILE,
@@ -423,8 +447,14 @@ class EdgeTest(harness.RevokdTestCase):
                 ("REVOKD_FEED_KEY_FILE", {"REVOKD_FEED_KEY_FILE": None}),
                 ("REVOKD_FEED_KEY_FILE", {"REVOKD_FEED_KEY_FILE": short_key}),
                 ("REVOKD_EDGE_POLL_WAIT", {"REVOKD_EDGE_POLL_WAIT": "3", "REVOKD_EDGE_MAX_STALENESS_MS": "5000"}),
+                ("REVOKD_CENTRAL_ADMIN_URL", {"REVOKD_CENTRAL_ADMIN_URL": f"http://{harness.LOOPBACK}:2/v1/admin"}),
+                ("REVOKD_CENTRAL_ADMIN_URL", {"REVOKD_CENTRAL_ADMIN_URL": f"http://{harness.LOOPBACK}:2/"}),
+                ("REVOKD_CENTRAL_ADMIN_URL", {"REVOKD_CENTRAL_ADMIN_URL": "ftp://central.example"}),
                 ("REVOKD_MODE", {"REVOKD_MODE": "mirror"}),
-                ("REVOKD_FEED_URL", {"REVOKD_MODE": "central"})):
+                ("REVOKD_FEED_URL", {"REVOKD_MODE": "central"}),
+                ("REVOKD_CENTRAL_ADMIN_URL", {"REVOKD_MODE": "central", "REVOKD_FEED_URL": None,
+                                              "REVOKD_FEED_KEY_FILE": None,
+                                              "REVOKD_CENTRAL_ADMIN_URL": f"http://{harness.LOOPBACK}:2"})):
             with self.subTest(setting=setting, change=change):
                 env = {k: v for k, v in {**base, **change}.items() if v is not None}
                 out = harness.run_revokd([], env)
