@@ -11,6 +11,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 import unittest
 import warnings
 
@@ -118,6 +119,32 @@ class MainListenerTls(TlsTestCase):
         self.assertEqual(c.request("GET", "/healthz").status, 200)
         self.assertActive(c.request("GET", "/v1/check", headers={"Authorization": f"Bearer {token}"}), token)
         self.assertEqual(c.peer_fingerprint(), fingerprint_of_file(self.tls.cert_file))
+
+    def test_an_edge_follows_the_feed_over_tls(self):
+        """The event stream over TLS: an edge following https://central/v1/events with
+        REVOKD_CA_FILE replays, goes on hearing heartbeats, and enforces a revocation made at
+        central within a second; an edge trusting another CA never becomes ready."""
+        feed_keys, feed_key = os.path.join(self.tmp, "feed-keys"), os.path.join(self.tmp, "feed-key")
+        with open(feed_keys, "w", encoding="utf-8") as f:
+            f.write("edges:tls-feed-key-0123456789abcdef\n")
+        with open(feed_key, "w", encoding="utf-8") as f:
+            f.write("tls-feed-key-0123456789abcdef\n")
+        central = self.start_revokd(self.tls_env(REVOKD_FEED_KEYS_FILE=feed_keys, REVOKD_FEED_HEARTBEAT_MS="250"))
+        edge_env = {"REVOKD_MODE": "edge", "REVOKD_FEED_URL": f"https://{LOOPBACK}:{central.port}/v1/events",
+                    "REVOKD_FEED_KEY_FILE": feed_key, "REVOKD_CA_FILE": self.tls.ca_file,
+                    "REVOKD_EDGE_MAX_STALENESS_MS": "2000", "REVOKD_EDGE_POLL_WAIT": "1"}
+        edge = self.start_revokd(edge_env, name="edge over TLS")
+        harness.wait_until(lambda: edge.readyz().status == 200, 30, interval=0.05, what="the edge to be ready")
+        token = self.mint()
+        time.sleep(2.5)  # longer than the edge's bound: only heartbeats over TLS keep it current
+        self.assertActive(edge.check(token), token)
+        c = self.client(central.port, self.tls.client_context())
+        self.assertEqual(c.request("POST", "/v1/revoke", {"token": token}).status, 200)
+        harness.wait_until(lambda: edge.check(token).status == 401, 1, interval=0.01, what="the revocation at the edge")
+        self.assertTokenFailure(edge.check(token), "revoked")
+        wrong = self.start_revokd({**edge_env, "REVOKD_CA_FILE": self.tls2.ca_file}, name="edge, other CA")
+        time.sleep(1)
+        self.assertError(wrong.readyz(), 503, "feed_stale")
 
     def test_only_tls_1_2_and_1_3(self):
         d = self.start_revokd(self.tls_env())
