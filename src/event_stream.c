@@ -149,7 +149,8 @@ static void end(struct event_consumer *c, enum event_stream_end why)
         cJSON_AddStringToObject(f, "last_id", c->last);
         cJSON_AddNumberToObject(f, "events", (double)c->events);
         cJSON_AddNumberToObject(f, "seconds", (double)(loop_now_ms() - c->opened_ms) / 1000);
-        log_event(why == EVENT_STREAM_END_stopped ? LOG_INFO : LOG_WARN, "feed_consumer_ended", f);
+        bool orderly = why == EVENT_STREAM_END_stopped || why == EVENT_STREAM_END_reloaded;
+        log_event(orderly ? LOG_INFO : LOG_WARN, "feed_consumer_ended", f);
     }
     wake_transport(c);
 }
@@ -434,7 +435,7 @@ ssize_t event_stream_read(struct event_consumer *c, char *buf, size_t size)
     bool page = false;
 
     pthread_mutex_lock(&es->lock);
-    if (c->state == ENDED && c->end != EVENT_STREAM_END_stopped) {
+    if (c->state == ENDED && c->end != EVENT_STREAM_END_stopped && c->end != EVENT_STREAM_END_reloaded) {
         n = -2;
     } else if (c->out.off < c->out.len) {
         n = (ssize_t)(c->out.len - c->out.off < size ? c->out.len - c->out.off : size);
@@ -501,15 +502,24 @@ struct event_stream *event_stream_start(const struct event_stream_opts *o, char 
     return es;
 }
 
+void event_stream_end_all(struct event_stream *es, enum event_stream_end why)
+{
+    if (es == NULL)
+        return;
+    pthread_mutex_lock(&es->lock);
+    for (struct event_consumer *c = es->consumers; c != NULL; c = c->next)
+        end(c, why);
+    pthread_mutex_unlock(&es->lock);
+}
+
 void event_stream_stop(struct event_stream *es)
 {
     if (es == NULL)
         return;
     pthread_mutex_lock(&es->lock);
     es->stopping = true;
-    for (struct event_consumer *c = es->consumers; c != NULL; c = c->next)
-        end(c, EVENT_STREAM_END_stopped);
     pthread_mutex_unlock(&es->lock);
+    event_stream_end_all(es, EVENT_STREAM_END_stopped);
     if (es->started) {
         wake(es);
         pthread_join(es->thread, NULL);

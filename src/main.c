@@ -323,7 +323,8 @@ int main(int argc, char **argv)
         /* SIGHUP reloads the files; a failed reload is logged and changes
          * nothing (keyring_reload; the certificates apart from the keys). */
         while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
-            keyring_reload(app.keys, err, sizeof(err));
+            if (keyring_reload(app.keys, err, sizeof(err)) == 0)
+                event_stream_end_all(app.events, EVENT_STREAM_END_reloaded);
             reload_tls(&app);
         }
         drain(&app, sig);

@@ -600,7 +600,8 @@ static void render_feed(struct out *o, const struct event_stream_stats *f)
     family(o, "revokd_feed_consumers", "gauge", "Event streams (GET /v1/events, text/event-stream) open.");
     put(o, "revokd_feed_consumers %u\n", f->consumers);
     family(o, "revokd_feed_consumers_ended_total", "counter",
-           "Event streams ended, by why: closed by the consumer, cut_off (it read too slowly), store_error, stopped.");
+           "Event streams ended, by why: closed by the consumer, cut_off (it read too slowly), store_error, "
+           "reloaded (the keys were), stopped.");
     for (int e = 0; e < EVENT_STREAM_NENDS; e++)
         put(o, "revokd_feed_consumers_ended_total{why=\"%s\"} %" PRIu64 "\n",
             event_stream_end_name((enum event_stream_end)e), f->ends[e]);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "revokd/auth_limit.h"
+#include "revokd/event_stream.h"
 #include "revokd/keyring.h"
 #include "revokd/loop.h"
 #include "revokd/metrics.h"
@@ -147,6 +148,8 @@ static void reload_run(struct work *w)
         reply_error(&req->reply, 500, "reload_failed", err);
         return;
     }
+    /* A feed key may be gone: the streams reconnect, and show their keys. */
+    event_stream_end_all(req->app->events, EVENT_STREAM_END_reloaded);
     reply_begin(&req->reply, 200);
     reply_bool(&req->reply, "reloaded", true);
 }

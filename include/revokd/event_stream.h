@@ -58,6 +58,7 @@ struct event_stream_opts {
     X(closed, "the consumer went away")                                                      \
     X(cut_off, "its buffer was full: it read more slowly than revocations came")             \
     X(store_error, "a page of the log could not be read while it caught up")                 \
+    X(reloaded, "the keys were reloaded: the consumer reconnects, and its key is judged anew") \
     X(stopped, "the node stopped")
 
 #define EVENT_STREAM_ENUM(name, text) EVENT_STREAM_END_##name,
@@ -85,6 +86,10 @@ struct event_stream *event_stream_start(const struct event_stream_opts *o, char 
 /* Ends every consumer's stream (each sends what it holds, then ends), takes
  * no more, and stops the thread. Idempotent; NULL is a no-op. */
 void event_stream_stop(struct event_stream *es);
+/* Ends every consumer's stream in order, after what it holds, for why
+ * (EVENT_STREAM_END_reloaded: a feed or admin key may have been withdrawn,
+ * and only a new request judges a key). NULL is a no-op. */
+void event_stream_end_all(struct event_stream *es, enum event_stream_end why);
 /* Frees es, stopped first; the transport must have closed every consumer. */
 void event_stream_free(struct event_stream *es);
 void event_stream_stats(struct event_stream *es, struct event_stream_stats *out);

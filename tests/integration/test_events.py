@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -602,6 +603,31 @@ class FeedTest(EventsTestCase):
         body = data.partition(b"\r\n\r\n")[2]
         self.assertLess(dechunk(body).count(b"\nevent: revocation\n"), 10000)
         self.assertFalse(body.endswith(b"\r\n0\r\n\r\n"), "cut off, not ended in order")
+
+    def test_a_reload_ends_the_streams_and_judges_their_keys_anew(self):
+        """Withdrawing a feed key must stop its consumer, not only its next request: a reload
+        (SIGHUP or POST /v1/admin/reload) ends every stream in order, and each consumer comes back
+        with its key, which is judged again. A failed reload changes nothing and ends nothing."""
+        path = os.path.join(self.tmp, "feed-keys-streams")
+        harness.write_admin_keys(path, ["gone:gone-feed-key-0123456789abc", "kept:kept-feed-key-0123456789abc"])
+        d = self.start_revokd({"REVOKD_FEED_KEYS_FILE": path})
+        gone = self.stream(daemon=d, key="gone-feed-key-0123456789abc")
+        kept = self.stream(daemon=d, key="kept-feed-key-0123456789abc")
+        self.assertEqual((gone.next(), kept.next()), (("comment", "heartbeat"),) * 2)
+        harness.write_admin_keys(path, ["short"])
+        self.assertError(d.request("POST", "/v1/admin/reload", headers=self.admin), 500, "reload_failed")
+        self.assertEqual(kept.next(), ("comment", "heartbeat"), "a failed reload ended a stream")
+        harness.write_admin_keys(path, ["kept:kept-feed-key-0123456789abc"])
+        mark = d.log_mark()
+        os.kill(d.proc.pid, signal.SIGHUP)
+        for es in (gone, kept):
+            self.assertEqual([i for i in iter(es.next, ("end",)) if i != ("comment", "heartbeat")], [])
+        self.assertError(self.stream(daemon=d, key="gone-feed-key-0123456789abc").body(), 401, "unauthorized")
+        self.assertEqual(self.stream(daemon=d, key="kept-feed-key-0123456789abc").next(), ("comment", "heartbeat"))
+        ended = [o for o in d.json_logs(mark) if isinstance(o, dict) and o.get("event") == "feed_consumer_ended"]
+        self.assertEqual(sorted((o["why"], o["consumer"], o["level"]) for o in ended),
+                         [("reloaded", "feed:gone", "info"), ("reloaded", "feed:kept", "info")])
+        self.assertEqual(harness.metrics(d)['revokd_feed_consumers_ended_total{why="reloaded"}'], 2)
 
     def test_consumers_are_bounded(self):
         d = self.start_revokd({"REVOKD_FEED_MAX_CONSUMERS": "1"})
