@@ -51,6 +51,16 @@ const char *edge_feed_forward_name(enum edge_feed_forward_result r)
     return r < EDGE_FEED_NFORWARDS ? forward_names[r] : "unknown";
 }
 
+/* "Authorization: Bearer <key>", malloc'd; NULL when out of memory. */
+static char *auth_header(const char *key)
+{
+    size_t n = strlen("Authorization: Bearer ") + strlen(key) + 1;
+    char *h = malloc(n);
+    if (h != NULL)
+        snprintf(h, n, "Authorization: Bearer %s", key);
+    return h;
+}
+
 /* The credential's copy is wiped before it goes. */
 static void free_secret(char *s)
 {
@@ -251,6 +261,7 @@ struct edge_feed {
     atomic_bool stop;
     pthread_mutex_t lock;
     struct fwd *incoming; /* under lock: handed over by edge_feed_forward() */
+    /* auth is under lock too: edge_feed_set_key() swaps it. */
 
     /* The thread's alone. */
     struct fwd *active;   /* transfers in flight */
@@ -438,7 +449,11 @@ static void poll_begin(struct edge_feed *f)
         rc = (accept = curl_slist_append(NULL, "Accept: text/event-stream")) != NULL ? 0 : -1;
     }
     t->stream = f->poll_waits;
-    if (rc < 0 || (t->headers = curl_slist_append(accept, f->auth)) == NULL ||
+    pthread_mutex_lock(&f->lock); /* edge_feed_set_key() may swap it */
+    if (rc == 0 && (t->headers = curl_slist_append(accept, f->auth)) == NULL)
+        rc = -1;
+    pthread_mutex_unlock(&f->lock);
+    if (rc < 0 ||
         (curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers),
          curl_easy_setopt(t->easy, CURLOPT_HTTPGET, 1L), transfer_add(f, t)) < 0) {
         if (t->headers == NULL)
@@ -958,15 +973,13 @@ struct edge_feed *edge_feed_start(const struct edge_feed_opts *opts, char *err, 
         snprintf(err, errlen, "the feed's URL must end with %s", suffix);
         goto fail;
     }
-    size_t alen = strlen("Authorization: Bearer ") + strlen(opts->key) + 1;
     if ((f->url = strdup(opts->url)) == NULL || (f->base = strndup(opts->url, ulen - slen)) == NULL ||
         (f->admin_base = strdup(opts->admin_url != NULL && opts->admin_url[0] != '\0' ? opts->admin_url
                                                                                      : f->base)) == NULL ||
         (f->ca_file = strdup(opts->ca_file != NULL ? opts->ca_file : "")) == NULL ||
-        (f->user_agent = strdup(opts->user_agent)) == NULL || (f->auth = malloc(alen)) == NULL ||
+        (f->user_agent = strdup(opts->user_agent)) == NULL || (f->auth = auth_header(opts->key)) == NULL ||
         (f->multi = curl_multi_init()) == NULL)
         goto oom;
-    snprintf(f->auth, alen, "Authorization: Bearer %s", opts->key);
     snprintf(f->last_id, sizeof(f->last_id), "0");
     f->due_ms = f->ticked_ms = loop_now_ms();
     atomic_init(&f->stop, false);
@@ -991,6 +1004,20 @@ void edge_feed_stats(struct edge_feed *f, struct edge_feed_stats *out)
         out->forwards[i] = atomic_load(&f->forwards[i]);
     for (size_t i = 0; i < 2; i++)
         out->events[i] = atomic_load(&f->events[i]);
+}
+
+int edge_feed_set_key(struct edge_feed *f, const char *key)
+{
+    char *auth = auth_header(key), *old;
+
+    if (auth == NULL)
+        return -1;
+    pthread_mutex_lock(&f->lock);
+    old = f->auth;
+    f->auth = auth;
+    pthread_mutex_unlock(&f->lock);
+    free_secret(old);
+    return 0;
 }
 
 void edge_feed_stop(struct edge_feed *f)

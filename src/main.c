@@ -118,20 +118,20 @@ static void edge_limits(void *arg, const char *iss, int64_t *leeway, int64_t *ma
     keyring_limits(arg, iss, leeway, max_lifetime);
 }
 
-/* The store of REVOKD_MODE=edge: central's revocations, followed from its
- * feed with the key of REVOKD_FEED_KEY_FILE (its first line that is not a
- * comment: printable ASCII without blanks, as it goes into a header).
- * NULL with one line in err. */
-static struct store *edge_store(struct app *app, char *err, size_t errlen)
+/* The key of REVOKD_FEED_KEY_FILE: its first line that is not a comment,
+ * printable ASCII without blanks, as it goes into a header. Calls use(arg,
+ * key) with it and returns what use returned, or -1 with one line in err;
+ * the file's text is wiped either way. */
+static int with_feed_key(const struct config *cfg, int (*use)(void *arg, const char *key), void *arg, char *err,
+                         size_t errlen)
 {
-    const struct config *cfg = app->cfg;
     char why[256];
     size_t len = 0, lineno = 0;
     char *text = file_read(cfg->feed_key_file, FEED_KEY_FILE_MAX, &len, why, sizeof(why));
     char *cursor = text, *key = text != NULL ? file_next_line(&cursor, &lineno) : NULL;
-    struct store *s = NULL;
     size_t n = key != NULL ? strlen(key) : 0;
     bool printable = key != NULL;
+    int rc = -1;
 
     for (size_t i = 0; i < n; i++)
         printable &= key[i] > ' ' && key[i] < 0x7f;
@@ -142,26 +142,68 @@ static struct store *edge_store(struct app *app, char *err, size_t errlen)
     else if (n < FEED_KEY_MIN || n > FEED_KEY_MAX || !printable)
         snprintf(err, errlen, "REVOKD_FEED_KEY_FILE: the key must be %d to %d printable ASCII characters without blanks",
                  FEED_KEY_MIN, FEED_KEY_MAX);
-    else {
-        struct store_edge_opts o = {
-            .feed_url = cfg->feed_url,
-            .admin_url = cfg->central_admin_url,
-            .feed_key = key,
-            .ca_file = cfg->ca_file,
-            .user_agent = "revokd/" REVOKD_VERSION " edge",
-            .poll_wait_s = cfg->edge_poll_wait,
-            .timeout_ms = cfg->edge_timeout_ms,
-            .max_staleness_ms = cfg->edge_max_staleness_ms,
-            .max_revocations = (size_t)cfg->edge_max_revocations,
-            .max_pending = (int)cfg->store_max_pending,
-            .limits = edge_limits,
-            .limits_arg = app->keys,
-        };
-        s = store_edge_new(&o, err, errlen);
-    }
+    else
+        rc = use(arg, key);
     if (text != NULL)
         file_free(text, len); /* the store keeps a copy */
-    return s;
+    return rc;
+}
+
+struct edge_start {
+    struct app *app;
+    struct store *store;
+    char *err;
+    size_t errlen;
+};
+
+static int edge_store_with(void *arg, const char *key)
+{
+    struct edge_start *st = arg;
+    const struct config *cfg = st->app->cfg;
+    struct store_edge_opts o = {
+        .feed_url = cfg->feed_url,
+        .admin_url = cfg->central_admin_url,
+        .feed_key = key,
+        .ca_file = cfg->ca_file,
+        .user_agent = "revokd/" REVOKD_VERSION " edge",
+        .poll_wait_s = cfg->edge_poll_wait,
+        .timeout_ms = cfg->edge_timeout_ms,
+        .max_staleness_ms = cfg->edge_max_staleness_ms,
+        .max_revocations = (size_t)cfg->edge_max_revocations,
+        .max_pending = (int)cfg->store_max_pending,
+        .limits = edge_limits,
+        .limits_arg = st->app->keys,
+    };
+    st->store = store_edge_new(&o, st->err, st->errlen);
+    return st->store != NULL ? 0 : -1;
+}
+
+/* The store of REVOKD_MODE=edge: central's revocations, followed from its
+ * feed with the key of REVOKD_FEED_KEY_FILE. NULL with one line in err. */
+static struct store *edge_store(struct app *app, char *err, size_t errlen)
+{
+    struct edge_start st = {.app = app, .err = err, .errlen = errlen};
+    with_feed_key(app->cfg, edge_store_with, &st, err, errlen);
+    return st.store;
+}
+
+static int edge_rekey_with(void *arg, const char *key)
+{
+    return store_edge_set_key(arg, key);
+}
+
+/* On SIGHUP, an edge reads its feed key again: central may have rotated it.
+ * A key that cannot be read leaves the one in force. */
+static void edge_rekey(struct app *app)
+{
+    char err[512];
+
+    if (!app->edge)
+        return;
+    if (with_feed_key(app->cfg, edge_rekey_with, app->store, err, sizeof(err)) < 0)
+        log_msg(LOG_ERROR, "feed_key_reload_failed", "the feed key in force is kept: %s", err);
+    else
+        log_msg(LOG_INFO, "feed_key_reloaded", "the feed's next requests carry the key just read");
 }
 
 /* Builds everything a request may use, in app, and starts serving. Returns
@@ -326,6 +368,7 @@ int main(int argc, char **argv)
             if (keyring_reload(app.keys, err, sizeof(err)) == 0)
                 event_stream_end_all(app.events, EVENT_STREAM_END_reloaded);
             reload_tls(&app);
+            edge_rekey(&app);
         }
         drain(&app, sig);
         rc = 0;

@@ -664,6 +664,12 @@ struct store *store_edge_new(const struct store_edge_opts *o, char *err, size_t 
     return &e->base;
 }
 
+int store_edge_set_key(struct store *s, const char *key)
+{
+    struct edge *e = (struct edge *)s;
+    return e->feed != NULL ? edge_feed_set_key(e->feed, key) : -1;
+}
+
 void store_edge_stats(struct store *s, struct store_edge_stats *out)
 {
     struct edge *e = (struct edge *)s;

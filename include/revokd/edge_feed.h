@@ -202,6 +202,12 @@ struct edge_feed_stats {
 };
 void edge_feed_stats(struct edge_feed *f, struct edge_feed_stats *out);
 
+/* Replaces the feed's credential, from any thread: a page or stream begun
+ * from now on carries it (one already open goes on with the old one, until
+ * central ends it, as a reload of central's keys does). Returns 0, or -1
+ * when out of memory (the old key stays). */
+int edge_feed_set_key(struct edge_feed *f, const char *key);
+
 /* Stops the thread, answers every forwarded call still open (unavailable)
  * and frees f. NULL is a no-op. */
 void edge_feed_stop(struct edge_feed *f);

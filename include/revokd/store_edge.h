@@ -58,6 +58,10 @@ struct store_edge_stats {
 };
 void store_edge_stats(struct store *s, struct store_edge_stats *out);
 
+/* The feed's key, rotated (SIGHUP): the feed's next requests carry it (edge_feed_set_key). Returns
+ * 0, or -1 when out of memory or not started (the key in force stays). */
+int store_edge_set_key(struct store *s, const char *key);
+
 /* The feed's callbacks (edge_feed_opts's apply and progress), public so
  * that a test can fill an edge store with events of its own making
  * without a central service: it then neither calls store_start(), nor may

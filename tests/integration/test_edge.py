@@ -432,6 +432,36 @@ class EdgeTest(harness.RevokdTestCase):
         self.assertError(plain.admin_revoke(ADMIN_KEY, {"jti": "admin-listener-3", "exp": now() + 600}), 404,
                          "not_found")
 
+    def test_the_feed_key_is_rotated_without_a_restart(self):
+        """Central takes a new feed key and drops the old one (a reload, which ends its streams):
+        the edge, still on the old key, is refused and fails closed once its bound passes; given
+        the new key in its REVOKD_FEED_KEY_FILE and a SIGHUP, it follows again, without a restart
+        or a replay."""
+        keys, key_file = os.path.join(FILES, "rotate-keys"), os.path.join(FILES, "rotate-key")
+        old, new = "rotate-old-0123456789abcdef", "rotate-new-0123456789abcdef"
+        harness.write_admin_keys(keys, [f"edges:{old}"])
+        with open(key_file, "w", encoding="utf-8") as f:
+            f.write(old + "\n")
+        central = self.start_revokd({**self.revokd_env, "REVOKD_FEED_KEYS_FILE": keys}, name="central, rotating")
+        edge = self.start_edge(central, REVOKD_FEED_KEY_FILE=key_file)
+        replays = edge.log_text().count("edge_replayed")
+        harness.write_admin_keys(keys, [f"edges:{new}"])
+        os.kill(central.proc.pid, signal.SIGHUP)
+        token = self.tok(sub="rotate-1")
+        harness.wait_until(lambda: edge.check(token).status == 503, STALE_MS / 1000 + SLACK,
+                           what="the edge, refused, to fail closed")
+        self.assertIn('"status":401', edge.log_text())
+        with open(key_file, "w", encoding="utf-8") as f:
+            f.write(new + "\n")
+        os.kill(edge.proc.pid, signal.SIGHUP)
+        edge.wait_for_event("feed_key_reloaded", 5)
+        self.wait_edge_ready(edge, SLACK + 5)
+        self.assertEqual(central.revoke(token).status, 200)
+        harness.wait_until(lambda: edge.check(token).status == 401, SLACK, what="the revocation at the edge")
+        self.assertEqual(edge.log_text().count("edge_replayed"), replays, "the edge replayed the log again")
+        self.assertNotIn(new, edge.log_text())
+        self.assertNotIn(old, edge.log_text())
+
     def test_start_up_errors(self):
         """Edge settings that do not hold together stop start-up with one line naming one."""
         base = self.base_env({"REVOKD_MODE": "edge", "REVOKD_FEED_KEY_FILE": FEED_KEY_FILE,
