@@ -1,9 +1,9 @@
 """The revocation feed across a Redis failover (deploy/local-pair).
 
-A consumer follows GET /v1/events as Server-Sent Events on revokd-a while revocations are made
-through HAProxy; the Redis primary is killed (SIGKILL) and Sentinel promotes a replica. The
+A consumer follows GET /v1/events as Server-Sent Events through HAProxy while revocations are
+made through it too; the Redis primary is killed (SIGKILL) and Sentinel promotes a replica. The
 consumer keeps the last id it got and, whenever its stream ends or stalls, resumes with
-Last-Event-ID, alternately on revokd-b and revokd-a. Every acknowledged revocation must reach
+Last-Event-ID, in turn on revokd-b, revokd-a and through HAProxy again. Every acknowledged revocation must reach
 it exactly once, in the log's order, and what it got must be the new primary's log with
 nothing missing in between.
 """
@@ -37,10 +37,10 @@ class Consumer:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
-        nodes = ("revokd-a", "revokd-b")
+        nodes = ("haproxy", "revokd-b", "revokd-a")
         deadline = time.monotonic() + 120
         while not self.stop_flag.is_set() and time.monotonic() < deadline:
-            node = nodes[self.resumed % 2]
+            node = nodes[self.resumed % len(nodes)]
             last = self.items[-1][0] if self.items else "0"
             try:
                 stream = harness.EventStream(self.pair.port(node), self.key, last_event_id=last,
