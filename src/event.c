@@ -1,6 +1,7 @@
 /* event.c - a revocation log entry as JSON; see event.h. */
 #include "revokd/event.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,16 +55,18 @@ static int id_parse(const char *id, uint64_t *ms, uint64_t *seq)
 {
     char *end;
     *seq = 0;
-    *ms = strtoull(id, &end, 10);
-    if (end == id)
+    /* Digits only: strtoull would also take blanks, a sign, and clamp. */
+    if (*id < '0' || *id > '9')
         return -1;
+    errno = 0;
+    *ms = strtoull(id, &end, 10);
     if (*end == '-') {
         const char *s = end + 1;
-        *seq = strtoull(s, &end, 10);
-        if (end == s)
+        if (*s < '0' || *s > '9')
             return -1;
+        *seq = strtoull(s, &end, 10);
     }
-    return *end == '\0' ? 0 : -1;
+    return *end == '\0' && errno == 0 ? 0 : -1;
 }
 
 bool event_id_after(const char *a, const char *b)

@@ -18,9 +18,10 @@
  *   event: revocation
  *   data: {"id":"1767225600123-0","kind":"jti",...}   (event.h's JSON)
  *
- * and a comment, ": heartbeat", says that every entry written up to that
- * moment has been sent: once when the consumer turns live, then whenever a
- * blocking read ends without an entry (every heartbeat_ms of quiet). A
+ * and a comment, ": heartbeat", says that the stream is caught up: every
+ * entry written before the node's last read of the log has been sent. It
+ * comes once when the consumer turns live, then whenever a blocking read
+ * ends without an entry (every heartbeat_ms of quiet). A
  * consumer that hears nothing for longer knows its view is stale. While the
  * store cannot be read there are no heartbeats.
  *
