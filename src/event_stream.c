@@ -331,41 +331,22 @@ static void page_done(void *arg, const struct store_result *res)
 static void before_sleep(struct loop_hook *h)
 {
     struct event_stream *es = (struct event_stream *)((char *)h - offsetof(struct event_stream, hook));
-    struct event_consumer *want[64];
-    size_t n = 0;
 
+    /* A store answers a call later, on this thread, never inside it
+     * (store.h): page_done() cannot meet the lock held here. */
     pthread_mutex_lock(&es->lock);
-    for (struct event_consumer *c = es->consumers; c != NULL && n < 64; c = c->next)
+    for (struct event_consumer *c = es->consumers; c != NULL; c = c->next)
         if (c->state == CATCHING_UP && !c->fetching && !c->closed && c->out.off == c->out.len) {
+            struct store_call call = {.op = STORE_READ_LOG, .after = c->last, .limit = PAGE};
             c->fetching = true;
-            want[n++] = c;
+            store_call(es->pages, &call, page_done, c);
         }
     pthread_mutex_unlock(&es->lock);
-    /* The lock is not held across a call: a store answers its calls on
-     * this thread, never inside them, but the memory store's may. */
-    for (size_t i = 0; i < n; i++) {
-        struct store_call call = {.op = STORE_READ_LOG, .after = want[i]->last, .limit = PAGE};
-        store_call(es->pages, &call, page_done, want[i]);
-    }
-    if (n == 64)
-        loop_wake(es->loop);
-}
-
-static void on_wake(struct loop_watch *w, uint32_t events)
-{
-    uint64_t n;
-    (void)events;
-    if (read(w->fd, &n, sizeof(n)) < 0) {
-        /* EAGAIN: already taken */
-    }
 }
 
 static void wake(struct event_stream *es)
 {
-    uint64_t one = 1;
-    if (write(es->wake.fd, &one, sizeof(one)) < 0) {
-        /* EAGAIN: the count is already high; the thread wakes anyway */
-    }
+    loop_eventfd_signal(es->wake.fd);
 }
 
 static void *run(void *arg)
@@ -481,7 +462,7 @@ struct event_stream *event_stream_start(const struct event_stream_opts *o, char 
     }
     es->o = *o;
     pthread_mutex_init(&es->lock, NULL);
-    es->wake = (struct loop_watch){.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), .on_event = on_wake};
+    es->wake = (struct loop_watch){.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), .on_event = loop_eventfd_on_event};
     es->hook.before_sleep = before_sleep;
     es->retry.on_timer = on_retry;
     /* The hook goes first: the store connections' own hooks, after it,

@@ -201,13 +201,8 @@ static void stream_suspend(void *mhd, void *worker)
  * makes sure a round follows it. */
 static void stream_resume(void *mhd, void *worker)
 {
-    struct worker *w = worker;
-    uint64_t one = 1;
-
     MHD_resume_connection(mhd);
-    if (write(w->wake.fd, &one, sizeof(one)) < 0) {
-        /* the counter is saturated: the worker is awake anyway */
-    }
+    loop_eventfd_signal(((struct worker *)worker)->wake.fd);
 }
 
 static const struct event_stream_transport stream_transport = {.suspend = stream_suspend,
@@ -653,15 +648,6 @@ static void before_sleep(struct loop_hook *h)
     }
 }
 
-static void on_wake(struct loop_watch *lw, uint32_t events)
-{
-    uint64_t n;
-    (void)events;
-    if (read(lw->fd, &n, sizeof(n)) < 0) {
-        /* EAGAIN: another worker's round already took the wake-up count */
-    }
-}
-
 static void worker_quiesce(struct worker *w)
 {
     MHD_socket fd = MHD_quiesce_daemon(w->daemon);
@@ -756,7 +742,8 @@ static int worker_init(struct http_server *srv, struct worker *w, const struct s
     if (w->daemon == NULL || (info = MHD_get_daemon_info(w->daemon, MHD_DAEMON_INFO_EPOLL_FD)) == NULL)
         return -1;
     w->mhd = (struct loop_watch){.fd = info->epoll_fd, .on_event = on_mhd_event};
-    w->wake = (struct loop_watch){.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), .on_event = on_wake};
+    w->wake = (struct loop_watch){.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC),
+                                .on_event = loop_eventfd_on_event};
     if (w->wake.fd < 0 || loop_watch(w->loop, &w->mhd, EPOLLIN) < 0 ||
         loop_watch(w->loop, &w->wake, EPOLLIN) < 0)
         return -1;
@@ -768,11 +755,9 @@ static int worker_init(struct http_server *srv, struct worker *w, const struct s
 
 static void wake_workers(struct http_server *srv)
 {
-    uint64_t one = 1;
     for (unsigned i = 0; i < srv->nworkers; i++)
-        if (srv->workers[i].wake.fd >= 0 && write(srv->workers[i].wake.fd, &one, sizeof(one)) < 0) {
-            /* the counter is saturated: that worker is awake anyway */
-        }
+        if (srv->workers[i].wake.fd >= 0)
+            loop_eventfd_signal(srv->workers[i].wake.fd);
 }
 
 /* Both files of a pair or neither; loads them into *out (NULL for

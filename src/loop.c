@@ -152,6 +152,28 @@ int loop_poll(struct loop *l, int timeout_ms)
     return n < 0 ? 0 : n;
 }
 
+void loop_eventfd_signal(int fd)
+{
+    uint64_t one = 1;
+    if (write(fd, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the count is at its most, and the loop wakes anyway */
+    }
+}
+
+void loop_eventfd_take(int fd)
+{
+    uint64_t n;
+    if (read(fd, &n, sizeof(n)) < 0) {
+        /* EAGAIN: an earlier round took the count */
+    }
+}
+
+void loop_eventfd_on_event(struct loop_watch *w, uint32_t events)
+{
+    (void)events;
+    loop_eventfd_take(w->fd);
+}
+
 int64_t loop_now_ns(void)
 {
     struct timespec ts;

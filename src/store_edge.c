@@ -388,10 +388,7 @@ static void forwarded(void *arg, const struct edge_feed_answer *a)
     c->arrived = p;
     /* Under the lock: the connection closes its eventfd only after taking
      * it, with nothing of it left in flight. */
-    uint64_t one = 1;
-    if (write(c->wake.fd, &one, sizeof(one)) < 0) {
-        /* saturated: the loop is woken anyway */
-    }
+    loop_eventfd_signal(c->wake.fd);
     pthread_mutex_unlock(&e->lock);
 }
 
@@ -399,12 +396,9 @@ static void forwarded(void *arg, const struct edge_feed_answer *a)
 static void on_wake(struct loop_watch *w, uint32_t events)
 {
     struct conn *c = (struct conn *)((char *)w - offsetof(struct conn, wake));
-    uint64_t n;
     (void)events;
 
-    if (read(c->wake.fd, &n, sizeof(n)) < 0) {
-        /* EAGAIN: woken already */
-    }
+    loop_eventfd_take(c->wake.fd);
     pthread_mutex_lock(&c->e->lock);
     struct pending *list = c->arrived;
     c->arrived = NULL;

@@ -150,7 +150,6 @@ bool work_backlogged(const struct work_inbox *in)
  * more completions follow. The loop then takes the whole list. */
 static void inbox_put(struct work_inbox *in, struct work *w)
 {
-    uint64_t one = 1;
     bool wake;
 
     pthread_mutex_lock(&in->lock);
@@ -162,9 +161,8 @@ static void inbox_put(struct work_inbox *in, struct work *w)
     in->woken |= wake;
     /* Under the lock: once the last item is back, a drain may return and
      * the inbox, its eventfd with it, be freed. */
-    if (wake && write(in->watch.fd, &one, sizeof(one)) < 0) {
-        /* the counter is saturated: the loop is due to wake anyway */
-    }
+    if (wake)
+        loop_eventfd_signal(in->watch.fd);
     if (in->pending == 0 && in->draining)
         pthread_cond_signal(&in->all_back);
     pthread_mutex_unlock(&in->lock);
@@ -189,11 +187,8 @@ static void run_back(struct work_inbox *in)
 static void on_back(struct loop_watch *lw, uint32_t events)
 {
     struct work_inbox *in = (struct work_inbox *)lw;
-    uint64_t n;
     (void)events;
-    if (read(lw->fd, &n, sizeof(n)) < 0) {
-        /* EAGAIN: an earlier round took the count and the items with it */
-    }
+    loop_eventfd_take(lw->fd); /* an earlier round may have taken the items with it */
     run_back(in);
 }
 

@@ -68,6 +68,16 @@ void loop_wake(struct loop *l);
  * Returns the number of events, or -1. */
 int loop_poll(struct loop *l, int timeout_ms);
 
+/* Eventfds, how another thread wakes a loop: a watch on one, whose handler
+ * takes the count. loop_eventfd_signal() adds to fd's count from any
+ * thread (a count already at its most wakes the loop all the same);
+ * loop_eventfd_take() takes it (taken already by an earlier round is no
+ * error); loop_eventfd_on_event is the handler of a watch whose wake-up is
+ * all the point. */
+void loop_eventfd_signal(int fd);
+void loop_eventfd_take(int fd);
+void loop_eventfd_on_event(struct loop_watch *w, uint32_t events);
+
 /* Monotonic milliseconds and nanoseconds. */
 int64_t loop_now_ms(void);
 int64_t loop_now_ns(void);
