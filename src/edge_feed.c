@@ -226,14 +226,13 @@ out:
 
 /* ---- transfers ---- */
 
-/* One HTTP exchange: a poll, the stream, or a forwarded call. */
+/* One HTTP exchange: a poll (a page, or the stream), or a forwarded call. */
 struct transfer {
     CURL *easy;
     struct curl_slist *headers;
     char *body;
     size_t len, max;
     bool too_large;
-    bool stream;      /* the poll follows the stream (text/event-stream) */
     char retry_after[32], www_authenticate[HEADER_MAX];
     char error[CURL_ERROR_SIZE];
 };
@@ -271,7 +270,7 @@ struct edge_feed {
     bool sse_full;        /* the stream was dropped at an event this node could not keep */
     bool sse_heard;       /* central heard from since the last report */
     size_t sse_events;    /* applied from the stream since the last report */
-    bool polling, poll_waits;
+    bool polling, streaming; /* a poll is in flight; it is the stream, not a page */
     uint64_t poll_ticket; /* tickets issued when the poll began */
     char last_id[EDGE_FEED_ID_MAX];
     bool replayed, more, behind;
@@ -427,15 +426,15 @@ static void poll_begin(struct edge_feed *f)
     struct transfer *t = &f->poll;
     struct curl_slist *accept = NULL;
 
-    f->poll_waits = f->replayed && !f->more && f->tickets <= f->synced;
+    f->streaming = f->replayed && !f->more && f->tickets <= f->synced;
     f->poll_ticket = f->tickets;
-    if (f->poll_waits)
+    if (f->streaming)
         snprintf(url, sizeof(url), "%s?after=%s", f->url, f->last_id);
     else
         snprintf(url, sizeof(url), "%s?after=%s&limit=%d", f->url, f->last_id, EDGE_FEED_PAGE);
-    int rc = transfer_init(f, t, url, f->poll_waits ? STREAM_LINE_MAX : EDGE_FEED_PAGE_MAX_BYTES,
-                           f->poll_waits ? 0 : f->opts.timeout_ms);
-    if (rc == 0 && f->poll_waits) {
+    int rc = transfer_init(f, t, url, f->streaming ? STREAM_LINE_MAX : EDGE_FEED_PAGE_MAX_BYTES,
+                           f->streaming ? 0 : f->opts.timeout_ms);
+    if (rc == 0 && f->streaming) {
         /* No end but central's; silence for wait_s is a dead link. */
         memset(&f->sse, 0, sizeof(f->sse));
         f->sse_full = f->sse_heard = false;
@@ -448,7 +447,6 @@ static void poll_begin(struct edge_feed *f)
         curl_easy_setopt(t->easy, CURLOPT_LOW_SPEED_TIME, (long)f->opts.wait_s);
         rc = (accept = curl_slist_append(NULL, "Accept: text/event-stream")) != NULL ? 0 : -1;
     }
-    t->stream = f->poll_waits;
     pthread_mutex_lock(&f->lock); /* edge_feed_set_key() may swap it */
     if (rc == 0 && (t->headers = curl_slist_append(accept, f->auth)) == NULL)
         rc = -1;
@@ -597,16 +595,16 @@ static void poll_done(struct edge_feed *f, CURLcode code)
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     transfer_end(f, t);
     f->polling = false;
-    if (t->stream && code == CURLE_OK && status == 200) {
+    if (f->streaming && code == CURLE_OK && status == 200) {
         /* central ended it in order (it stops): the next one at once,
          * after what was applied. */
         f->due_ms = loop_now_ms();
         report(f, false, EDGE_FEED_empty, 0, 0, NULL);
         return;
     }
-    if (t->stream && code == CURLE_WRITE_ERROR && t->error[0] != '\0') {
+    if (f->streaming && code == CURLE_WRITE_ERROR && t->error[0] != '\0') {
         r = f->sse_full ? EDGE_FEED_full : t->too_large ? EDGE_FEED_too_large : EDGE_FEED_invalid;
-    } else if (t->stream && code == CURLE_OPERATION_TIMEDOUT) {
+    } else if (f->streaming && code == CURLE_OPERATION_TIMEDOUT) {
         r = EDGE_FEED_network_error;
         snprintf(t->error, sizeof(t->error), "the stream was silent for %" PRId64 " s", f->opts.wait_s);
     } else if (code != CURLE_OK) {
@@ -919,7 +917,7 @@ static void *run(void *arg)
          * event of the stream is that revocation, nothing says. The stream
          * is dropped (what it applied stays) for a page read at once, which
          * holds everything central had written, and then opened again. */
-        if (f->polling && f->poll_waits && f->tickets > f->poll_ticket) {
+        if (f->polling && f->streaming && f->tickets > f->poll_ticket) {
             transfer_end(f, &f->poll);
             f->polling = false;
             f->due_ms = now;
@@ -934,7 +932,7 @@ static void *run(void *arg)
                 transfer_finished(f, msg->easy_handle, msg->data.result);
         now = loop_now_ms();
         settle_syncing(f, now, &wait);
-        if ((!f->polling && f->due_ms <= now) || (f->polling && f->poll_waits && f->tickets > f->poll_ticket))
+        if ((!f->polling && f->due_ms <= now) || (f->polling && f->streaming && f->tickets > f->poll_ticket))
             wait = 0;
         if (now - f->ticked_ms >= TICK_MS)
             report(f, false, EDGE_FEED_empty, 0, 0, NULL);

@@ -14,11 +14,12 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
 #include "revokd/app.h"
-#include "revokd/event_stream.h"
 #include "revokd/auth_limit.h"
 #include "revokd/config.h"
+#include "revokd/event_stream.h"
 #include "revokd/file.h"
 #include "revokd/http_server.h"
 #include "revokd/keyring.h"
@@ -118,89 +119,80 @@ static void edge_limits(void *arg, const char *iss, int64_t *leeway, int64_t *ma
     keyring_limits(arg, iss, leeway, max_lifetime);
 }
 
-/* The key of REVOKD_FEED_KEY_FILE: its first line that is not a comment,
- * printable ASCII without blanks, as it goes into a header. Calls use(arg,
- * key) with it and returns what use returned, or -1 with one line in err;
- * the file's text is wiped either way. */
-static int with_feed_key(const struct config *cfg, int (*use)(void *arg, const char *key), void *arg, char *err,
-                         size_t errlen)
+/* Reads the key of REVOKD_FEED_KEY_FILE into key: its first line that is
+ * not a comment, printable ASCII without blanks, as it goes into a header.
+ * Returns 0, or -1 with one line in err. The file's text is wiped; the
+ * caller wipes key once done with it. */
+static int read_feed_key(const struct config *cfg, char key[FEED_KEY_MAX + 1], char *err, size_t errlen)
 {
     char why[256];
     size_t len = 0, lineno = 0;
     char *text = file_read(cfg->feed_key_file, FEED_KEY_FILE_MAX, &len, why, sizeof(why));
-    char *cursor = text, *key = text != NULL ? file_next_line(&cursor, &lineno) : NULL;
-    size_t n = key != NULL ? strlen(key) : 0;
-    bool printable = key != NULL;
+    char *cursor = text, *line = text != NULL ? file_next_line(&cursor, &lineno) : NULL;
+    size_t n = line != NULL ? strlen(line) : 0;
+    bool printable = line != NULL;
     int rc = -1;
 
     for (size_t i = 0; i < n; i++)
-        printable &= key[i] > ' ' && key[i] < 0x7f;
+        printable &= line[i] > ' ' && line[i] < 0x7f;
     if (text == NULL)
         snprintf(err, errlen, "REVOKD_FEED_KEY_FILE: %s", why);
-    else if (key == NULL)
+    else if (line == NULL)
         snprintf(err, errlen, "REVOKD_FEED_KEY_FILE: no key in the file");
     else if (n < FEED_KEY_MIN || n > FEED_KEY_MAX || !printable)
         snprintf(err, errlen, "REVOKD_FEED_KEY_FILE: the key must be %d to %d printable ASCII characters without blanks",
                  FEED_KEY_MIN, FEED_KEY_MAX);
-    else
-        rc = use(arg, key);
+    else {
+        memcpy(key, line, n + 1);
+        rc = 0;
+    }
     if (text != NULL)
-        file_free(text, len); /* the store keeps a copy */
+        file_free(text, len);
     return rc;
-}
-
-struct edge_start {
-    struct app *app;
-    struct store *store;
-    char *err;
-    size_t errlen;
-};
-
-static int edge_store_with(void *arg, const char *key)
-{
-    struct edge_start *st = arg;
-    const struct config *cfg = st->app->cfg;
-    struct store_edge_opts o = {
-        .feed_url = cfg->feed_url,
-        .admin_url = cfg->central_admin_url,
-        .feed_key = key,
-        .ca_file = cfg->ca_file,
-        .user_agent = "revokd/" REVOKD_VERSION " edge",
-        .poll_wait_s = cfg->edge_poll_wait,
-        .timeout_ms = cfg->edge_timeout_ms,
-        .max_staleness_ms = cfg->edge_max_staleness_ms,
-        .max_revocations = (size_t)cfg->edge_max_revocations,
-        .max_pending = (int)cfg->store_max_pending,
-        .limits = edge_limits,
-        .limits_arg = st->app->keys,
-    };
-    st->store = store_edge_new(&o, st->err, st->errlen);
-    return st->store != NULL ? 0 : -1;
 }
 
 /* The store of REVOKD_MODE=edge: central's revocations, followed from its
  * feed with the key of REVOKD_FEED_KEY_FILE. NULL with one line in err. */
 static struct store *edge_store(struct app *app, char *err, size_t errlen)
 {
-    struct edge_start st = {.app = app, .err = err, .errlen = errlen};
-    with_feed_key(app->cfg, edge_store_with, &st, err, errlen);
-    return st.store;
-}
+    const struct config *cfg = app->cfg;
+    char key[FEED_KEY_MAX + 1];
+    struct store *s = NULL;
 
-static int edge_rekey_with(void *arg, const char *key)
-{
-    return store_edge_set_key(arg, key);
+    if (read_feed_key(cfg, key, err, errlen) == 0) {
+        struct store_edge_opts o = {
+            .feed_url = cfg->feed_url,
+            .admin_url = cfg->central_admin_url,
+            .feed_key = key,
+            .ca_file = cfg->ca_file,
+            .user_agent = "revokd/" REVOKD_VERSION " edge",
+            .poll_wait_s = cfg->edge_poll_wait,
+            .timeout_ms = cfg->edge_timeout_ms,
+            .max_staleness_ms = cfg->edge_max_staleness_ms,
+            .max_revocations = (size_t)cfg->edge_max_revocations,
+            .max_pending = (int)cfg->store_max_pending,
+            .limits = edge_limits,
+            .limits_arg = app->keys,
+        };
+        s = store_edge_new(&o, err, errlen); /* the store keeps a copy */
+    }
+    OPENSSL_cleanse(key, sizeof(key));
+    return s;
 }
 
 /* On SIGHUP, an edge reads its feed key again: central may have rotated it.
  * A key that cannot be read leaves the one in force. */
 static void edge_rekey(struct app *app)
 {
-    char err[512];
+    char err[512], key[FEED_KEY_MAX + 1];
 
     if (!app->edge)
         return;
-    if (with_feed_key(app->cfg, edge_rekey_with, app->store, err, sizeof(err)) < 0)
+    int rc = read_feed_key(app->cfg, key, err, sizeof(err));
+    if (rc == 0 && (rc = store_edge_set_key(app->store, key)) < 0)
+        snprintf(err, sizeof(err), "out of memory");
+    OPENSSL_cleanse(key, sizeof(key));
+    if (rc < 0)
         log_msg(LOG_ERROR, "feed_key_reload_failed", "the feed key in force is kept: %s", err);
     else
         log_msg(LOG_INFO, "feed_key_reloaded", "the feed's next requests carry the key just read");

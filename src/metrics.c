@@ -590,8 +590,6 @@ static void render_keys(struct out *o, struct keyring *keys)
     put(o, "revokd_reloads_total{result=\"failed\"} %" PRIu64 "\n", (uint64_t)atomic_load(&reloads[0]));
 }
 
-/* An edge's view of central (store_edge.h): how long since it heard from
- * it, what it holds, how its polls and forwarded revocations went. */
 /* The event streams of GET /v1/events (event_stream.h). */
 static void render_feed(struct out *o, const struct event_stream_stats *f)
 {
@@ -609,6 +607,8 @@ static void render_feed(struct out *o, const struct event_stream_stats *f)
     put(o, "revokd_feed_events_total %" PRIu64 "\n", f->events);
 }
 
+/* An edge's view of central (store_edge.h): how long since it heard from
+ * it, what it holds, how its polls and forwarded revocations went. */
 static void render_edge(struct out *o, const struct store_edge_stats *e)
 {
     if (e == NULL)

@@ -159,10 +159,8 @@ enum request_step route_events(struct request *req, struct reply *rep)
     /* A reconnecting EventSource sends the last id it got as Last-Event-ID,
      * with the URL it first used: the header wins over ?after. */
     int rc = request_query(req, "after", after, sizeof(after));
-    bool resumed = stream && req->last_event_id != NULL;
-    if (rc < 0 || (resumed && parse_after(req->last_event_id, req->param) < 0) ||
-        (!resumed && rc == 1 && parse_after(after, req->param) < 0) ||
-        (!resumed && rc == 0 && parse_after("0", req->param) < 0) ||
+    const char *from = stream && req->last_event_id != NULL ? req->last_event_id : rc == 1 ? after : "0";
+    if (rc < 0 || parse_after(from, req->param) < 0 ||
         query_int(req, "limit", 1, LIMIT_MAX, LIMIT_DEFAULT, &limit) < 0 ||
         query_int(req, "wait", 0, WAIT_MAX_S, 0, &wait) < 0) {
         reply_error(rep, 400, "invalid_request",
