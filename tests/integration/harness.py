@@ -1052,6 +1052,11 @@ class RevokdTestCase(unittest.TestCase):
             self.redis.start(require_empty=False)
             if self.revokd is not None:
                 self.wait_ready()
+                # /readyz probes one worker's link for writes; a worker whose link for reads
+                # still holds the killed server's connection finds it closed at its next check
+                # (503, fail closed). Lookups on fresh connections reach every worker's.
+                wait_until(lambda: all(self.revokd.lookup(jti="settle", iss="").status == 200 for _ in range(10)),
+                           20, interval=0.2, what="every worker's reads to reach the new Redis")
         self.redis.flushall()
 
     def wait_ready(self, daemon=None, token=None, stable=10, timeout=20.0):
